@@ -1,0 +1,20 @@
+"""openmm-timewarp: learned, time-coarsened Metropolis-Hastings sampling inside OpenMM.
+
+Importing the package loads the compiled plugin and registers its kernels with OpenMM's Reference
+and CPU platforms, so a ``TimewarpIntegrator`` can be used with any ``Context`` or ``Simulation``.
+"""
+import os as _os
+
+# libtorch and libOpenMM must be loaded before the plugin libraries that link against them.
+import torch as _torch  # noqa: F401
+import openmm as _openmm
+
+from . import timewarpplugin as _plugin
+
+_openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file__), "libOpenMMTimewarpReference.so"))
+
+from .integrator import TimewarpIntegrator  # noqa: E402
+from .trained import available_models, model_path  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["TimewarpIntegrator", "available_models", "model_path"]

@@ -1,0 +1,116 @@
+"""The Python face of the C++ ``TimewarpIntegrator``: model names, topologies and units."""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from typing import Iterable, Optional, Sequence, Tuple, Union
+
+from openmm import XmlSerializer, app, unit
+
+from . import timewarpplugin as _plugin
+from .trained import model_path
+
+Temperature = Union[float, unit.Quantity]
+Energy = Union[float, unit.Quantity]
+
+
+def _value_in(value, units: unit.Unit) -> float:
+    """A float in ``units`` from a Quantity, or a float taken to be in ``units`` already."""
+    return value.value_in_unit(units) if unit.is_quantity(value) else float(value)
+
+
+def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
+    if not isinstance(topology, app.Topology):
+        return [str(symbol) for symbol in topology]
+    symbols = []
+    for atom in topology.atoms():
+        if atom.element is None:
+            raise ValueError(f"atom {atom.index} ({atom.name} of {atom.residue.name}{atom.residue.id}) has no element; "
+                             "virtual sites and extra particles are not supported")
+        symbols.append(atom.element.symbol)
+    return symbols
+
+
+class TimewarpIntegrator(_plugin.TimewarpIntegrator):
+    """Sample the Boltzmann distribution with large moves proposed by a learned model.
+
+    Each step draws a proposal from a conditional normalizing flow trained on molecular dynamics
+    (Timewarp, Klein et al. 2023) and accepts it with the Metropolis-Hastings rule against the
+    potential energy the ``Context`` computes, so every force of the System, bias forces included,
+    defines the target distribution. A rejected proposal is a step that keeps the current state;
+    the step size is the model's lag time.
+
+    Velocities carry no dynamics: after every call to ``step()`` they are drawn afresh from the
+    Maxwell-Boltzmann distribution at ``temperature``, so reporters show the sampling temperature.
+
+    Parameters
+    ----------
+    model
+        Path of a TorchScript proposal model (contract version 1) or the name of a shipped model.
+    topology
+        The ``Topology`` of the System (its elements are mapped to the model's), or a sequence of
+        element symbols, one per particle.
+    temperature
+        Temperature of the sampled distribution (kelvin if a float).
+    metropolis_hastings
+        Accept with Metropolis-Hastings (exact sampling). If False the integrator is in exploration
+        mode: it accepts any proposal that raises the energy by less than
+        ``exploration_energy_threshold`` and keeps every chiral centre, which visits metastable
+        states quickly but does **not** sample the Boltzmann distribution.
+    proposals_per_batch
+        Proposals requested from the model at once; the maximum when ``adaptive_batch_size``.
+    adaptive_batch_size
+        Choose the batch size from the acceptance rate so that a batch holds an accepted proposal
+        with probability about 0.9.
+    exploration_energy_threshold
+        Largest energy increase exploration mode accepts (kJ/mol if a float).
+    random_seed
+        Seed of the acceptance test, the velocities and the model's proposals; 0 picks a unique one.
+    chiral_centers
+        ``(center, a, b, c)`` atom index quadruplets whose handedness exploration mode keeps. By
+        default the C-alpha atoms of the topology's amino acids.
+    """
+
+    def __init__(self, model: Union[str, os.PathLike], topology: Union[app.Topology, Sequence[str]],
+                 temperature: Temperature = 310.0 * unit.kelvin, *, metropolis_hastings: bool = True,
+                 proposals_per_batch: int = 256, adaptive_batch_size: bool = True,
+                 exploration_energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
+                 chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None):
+        kelvin = _value_in(temperature, unit.kelvin)
+        super().__init__(model_path(model), _element_symbols(topology), kelvin)
+        self.setProposalsPerBatch(proposals_per_batch)
+        self.setAdaptiveBatchSize(adaptive_batch_size)
+        self.setExplorationEnergyThreshold(_value_in(exploration_energy_threshold, unit.kilojoule_per_mole))
+        self.setRandomNumberSeed(random_seed)
+        self.setMetropolisHastings(metropolis_hastings)
+        if chiral_centers is None and isinstance(topology, app.Topology):
+            from .systems import chiral_centers as find_chiral_centers
+            chiral_centers = find_chiral_centers(topology)
+        for center in chiral_centers or ():
+            self.addChiralCenter(*center)
+        trained_at = self.getModelTemperature().value_in_unit(unit.kelvin)
+        if abs(trained_at - kelvin) > 1.0:
+            warnings.warn(f"the model was trained at {trained_at:g} K but samples at {kelvin:g} K: Metropolis-Hastings "
+                          "still targets the requested temperature, but acceptance may be low", stacklevel=2)
+
+    def _adopt(self, other: _plugin.TimewarpIntegrator) -> "TimewarpIntegrator":
+        """Give a new C++ integrator this Python class and a copy of this object's Python attributes."""
+        other.__class__ = self.__class__
+        other.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "this"}))
+        return other
+
+    def __copy__(self) -> "TimewarpIntegrator":
+        return self._adopt(_plugin.TimewarpIntegrator._clone(self))
+
+    def __deepcopy__(self, memo) -> "TimewarpIntegrator":
+        return self.__copy__()
+
+    def __getstate__(self) -> str:
+        return XmlSerializer.serialize(self)
+
+    def __setstate__(self, xml: str) -> None:
+        restored = _plugin.TimewarpIntegrator._deserialize(xml)
+        restored.thisown = False  # ownership of the C++ object passes to self
+        self.this = restored.this
+        self.thisown = True

@@ -1,0 +1,174 @@
+#ifndef OPENMM_TIMEWARP_TIMEWARPINTEGRATOR_H_
+#define OPENMM_TIMEWARP_TIMEWARPINTEGRATOR_H_
+
+#include "openmm/Integrator.h"
+#include "openmm/Kernel.h"
+#include "internal/windowsExportTimewarp.h"
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace TimewarpPlugin {
+
+class ProposalModel;
+
+/**
+ * An Integrator whose steps are large, learned moves: a proposal model (a conditional
+ * normalizing flow trained on molecular dynamics, stored as a TorchScript file that follows the
+ * proposal-model contract) proposes new positions, and each proposal is accepted or rejected with
+ * the Metropolis-Hastings rule against the potential energy the Context computes for the
+ * integration force groups.  The chain therefore samples the Boltzmann distribution of the System
+ * at the integrator's temperature, including any bias forces it contains.
+ *
+ * Each call to step() performs one Metropolis-Hastings transition per step: a rejected proposal is
+ * a step that keeps the current state.  The model is asked for a batch of proposals of the same
+ * state at once; they are consumed in order and the rest of the batch is discarded once one is
+ * accepted, which is exactly sequential Metropolis-Hastings.  The step size is the model's lag time.
+ *
+ * With Metropolis-Hastings switched off (exploration mode) a proposal is accepted unless it raises
+ * the energy by more than a threshold or inverts a registered chiral centre.  This explores
+ * metastable states quickly but does not sample the Boltzmann distribution.
+ *
+ * Velocities carry no dynamics: after every call to step() they are drawn from the Maxwell-Boltzmann
+ * distribution at the integrator's temperature (with the centre-of-mass velocity removed when the
+ * System has a CMMotionRemover), so the Context holds a sample of the canonical ensemble in phase
+ * space and reporters show the sampling temperature.
+ *
+ * The potential energy of the current state is recomputed at the start of every call to step(), so
+ * forces whose parameters change between calls (metadynamics biases, restraints switched on or off)
+ * are honoured; within one call the System must not change.
+ */
+class OPENMM_EXPORT_TIMEWARP TimewarpIntegrator : public OpenMM::Integrator {
+public:
+    /**
+     * Create a TimewarpIntegrator.
+     *
+     * @param modelFile    path of a TorchScript proposal model following contract version 1
+     * @param elements     the element symbol of every particle of the System, in order
+     * @param temperature  the temperature of the Boltzmann distribution to sample, in K
+     */
+    TimewarpIntegrator(const std::string& modelFile, const std::vector<std::string>& elements, double temperature);
+    ~TimewarpIntegrator();
+    /** Get the path of the model file. */
+    const std::string& getModelFile() const {
+        return modelFile;
+    }
+    /** Get the element symbol of every particle. */
+    const std::vector<std::string>& getElements() const {
+        return elements;
+    }
+    /** Get the temperature of the sampled distribution, in K. */
+    double getTemperature() const {
+        return temperature;
+    }
+    /** Set the temperature of the sampled distribution, in K. */
+    void setTemperature(double temperature);
+    /** Get whether proposals are accepted with the Metropolis-Hastings rule (true) or explored (false). */
+    bool getMetropolisHastings() const {
+        return metropolisHastings;
+    }
+    /**
+     * Set whether proposals are accepted with the Metropolis-Hastings rule.  When false the integrator
+     * is in exploration mode: fast but biased.
+     */
+    void setMetropolisHastings(bool enabled);
+    /** Get the number of proposals requested from the model at once (the maximum when adaptive). */
+    int getProposalsPerBatch() const {
+        return proposalsPerBatch;
+    }
+    /** Set the number of proposals requested from the model at once (the maximum when adaptive). */
+    void setProposalsPerBatch(int proposals);
+    /** Get whether the batch size adapts to the acceptance rate. */
+    bool getAdaptiveBatchSize() const {
+        return adaptiveBatchSize;
+    }
+    /**
+     * Set whether the batch size adapts to the acceptance rate, so that a batch holds an accepted
+     * proposal with a probability of about 0.9 (capped at getProposalsPerBatch()).
+     */
+    void setAdaptiveBatchSize(bool adaptive);
+    /** Get the largest energy increase exploration mode accepts, in kJ/mol. */
+    double getExplorationEnergyThreshold() const {
+        return explorationThreshold;
+    }
+    /** Set the largest energy increase exploration mode accepts, in kJ/mol. */
+    void setExplorationEnergyThreshold(double threshold);
+    /**
+     * Register a chiral centre that exploration mode must not invert: the sign of the triple product
+     * of the vectors from center to atom1, atom2 and atom3 must not change.
+     *
+     * @return the index of the chiral centre
+     */
+    int addChiralCenter(int center, int atom1, int atom2, int atom3);
+    /** Get the number of registered chiral centres. */
+    int getNumChiralCenters() const {
+        return chiralCenters.size() / 4;
+    }
+    /** Get the atoms of a chiral centre. */
+    void getChiralCenterParameters(int index, int& center, int& atom1, int& atom2, int& atom3) const;
+    /** Get the random number seed.  See setRandomNumberSeed(). */
+    int getRandomNumberSeed() const {
+        return randomNumberSeed;
+    }
+    /**
+     * Set the random number seed of the acceptance test, the velocities and the model's proposals.
+     * If it is 0, a unique seed is chosen when the Context is created.  Changes after the Context is
+     * created have no effect.
+     */
+    void setRandomNumberSeed(int seed);
+    /** Get the number of proposals made since the statistics were last reset. */
+    long long getNumProposed() const;
+    /** Get the number of proposals accepted since the statistics were last reset. */
+    long long getNumAccepted() const;
+    /** Get the fraction of proposals accepted since the statistics were last reset (0 before any). */
+    double getAcceptanceRate() const;
+    /** Reset the acceptance statistics to zero. */
+    void resetStatistics();
+    /** Get the lag time of the model, in ps (also the step size). */
+    double getModelLagTime() const;
+    /** Get the temperature of the model's training data, in K. */
+    double getModelTemperature() const;
+    /** Get whether the model provides exact log ratios (required for Metropolis-Hastings). */
+    bool getModelHasDensity() const;
+    /** Get the model's element symbols. */
+    const std::vector<std::string>& getModelElements() const;
+    /**
+     * Advance a simulation by a number of Metropolis-Hastings steps.
+     *
+     * @param steps   the number of steps to take
+     */
+    void step(int steps);
+    /** Get the model (for the platform kernels). */
+    ProposalModel& getModel() const {
+        return *model;
+    }
+    /** Get the model's index of every particle's element (for the platform kernels). */
+    const std::vector<int64_t>& getAtomTypes() const {
+        return atomTypes;
+    }
+protected:
+    void initialize(OpenMM::ContextImpl& context);
+    void cleanup();
+    std::vector<std::string> getKernelNames();
+    double computeKineticEnergy();
+    bool kineticEnergyRequiresForce() const {
+        return false;
+    }
+    void createCheckpoint(std::ostream& stream) const;
+    void loadCheckpoint(std::istream& stream);
+private:
+    std::string modelFile;
+    std::vector<std::string> elements;
+    std::vector<int64_t> atomTypes;
+    std::shared_ptr<ProposalModel> model;
+    double temperature, explorationThreshold;
+    bool metropolisHastings, adaptiveBatchSize;
+    int proposalsPerBatch, randomNumberSeed;
+    std::vector<int> chiralCenters;
+    OpenMM::Kernel kernel;
+};
+
+} // namespace TimewarpPlugin
+
+#endif /*OPENMM_TIMEWARP_TIMEWARPINTEGRATOR_H_*/

@@ -1,0 +1,125 @@
+#include "TorchScriptProposalModel.h"
+#include "openmm/OpenMMException.h"
+#include <ATen/CPUGeneratorImpl.h>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+using namespace TimewarpPlugin;
+using namespace OpenMM;
+using namespace std;
+
+// The default generator is process-wide: serialize the swaps between models.
+static mutex generatorMutex;
+
+/** Runs a function with the default CPU generator holding a given state, then stores the new state back. */
+template <class F>
+static void withGeneratorState(at::Tensor& state, F function) {
+    lock_guard<mutex> lock(generatorMutex);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    at::Tensor saved = generator.get_state();
+    generator.set_state(state);
+    try {
+        function();
+    }
+    catch (...) {
+        generator.set_state(saved);
+        throw;
+    }
+    state = generator.get_state();
+    generator.set_state(saved);
+}
+
+static void fail(const string& file, const string& message) {
+    throw OpenMMException("TimewarpIntegrator: model file " + file + ": " + message);
+}
+
+TorchScriptProposalModel::TorchScriptProposalModel(const string& file) : file(file) {
+    if (!ifstream(file).good())
+        fail(file, "cannot be opened (missing or unreadable)");
+    try {
+        module = torch::jit::load(file, torch::kCPU);
+    }
+    catch (const exception& e) {
+        fail(file, string("is not a readable TorchScript file (corrupt, or saved by an incompatible torch): ") + e.what());
+    }
+    module.eval();
+    const char* required[] = {"contract_version", "elements", "lag_time_ps", "temperature_kelvin", "has_density"};
+    for (const char* name : required)
+        if (!module.find_method(name))
+            fail(file, string("is not a Timewarp proposal model: it has no method ") + name + "()");
+    int version = callMethod("contract_version").toInt();
+    if (version != CONTRACT_VERSION)
+        fail(file, "follows proposal-model contract version " + to_string(version) + ", but this plugin supports version " +
+             to_string(CONTRACT_VERSION));
+    for (const c10::IValue& e : callMethod("elements").toListRef())
+        elements.push_back(e.toStringRef());
+    lagTime = callMethod("lag_time_ps").toDouble();
+    temperature = callMethod("temperature_kelvin").toDouble();
+    density = callMethod("has_density").toBool();
+    if (elements.empty() || !(lagTime > 0) || !(temperature > 0))
+        fail(file, "reports no elements, or a non-positive lag time or temperature");
+    setRandomSeed(0);
+}
+
+c10::IValue TorchScriptProposalModel::callMethod(const string& name) {
+    try {
+        return module.get_method(name)(vector<c10::IValue>());
+    }
+    catch (const exception& e) {
+        fail(file, "calling " + name + "() failed: " + e.what());
+    }
+    return c10::IValue();
+}
+
+void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vector<int64_t>& atomTypes, int numProposals,
+                                       vector<vector<Vec3> >& proposals, vector<double>& logRatios) {
+    int numAtoms = positions.size();
+    static_assert(sizeof(Vec3) == 3 * sizeof(double), "Vec3 must be three packed doubles");
+    at::Tensor x = torch::from_blob((void*) positions.data(), {numAtoms, 3}, torch::kFloat64).clone();
+    at::Tensor types = torch::from_blob((void*) atomTypes.data(), {numAtoms}, torch::kInt64).clone();
+    at::Tensor y, logRatio;
+    withGeneratorState(generatorState, [&]() {
+        c10::InferenceMode guard;
+        c10::IValue output;
+        try {
+            output = module.forward({x, types, (int64_t) numProposals});
+        }
+        catch (const exception& e) {
+            fail(file, string("forward() failed: ") + e.what());
+        }
+        if (!output.isTuple() || output.toTupleRef().elements().size() != 2)
+            fail(file, "forward() must return a tuple (proposals, log_ratio)");
+        y = output.toTupleRef().elements()[0].toTensor().to(torch::kFloat64).contiguous();
+        logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kFloat64).contiguous();
+    });
+    if (y.dim() != 3 || y.size(0) != numProposals || y.size(1) != numAtoms || y.size(2) != 3)
+        fail(file, "forward() returned proposals of shape " + c10::str(y.sizes()) + ", expected [" + to_string(numProposals) +
+             ", " + to_string(numAtoms) + ", 3]");
+    if (logRatio.dim() != 1 || logRatio.size(0) != numProposals)
+        fail(file, "forward() returned log_ratio of shape " + c10::str(logRatio.sizes()) + ", expected [" +
+             to_string(numProposals) + "]");
+    proposals.resize(numProposals);
+    const double* data = y.data_ptr<double>();
+    for (int i = 0; i < numProposals; i++) {
+        proposals[i].resize(numAtoms);
+        memcpy(proposals[i].data(), data + 3 * numAtoms * i, 3 * numAtoms * sizeof(double));
+    }
+    logRatios.assign(logRatio.data_ptr<double>(), logRatio.data_ptr<double>() + numProposals);
+}
+
+void TorchScriptProposalModel::setRandomSeed(uint64_t seed) {
+    lock_guard<mutex> lock(generatorMutex);
+    at::Generator fresh = at::make_generator<at::CPUGeneratorImpl>(seed);
+    generatorState = fresh.get_state();
+}
+
+string TorchScriptProposalModel::getRandomState() const {
+    return string((const char*) generatorState.data_ptr<uint8_t>(), generatorState.numel());
+}
+
+void TorchScriptProposalModel::setRandomState(const string& state) {
+    if (state.size() != (size_t) generatorState.numel())
+        throw OpenMMException("TimewarpIntegrator: the checkpoint's random state of the model does not fit this torch version");
+    memcpy(generatorState.data_ptr<uint8_t>(), state.data(), state.size());
+}

@@ -1,0 +1,247 @@
+#include "ReferenceTimewarpKernels.h"
+#include "ProposalModel.h"
+#include "openmm/CMMotionRemover.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/internal/ContextImpl.h"
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+using namespace TimewarpPlugin;
+using namespace OpenMM;
+using namespace std;
+
+// Boltzmann's constant in kJ/mol/K (the molar gas constant / 1000, as OpenMM uses it).
+static const double BOLTZMANN = 0.00831446261815324;
+static const int CHECKPOINT_VERSION = 1;
+
+namespace {
+
+template <class T>
+void writeValue(ostream& stream, const T& value) {
+    stream.write((const char*) &value, sizeof(T));
+}
+
+template <class T>
+T readValue(istream& stream) {
+    T value;
+    stream.read((char*) &value, sizeof(T));
+    return value;
+}
+
+void writeString(ostream& stream, const string& value) {
+    writeValue<long long>(stream, value.size());
+    stream.write(value.data(), value.size());
+}
+
+string readString(istream& stream) {
+    string value(readValue<long long>(stream), '\0');
+    stream.read(&value[0], value.size());
+    return value;
+}
+
+void writePositions(ostream& stream, const vector<Vec3>& positions) {
+    writeValue<long long>(stream, positions.size());
+    stream.write((const char*) positions.data(), positions.size() * sizeof(Vec3));
+}
+
+vector<Vec3> readPositions(istream& stream) {
+    vector<Vec3> positions(readValue<long long>(stream));
+    stream.read((char*) positions.data(), positions.size() * sizeof(Vec3));
+    return positions;
+}
+
+bool allFinite(const vector<Vec3>& positions) {
+    for (const Vec3& p : positions)
+        if (!isfinite(p[0]) || !isfinite(p[1]) || !isfinite(p[2]))
+            return false;
+    return true;
+}
+
+double tripleProduct(const vector<Vec3>& x, int center, int a, int b, int c) {
+    return (x[a] - x[center]).dot((x[b] - x[center]).cross(x[c] - x[center]));
+}
+
+} // namespace
+
+void ReferenceIntegrateTimewarpStepKernel::initialize(const System& system, const TimewarpIntegrator& integrator) {
+    masses.resize(system.getNumParticles());
+    for (int i = 0; i < system.getNumParticles(); i++)
+        masses[i] = system.getParticleMass(i);
+    removeCenterOfMassMotion = false;
+    for (int i = 0; i < system.getNumForces(); i++)
+        if (dynamic_cast<const CMMotionRemover*>(&system.getForce(i)) != NULL)
+            removeCenterOfMassMotion = true;
+    int seed = integrator.getRandomNumberSeed();
+    random.seed(seed == 0 ? random_device()() : (uint64_t) seed);
+    model = &integrator.getModel();
+    model->setRandomSeed(random());
+}
+
+double ReferenceIntegrateTimewarpStepKernel::uniform() {
+    // 53 random bits: uniform on [0, 1), and identical on every standard library.
+    return (random() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double ReferenceIntegrateTimewarpStepKernel::gaussian() {
+    // Box-Muller without a cached second value, so the stream position is all the state there is.
+    double u = 1.0 - uniform();
+    return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * uniform());
+}
+
+int ReferenceIntegrateTimewarpStepKernel::batchSize(const TimewarpIntegrator& integrator) const {
+    int maximum = integrator.getProposalsPerBatch();
+    if (!integrator.getAdaptiveBatchSize())
+        return maximum;
+    // Enough proposals that at least one is accepted with probability 0.9 (Timewarp's rule), with the
+    // acceptance rate estimated with a uniform prior so that it starts at 1/2.
+    double rate = (adaptAccepted + 1.0) / (adaptProposed + 2.0);
+    double size = ceil(log(0.1) / log1p(-rate));
+    return (int) max(1.0, min((double) maximum, size));
+}
+
+double ReferenceIntegrateTimewarpStepKernel::energy(ContextImpl& context, int groups) {
+    try {
+        return context.calcForcesAndEnergy(false, true, groups);
+    }
+    catch (const OpenMMException&) {
+        // A platform may refuse a pathological configuration (NaN coordinates): that is a rejection.
+        return NAN;
+    }
+}
+
+bool ReferenceIntegrateTimewarpStepKernel::preservesChirality(const TimewarpIntegrator& integrator, const vector<Vec3>& y) const {
+    for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
+        int center, a, b, c;
+        integrator.getChiralCenterParameters(i, center, a, b, c);
+        if (tripleProduct(current, center, a, b, c) * tripleProduct(y, center, a, b, c) <= 0)
+            return false;
+    }
+    return true;
+}
+
+void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const TimewarpIntegrator& integrator, int steps) {
+    int groups = integrator.getIntegrationForceGroups();
+    double beta = 1.0 / (BOLTZMANN * integrator.getTemperature());
+    bool metropolis = integrator.getMetropolisHastings();
+    double currentEnergy = 0;
+    vector<Vec3> positions;
+    for (int step = 0; step < steps; step++) {
+        // Forces may change between calls (a metadynamics bias, new parameters), and updateContextState()
+        // may move atoms, so the current energy is recomputed at the start of a call and whenever forces
+        // were invalidated.  Proposals drawn from other positions are discarded.
+        if (context.updateContextState() || step == 0) {
+            context.getPositions(positions);
+            if (!allFinite(positions))
+                throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
+            if (positions != current) {
+                current = positions;
+                pending.clear();
+                nextProposal = 0;
+            }
+            currentEnergy = energy(context, groups);
+            if (!isfinite(currentEnergy))
+                throw OpenMMException("TimewarpIntegrator: the energy of the current positions is not finite");
+        }
+        if (nextProposal >= (int) pending.size()) {
+            model->propose(current, integrator.getAtomTypes(), batchSize(integrator), pending, pendingLogRatios);
+            nextProposal = 0;
+        }
+        const vector<Vec3>& proposal = pending[nextProposal];
+        double logRatio = pendingLogRatios[nextProposal];
+        nextProposal++;
+        bool accept = false;
+        if (allFinite(proposal)) {
+            context.setPositions(proposal);
+            double proposalEnergy = energy(context, groups);
+            double deltaEnergy = proposalEnergy - currentEnergy;
+            if (metropolis)
+                accept = isfinite(deltaEnergy) && isfinite(logRatio) && log(uniform()) < -beta * deltaEnergy + logRatio;
+            else
+                accept = isfinite(deltaEnergy) && deltaEnergy <= integrator.getExplorationEnergyThreshold() &&
+                         preservesChirality(integrator, proposal);
+            if (accept) {
+                current = proposal;
+                currentEnergy = proposalEnergy;
+                pending.clear();
+                nextProposal = 0;
+            }
+            else
+                context.setPositions(current);
+        }
+        numProposed++;
+        adaptProposed++;
+        if (accept) {
+            numAccepted++;
+            adaptAccepted++;
+        }
+        context.setTime(context.getTime() + integrator.getStepSize());
+        context.setStepCount(context.getStepCount() + 1);
+    }
+    resampleVelocities(context, integrator.getTemperature());
+}
+
+void ReferenceIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& context, double temperature) {
+    int numParticles = masses.size();
+    vector<Vec3> velocities(numParticles);
+    Vec3 momentum;
+    double totalMass = 0;
+    for (int i = 0; i < numParticles; i++) {
+        double sigma = sqrt(BOLTZMANN * temperature / masses[i]);
+        velocities[i] = Vec3(gaussian(), gaussian(), gaussian()) * sigma;
+        momentum += velocities[i] * masses[i];
+        totalMass += masses[i];
+    }
+    if (removeCenterOfMassMotion)
+        for (Vec3& v : velocities)
+            v -= momentum / totalMass;
+    context.setVelocities(velocities);
+}
+
+double ReferenceIntegrateTimewarpStepKernel::computeKineticEnergy(ContextImpl& context, const TimewarpIntegrator& integrator) {
+    vector<Vec3> velocities;
+    context.getVelocities(velocities);
+    double energy = 0;
+    for (int i = 0; i < (int) masses.size(); i++)
+        energy += 0.5 * masses[i] * velocities[i].dot(velocities[i]);
+    return energy;
+}
+
+void ReferenceIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context, ostream& stream) const {
+    writeValue<int>(stream, CHECKPOINT_VERSION);
+    stringstream randomState;
+    randomState << random;
+    writeString(stream, randomState.str());
+    writeString(stream, model->getRandomState());
+    writeValue(stream, numProposed);
+    writeValue(stream, numAccepted);
+    writeValue(stream, adaptProposed);
+    writeValue(stream, adaptAccepted);
+    writePositions(stream, current);
+    writeValue<long long>(stream, pending.size());
+    for (const vector<Vec3>& proposal : pending)
+        writePositions(stream, proposal);
+    stream.write((const char*) pendingLogRatios.data(), pending.size() * sizeof(double));
+    writeValue(stream, nextProposal);
+}
+
+void ReferenceIntegrateTimewarpStepKernel::loadCheckpoint(ContextImpl& context, istream& stream) {
+    if (readValue<int>(stream) != CHECKPOINT_VERSION)
+        throw OpenMMException("TimewarpIntegrator: the checkpoint was written by an incompatible version of the plugin");
+    stringstream randomState(readString(stream));
+    randomState >> random;
+    model->setRandomState(readString(stream));
+    numProposed = readValue<long long>(stream);
+    numAccepted = readValue<long long>(stream);
+    adaptProposed = readValue<long long>(stream);
+    adaptAccepted = readValue<long long>(stream);
+    current = readPositions(stream);
+    pending.resize(readValue<long long>(stream));
+    for (vector<Vec3>& proposal : pending)
+        proposal = readPositions(stream);
+    pendingLogRatios.resize(pending.size());
+    stream.read((char*) pendingLogRatios.data(), pending.size() * sizeof(double));
+    nextProposal = readValue<int>(stream);
+    if (!stream)
+        throw OpenMMException("TimewarpIntegrator: the checkpoint is truncated or corrupt");
+}
