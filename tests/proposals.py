@@ -73,3 +73,10 @@ def save(module: torch.nn.Module, path: str | os.PathLike) -> str:
         warnings.simplefilter("ignore")  # torch 2.13 deprecates TorchScript
         torch.jit.save(torch.jit.script(module), str(path))
     return str(path)
+
+
+if __name__ == "__main__":
+    # Writes the argon test proposal the C++ tests use: python tests/proposals.py OUT.pt
+    import sys
+
+    save(GaussianDriftProposal(0.2, 0.4, ["Ar"]), sys.argv[1])
