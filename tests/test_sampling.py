@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import openmm as mm
 import pytest
+from openmm import app, unit
 from pymbar import timeseries
 from scipy import stats
 
@@ -139,3 +140,36 @@ def test_bias_changed_between_calls_is_honoured(drift_model, platform):
     context.setParameter("b", 4.0)
     x = record(integrator, context, 20000)[200:, 0]
     assert z_score(x, -4.0 * sigma**2 / KT_300, sigma**2) < Z_LIMIT
+
+
+def test_custom_cv_force_bias(drift_model, platform):
+    """A bias expressed through CustomCVForce (the mechanism of app.Metadynamics) is part of the target."""
+    sigma, b = 0.5, 4.0
+    system = harmonic_system(1, sigma)
+    cv = mm.CustomExternalForce("x")
+    cv.addParticle(0, [])
+    bias = mm.CustomCVForce("b*cv")
+    bias.addGlobalParameter("b", b)
+    bias.addCollectiveVariable("cv", cv)
+    system.addForce(bias)
+    x = run_chain(drift_model, system, platform, 20000)[:, 0]
+    assert z_score(x, -b * sigma**2 / KT_300, sigma**2) < Z_LIMIT
+
+
+def test_runs_under_app_metadynamics(drift_model):
+    """app.Metadynamics drives a Simulation with this integrator and deposits its bias."""
+    system = harmonic_system(1)
+    cv = mm.CustomExternalForce("x")
+    cv.addParticle(0, [])
+    variable = app.BiasVariable(cv, -2.0, 2.0, 0.2, gridWidth=41)
+    metadynamics = app.Metadynamics(system, [variable], 300.0, biasFactor=5.0, height=1.0, frequency=20)
+    topology = app.Topology()
+    topology.addAtom("AR", app.element.argon, topology.addResidue("AR", topology.addChain()))
+    simulation = app.Simulation(topology, system, TimewarpIntegrator(drift_model, topology, 300.0, random_seed=4))
+    simulation.context.setPositions([mm.Vec3(0, 0, 0)])
+    metadynamics.step(simulation, 2000)
+    assert simulation.currentStep == 2000
+    free_energy = metadynamics.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)
+    assert np.ptp(free_energy) > 1.0  # hills were deposited where the chain went
+    assert simulation.integrator.getNumAccepted() > 0
+
