@@ -76,7 +76,15 @@ def save(module: torch.nn.Module, path: str | os.PathLike) -> str:
 
 
 if __name__ == "__main__":
-    # Writes the argon test proposal the C++ tests use: python tests/proposals.py OUT.pt
-    import sys
+    # Writes a test proposal file, e.g. the argon model of the C++ tests:
+    #   python tests/proposals.py OUT.pt [--elements H C N O] [--drift 0.2] [--width 0.4]
+    import argparse
 
-    save(GaussianDriftProposal(0.2, 0.4, ["Ar"]), sys.argv[1])
+    parser = argparse.ArgumentParser(description="Write an asymmetric Gaussian test proposal (TorchScript).")
+    parser.add_argument("out")
+    parser.add_argument("--elements", nargs="+", default=["Ar"])
+    parser.add_argument("--drift", type=float, default=0.2, help="nm")
+    parser.add_argument("--width", type=float, default=0.4, help="nm")
+    parser.add_argument("--temperature", type=float, default=300.0, help="K")
+    args = parser.parse_args()
+    save(GaussianDriftProposal(args.drift, args.width, args.elements, temperature=args.temperature), args.out)
