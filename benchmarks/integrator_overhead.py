@@ -78,7 +78,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=310.0)
+    parser.add_argument("--threads", type=int, help="torch threads (1 avoids OpenMP spin-waiting on a busy machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     topology, positions = systems.peptide_from_sequence("A")
     system = systems.create_system(topology)

@@ -1,0 +1,119 @@
+"""Export a trained flow to a TorchScript proposal model (contract version 1, DESIGN.md section 2).
+
+Usage::
+
+    python -m openmm_timewarp.models.export CHECKPOINT OUT.pt
+
+The file holds the flow in float32; positions come in and proposals go out in float64, and the
+log ratio is accumulated in float64. Randomness comes only from torch's default generator.
+"""
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .flow import TimewarpFlow
+
+
+class ExportedProposal(nn.Module):
+    """TorchScript-ready wrapper that follows proposal-model contract version 1.
+
+    Parameters
+    ----------
+    flow : TimewarpFlow
+        The trained flow.
+    lag_time_ps : float
+        Lag tau of the training pairs.
+    temperature_kelvin : float
+        Temperature of the training data.
+    metadata : dict
+        Provenance (training sequences, seeds, command, ...), returned as JSON by ``metadata_json()``.
+    """
+
+    def __init__(self, flow: TimewarpFlow, lag_time_ps: float, temperature_kelvin: float,
+                 metadata: Dict[str, Any]) -> None:
+        super().__init__()
+        self.flow = flow.eval()
+        self.element_list: List[str] = list(flow.element_symbols)
+        self.lag_ps = float(lag_time_ps)
+        self.temperature_k = float(temperature_kelvin)
+        self.metadata = json.dumps(dict(metadata, flow_config=json.loads(flow.config_json)), sort_keys=True)
+
+    def forward(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
+        """Return ``num_proposals`` proposals (B, N, 3) float64 nm and their log ratios (B,) float64."""
+        if positions.dim() != 2 or positions.shape[1] != 3:
+            raise ValueError("positions must have shape (N, 3)")
+        if atom_types.shape[0] != positions.shape[0]:
+            raise ValueError("atom_types must have one entry per atom")
+        if int(atom_types.min()) < 0 or int(atom_types.max()) >= len(self.element_list):
+            raise ValueError("atom_types must index into elements()")
+        with torch.no_grad():
+            proposals, log_ratio = self.flow.propose(positions.to(torch.float64), atom_types, num_proposals)
+        return proposals, log_ratio
+
+    @torch.jit.export
+    def elements(self) -> List[str]:
+        """Element symbols that ``atom_types`` index into."""
+        return self.element_list
+
+    @torch.jit.export
+    def lag_time_ps(self) -> float:
+        """Lag time tau of the training pairs, ps."""
+        return self.lag_ps
+
+    @torch.jit.export
+    def temperature_kelvin(self) -> float:
+        """Temperature of the training data, K."""
+        return self.temperature_k
+
+    @torch.jit.export
+    def has_density(self) -> bool:
+        """The log ratio is exact."""
+        return True
+
+    @torch.jit.export
+    def contract_version(self) -> int:
+        """Version of the proposal-model contract this file follows."""
+        return 1
+
+    @torch.jit.export
+    def metadata_json(self) -> str:
+        """Provenance of the model as a JSON string."""
+        return self.metadata
+
+
+def load_checkpoint(path: Path) -> Tuple[TimewarpFlow, Dict[str, Any]]:
+    """Rebuild the flow of a training checkpoint.
+
+    A checkpoint is a ``torch.save`` dict with ``flow_config`` (the flow's constructor arguments),
+    ``flow_state`` (its state dict) and ``info`` (``lag_ps``, ``temperature_K`` and provenance).
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    flow = TimewarpFlow.from_config(checkpoint["flow_config"])
+    flow.load_state_dict(checkpoint["flow_state"])
+    return flow.eval(), checkpoint["info"]
+
+
+def export_flow(flow: TimewarpFlow, info: Dict[str, Any], out: Path) -> None:
+    """Script ``flow`` with its metadata and save it to ``out``."""
+    metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
+    module = ExportedProposal(flow.cpu().float(), info["lag_ps"], info["temperature_K"], metadata)
+    torch.jit.save(torch.jit.script(module), str(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export a training checkpoint to a TorchScript proposal model.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    flow, info = load_checkpoint(args.checkpoint)
+    export_flow(flow, info, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
+          f"{sum(p.numel() for p in flow.parameters())} parameters)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training of Timewarp flows: pair-shard loading, maximum likelihood and acceptance fine-tuning."""

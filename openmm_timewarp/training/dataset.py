@@ -1,0 +1,158 @@
+"""Loading of pair shards (x(t), x(t+tau)) into padded tensors.
+
+A data directory holds ``manifest.json`` and shards ``*.npz``; each shard has ``x_t`` and ``x_tau``
+float32 (n_pairs, n_atoms, 3) in nm, ``elements`` (n_atoms,) str and ``metadata`` (a JSON string
+with at least ``sequence``, ``temperature_K`` and ``lag_ps``). Molecules of different sizes are
+padded to the largest one and carry a mask.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class PairSet:
+    """Pairs of one split, padded to a common atom count.
+
+    Attributes
+    ----------
+    x_t, x_tau : Tensor
+        (P, N, 3) float32, nm, zero on padding.
+    atom_types : Tensor
+        (P, N) int64 indices into the element vocabulary, 0 on padding.
+    mask : Tensor
+        (P, N) float32, 1 for real atoms.
+    molecule : Tensor
+        (P,) int64 index into ``molecules``.
+    molecules : list of dict
+        Metadata of each shard's molecule (``sequence``, ``n_atoms``, ``shard`` and the shard's metadata).
+    """
+
+    x_t: Tensor
+    x_tau: Tensor
+    atom_types: Tensor
+    mask: Tensor
+    molecule: Tensor
+    molecules: List[Dict]
+
+    def __len__(self) -> int:
+        return self.x_t.shape[0]
+
+    def batch(self, index: Tensor, device: torch.device) -> Dict[str, Tensor]:
+        """The pairs at ``index``, trimmed to the largest molecule among them, on ``device``."""
+        mask = self.mask[index]
+        atoms = int(mask.sum(1).max())
+        return {
+            "x_t": self.x_t[index, :atoms].to(device),
+            "x_tau": self.x_tau[index, :atoms].to(device),
+            "atom_types": self.atom_types[index, :atoms].to(device),
+            "mask": mask[:, :atoms].to(device),
+            "molecule": self.molecule[index].to(device),
+        }
+
+    def batch_indices(self, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterator[Tensor]:
+        """Shuffled index batches (the last partial batch is dropped), skipping the first ``skip``."""
+        order = torch.randperm(len(self), generator=generator)
+        for start in range(skip * batch_size, len(self) - batch_size + 1, batch_size):
+            yield order[start:start + batch_size]
+
+
+def load_pairs(directory: Path, elements: Sequence[str], val_fraction: float, align: bool = True) -> Dict[str, PairSet]:
+    """Load every shard in ``directory`` and split each into train and validation pairs.
+
+    The validation pairs are the last ``val_fraction`` of each shard, so that (time-correlated)
+    neighbours of a validation pair are rarely in the training set.
+
+    With ``align``, each x(t+tau) is rigidly rotated onto its x(t) (:func:`align_rotation`). The
+    Boltzmann distribution does not change under rotation, so the learned proposal stays a valid
+    (and exactly evaluated) MH proposal; it just no longer has to reproduce the tumbling of the
+    whole molecule, a strongly correlated displacement that dominates the raw pairs at ps lags.
+
+    Returns
+    -------
+    dict
+        ``{"train": PairSet, "val": PairSet}``.
+    """
+    # "*.tmp.npz" are shards still being written by the data generator.
+    paths = sorted(p for p in Path(directory).glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    if not paths:
+        raise FileNotFoundError(f"no *.npz pair shards in {directory}")
+    vocabulary = {symbol: i for i, symbol in enumerate(elements)}
+    parts: Dict[str, List] = {"train": [], "val": []}
+    molecules = []
+    for molecule_id, path in enumerate(paths):
+        with np.load(path, allow_pickle=False) as shard:
+            x_t, x_tau = shard["x_t"].astype(np.float32), shard["x_tau"].astype(np.float32)
+            symbols = [str(s) for s in shard["elements"]]
+            metadata = json.loads(str(shard["metadata"]))
+        unknown = sorted(set(symbols) - set(vocabulary))
+        if unknown:
+            raise ValueError(f"{path}: elements {unknown} are not in the model's vocabulary {list(elements)}")
+        if x_t.shape != x_tau.shape or x_t.shape[1:] != (len(symbols), 3):
+            raise ValueError(f"{path}: x_t {x_t.shape}, x_tau {x_tau.shape} and {len(symbols)} elements disagree")
+        if align:
+            x_tau = align_rotation(x_tau, x_t)
+        types = np.array([vocabulary[s] for s in symbols], dtype=np.int64)
+        molecules.append(dict(metadata, shard=path.name, n_atoms=len(symbols), elements=symbols))
+        n_val = int(round(val_fraction * len(x_t)))
+        cut = len(x_t) - n_val
+        parts["train"].append((x_t[:cut], x_tau[:cut], types, molecule_id))
+        parts["val"].append((x_t[cut:], x_tau[cut:], types, molecule_id))
+    width = max(m["n_atoms"] for m in molecules)
+    return {split: _pad(chunks, width, molecules) for split, chunks in parts.items()}
+
+
+def _pad(chunks: List, width: int, molecules: List[Dict]) -> PairSet:
+    total = sum(len(c[0]) for c in chunks)
+    x_t = torch.zeros(total, width, 3)
+    x_tau = torch.zeros(total, width, 3)
+    types = torch.zeros(total, width, dtype=torch.int64)
+    mask = torch.zeros(total, width)
+    molecule = torch.zeros(total, dtype=torch.int64)
+    row = 0
+    for a, b, t, molecule_id in chunks:
+        n, atoms = len(a), len(t)
+        x_t[row:row + n, :atoms] = torch.from_numpy(a)
+        x_tau[row:row + n, :atoms] = torch.from_numpy(b)
+        types[row:row + n, :atoms] = torch.from_numpy(t)
+        mask[row:row + n, :atoms] = 1.0
+        molecule[row:row + n] = molecule_id
+        row += n
+    return PairSet(x_t, x_tau, types, mask, molecule, molecules)
+
+
+def align_rotation(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotate each ``mobile`` configuration about its centroid to best fit ``target`` (Kabsch).
+
+    Both arrays are (P, N, 3); the centroid of ``mobile`` is kept, only its orientation changes.
+    """
+    mobile64, target64 = mobile.astype(np.float64), target.astype(np.float64)
+    centre = mobile64.mean(1, keepdims=True)
+    a, b = mobile64 - centre, target64 - target64.mean(1, keepdims=True)
+    u, _, vt = np.linalg.svd(np.einsum("pni,pnj->pij", a, b))
+    # Proper rotations only: flip the last singular direction where a reflection would fit better.
+    sign = np.sign(np.linalg.det(np.einsum("pij,pjk->pik", u, vt)))
+    u[:, :, -1] *= sign[:, None]
+    rotation = np.einsum("pij,pjk->pik", u, vt)
+    return (np.einsum("pni,pij->pnj", a, rotation) + centre).astype(mobile.dtype)
+
+
+def random_rotations(count: int, generator: torch.Generator) -> Tensor:
+    """``count`` rotation matrices (count, 3, 3), uniform (Haar) on SO(3)."""
+    q, r = torch.linalg.qr(torch.randn(count, 3, 3, generator=generator, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+    q[:, :, 0] *= torch.sign(torch.linalg.det(q))[:, None]
+    return q.float()
+
+
+def rotate_pairs(x_t: Tensor, x_tau: Tensor, mask: Tensor, rotations: Tensor) -> Tuple[Tensor, Tensor]:
+    """Rotate each pair about the centre of its x(t) by the same rotation (augmentation)."""
+    m = mask[..., None]
+    centre = (x_t * m).sum(1, keepdim=True) / mask.sum(1)[:, None, None]
+    rot = rotations.to(x_t.device).transpose(1, 2)
+    return ((x_t - centre) @ rot) * m, ((x_tau - centre) @ rot) * m
