@@ -17,4 +17,12 @@ from .integrator import TimewarpIntegrator  # noqa: E402
 from .trained import available_models, model_path  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["TimewarpIntegrator", "available_models", "model_path"]
+__all__ = ["TimewarpIntegrator", "available_models", "model_path", "sample", "run_md"]
+
+
+def __getattr__(name: str):
+    # The high-level API pulls in mdtraj and matplotlib: load it on first use only.
+    if name in ("sample", "run_md"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'openmm_timewarp' has no attribute {name!r}")

@@ -1,0 +1,171 @@
+"""Timewarp against plain MD on ACE-ALA-NME at 310 K, in one run on one machine, at equal wall time.
+
+Methods, each given the same wall-clock budget on the same System (amber14, built-in OBC2, no
+constraints):
+
+* ``md``: ``LangevinMiddleIntegrator`` on that System at its largest stable step (``--md-step-fs``);
+* ``md-hmr``: what a user would run for plain MD: HBonds constraints, hydrogen mass 4 amu, 4 fs;
+* ``timewarp``: ``TimewarpIntegrator`` with Metropolis-Hastings;
+* ``explore``: ``TimewarpIntegrator`` in exploration mode, timed until it first reaches alpha_L.
+
+Reported (DESIGN.md section 5): ESS per wall-clock second (minimum over sin/cos of phi and psi, the
+basin indicators of the basins the reference has, with at most one sample per basin entry, and the
+first TICA component fitted on the ``md`` run), its ratio to the stronger MD baseline, the JSD of
+the 36 x 36 (phi, psi) histogram to the project's reference, basin populations with error bars
+against the reference's, the acceptance rate, and the wall time to the first alpha_L visit.
+
+    python benchmarks/ala_sampling.py --model ace-ala-nme --seconds 600 --json results.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Callable, Dict
+
+import numpy as np
+import openmm as mm
+from openmm import unit
+
+from openmm_timewarp import TimewarpIntegrator, analysis, systems
+
+TEMPERATURE = 310.0 * unit.kelvin
+
+
+def fastest_platform(system: mm.System, positions) -> mm.Platform:
+    """Reference or CPU, whichever runs this System's MD faster here."""
+    best, best_time = None, math.inf
+    for name in ("Reference", "CPU"):
+        platform = mm.Platform.getPlatformByName(name)
+        context = mm.Context(system, mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond,
+                                                                 0.001 * unit.picosecond), platform)
+        context.setPositions(positions)
+        context.getIntegrator().step(100)
+        start = time.perf_counter()
+        context.getIntegrator().step(2000)
+        elapsed = time.perf_counter() - start
+        if elapsed < best_time:
+            best, best_time = platform, elapsed
+    return best
+
+
+def run_for(seconds: float, advance: Callable[[], None], context: mm.Context) -> Dict:
+    """Call ``advance`` and record positions until ``seconds`` of wall time have passed."""
+    frames, times = [], []
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        advance()
+        frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+        times.append(time.perf_counter() - start)
+    return {"frames": np.array(frames), "times": np.array(times), "seconds": elapsed}
+
+
+def md_run(topology, positions, seconds: float, step_fs: float, frame_ps: float, platform: mm.Platform,
+           seed: int, user_practice: bool) -> Dict:
+    kwargs = {"constraints": "HBonds", "hydrogen_mass": 4.0} if user_practice else {}
+    system = systems.create_system(topology, **kwargs)
+    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, step_fs * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    context = mm.Context(system, integrator, platform)
+    context.setPositions(positions)
+    context.setVelocitiesToTemperature(TEMPERATURE, seed)
+    stride = max(1, round(frame_ps * 1000 / step_fs))
+    result = run_for(seconds, lambda: integrator.step(stride), context)
+    result.update(step_fs=step_fs, stride=stride, simulated_ns=len(result["frames"]) * stride * step_fs * 1e-6)
+    return result
+
+
+def timewarp_run(model: str, topology, system: mm.System, positions, seconds: float, seed: int,
+                 explore: bool = False) -> Dict:
+    integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore)
+    context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    result = run_for(seconds, lambda: integrator.step(1), context)
+    result.update(acceptance=integrator.getAcceptanceRate(), proposals=integrator.getNumProposed())
+    return result
+
+
+def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, required_basins) -> Dict:
+    phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
+    series = analysis.observables(phi[:, 0], psi[:, 0], tica_model)
+    ess = analysis.ess_report(series, required_basins)
+    histogram = analysis.ramachandran_histogram(phi[:, 0], psi[:, 0])
+    labels = analysis.assign_basins(phi[:, 0], psi[:, 0])
+    first_alpha_l = np.flatnonzero(labels == analysis.BASIN_NAMES.index("alpha_L"))
+    return {
+        "frames": len(phi),
+        "ess_min": ess["min"],
+        "ess_min_observable": min((k for k in ess if k != "min"), key=lambda k: ess[k]
+                                  if not k.startswith("basin:") or k in required_basins else math.inf),
+        "ess_per_second": ess["min"] / run["seconds"],
+        "jsd": analysis.jensen_shannon(histogram, reference.histogram),
+        "populations": analysis.basin_populations(phi[:, 0], psi[:, 0]),
+        "first_alpha_l_seconds": float(run["times"][first_alpha_l[0]]) if len(first_alpha_l) else None,
+    }
+
+
+def populations_agree(measured: Dict, reference: analysis.Reference) -> bool:
+    """Every basin population within two combined standard errors of the reference's."""
+    for name, (p_ref, e_ref) in reference.populations.items():
+        p, e = measured.get(name, (0.0, math.nan))
+        error = math.hypot(e if math.isfinite(e) else 0.0, e_ref)
+        if abs(p - p_ref) > 2 * error:
+            return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ace-ala-nme", help="model file or shipped model name")
+    parser.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of each method")
+    parser.add_argument("--md-step-fs", type=float, default=1.0, help="largest stable step without constraints")
+    parser.add_argument("--frame-ps", type=float, default=1.0, help="MD frame interval")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+
+    topology, positions = systems.peptide_from_sequence("A")
+    system = systems.create_system(topology)
+    platform = fastest_platform(system, positions)
+    relax = mm.Context(system, mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, 0.001), platform)
+    relax.setPositions(positions)
+    mm.LocalEnergyMinimizer.minimize(relax)
+    relax.getIntegrator().step(20000)
+    start = relax.getState(getPositions=True).getPositions()
+
+    reference = analysis.load_reference("ace-ala-nme_310K")
+    required = [f"basin:{name}" for name, (p, _) in reference.populations.items() if p > 0]
+    print(f"platform for MD: {platform.getName()}; budget {args.seconds:.0f} s per method", flush=True)
+    runs = {
+        "md": md_run(topology, start, args.seconds, args.md_step_fs, args.frame_ps, platform, args.seed, False),
+        "md-hmr": md_run(topology, start, args.seconds, 4.0, args.frame_ps, platform, args.seed, True),
+        "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed),
+        "explore": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True),
+    }
+    phi_md, psi_md = analysis.backbone_dihedrals(runs["md"]["frames"], topology)
+    tica_model = analysis.fit_tica(analysis.dihedral_features(phi_md, psi_md), lagtime=10)
+    results = {name: evaluate(run, topology, reference, tica_model, required) for name, run in runs.items()}
+    baseline = max(results["md"]["ess_per_second"], results["md-hmr"]["ess_per_second"])
+
+    print(f"\n{'method':9s} {'frames':>7s} {'ESS min':>8s} {'ESS/s':>8s} {'ratio':>7s} {'JSD':>7s} "
+          f"{'alpha_L at':>10s}  populations (reference: "
+          + ", ".join(f"{k} {p:.4f}+-{e:.4f}" for k, (p, e) in reference.populations.items()) + ")")
+    for name, r in results.items():
+        pops = ", ".join(f"{k} {p:.4f}+-{e:.4f}" for k, (p, e) in r["populations"].items() if k != "phi>0")
+        first = f"{r['first_alpha_l_seconds']:.1f} s" if r["first_alpha_l_seconds"] is not None else "never"
+        ratio = r["ess_per_second"] / baseline if baseline > 0 else math.inf
+        r["ratio"], r["populations_agree"] = ratio, populations_agree(r["populations"], reference)
+        print(f"{name:9s} {r['frames']:7d} {r['ess_min']:8.1f} {r['ess_per_second']:8.3f} {ratio:7.2f} "
+              f"{r['jsd']:7.4f} {first:>10s}  {pops}  agree: {r['populations_agree']}")
+    for name in ("timewarp", "explore"):
+        print(f"{name} acceptance {runs[name]['acceptance']:.4f} over {runs[name]['proposals']} proposals")
+    print(f"ESS minimum set by: " + ", ".join(f"{n}: {r['ess_min_observable']}" for n, r in results.items()))
+    print(f"simulated: md {runs['md']['simulated_ns']:.2f} ns, md-hmr {runs['md-hmr']['simulated_ns']:.2f} ns")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Analysis of peptide trajectories: dihedrals, basins, histograms, JSD, ESS, plots."""
+
+from .basins import BASIN_NAMES, PHI_POSITIVE, assign_basins, basin_indicators
+from .dihedrals import backbone_dihedral_indices, backbone_dihedrals, to_mdtraj
+from .ess import (basin_entries, basin_populations, dihedral_features, effective_sample_size,
+                  ess_report, fit_tica, observables, statistical_inefficiency)
+from .histogram import BIN_EDGES, N_BINS, jensen_shannon, ramachandran_histogram
+from .plot import plot_free_energy
+from .reference import Reference, load_reference
+
+__all__ = [
+    "BASIN_NAMES", "PHI_POSITIVE", "assign_basins", "basin_indicators",
+    "backbone_dihedral_indices", "backbone_dihedrals", "to_mdtraj",
+    "basin_entries", "basin_populations", "dihedral_features", "effective_sample_size",
+    "ess_report", "fit_tica", "observables", "statistical_inefficiency",
+    "BIN_EDGES", "N_BINS", "jensen_shannon", "ramachandran_histogram",
+    "plot_free_energy", "Reference", "load_reference",
+]

@@ -1,0 +1,77 @@
+"""Backbone dihedrals (phi, psi) of capped peptides, in degrees, computed with mdtraj."""
+
+from __future__ import annotations
+
+from typing import Tuple, Union
+
+import mdtraj as md
+import numpy as np
+from openmm import app, unit
+
+__all__ = ["backbone_dihedral_indices", "backbone_dihedrals", "to_mdtraj"]
+
+
+def _md_topology(topology: Union[app.Topology, md.Topology]) -> md.Topology:
+    if isinstance(topology, md.Topology):
+        return topology
+    return md.Topology.from_openmm(topology)
+
+
+def backbone_dihedral_indices(topology: Union[app.Topology, md.Topology]
+                              ) -> Tuple[np.ndarray, np.ndarray]:
+    """Atom quadruplets of every backbone phi and psi.
+
+    For ACE-X-NME there is one phi (C of ACE, N, CA, C) and one psi (N, CA, C, N of NME); a
+    peptide with n residues between the caps has n of each, ordered along the chain.
+
+    Returns
+    -------
+    phi_indices, psi_indices : numpy.ndarray
+        Integer arrays of shape (n, 4).
+    """
+    top = _md_topology(topology)
+    # mdtraj finds the quadruplets only through a trajectory: one dummy frame is enough.
+    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
+    phi, psi = md.compute_phi(dummy)[0], md.compute_psi(dummy)[0]
+    if len(phi) == 0 or len(phi) != len(psi):
+        raise ValueError(f"found {len(phi)} phi and {len(psi)} psi dihedrals: is this a capped peptide?")
+    return np.asarray(phi, dtype=np.int64), np.asarray(psi, dtype=np.int64)
+
+
+def to_mdtraj(positions: Union[np.ndarray, unit.Quantity],
+              topology: Union[app.Topology, md.Topology]) -> md.Trajectory:
+    """Wrap positions of shape (n_frames, n_atoms, 3) or (n_atoms, 3), nm if bare, as a Trajectory."""
+    if unit.is_quantity(positions):
+        positions = positions.value_in_unit(unit.nanometer)
+    xyz = np.asarray(positions, dtype=np.float32)
+    if xyz.ndim == 2:
+        xyz = xyz[None]
+    return md.Trajectory(xyz, _md_topology(topology))
+
+
+def backbone_dihedrals(trajectory: Union[md.Trajectory, np.ndarray, unit.Quantity],
+                       topology: Union[app.Topology, md.Topology, None] = None
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """Backbone phi and psi of every frame, in degrees in [-180, 180).
+
+    Parameters
+    ----------
+    trajectory : mdtraj.Trajectory or array_like
+        A trajectory, or positions (n_frames, n_atoms, 3) in nm (then ``topology`` is required).
+    topology : openmm.app.Topology or mdtraj.Topology, optional
+        Topology of bare positions.
+
+    Returns
+    -------
+    phi, psi : numpy.ndarray
+        Arrays of shape (n_frames, n_residues) in degrees.
+    """
+    if not isinstance(trajectory, md.Trajectory):
+        if topology is None:
+            raise ValueError("a topology is required with bare positions")
+        trajectory = to_mdtraj(trajectory, topology)
+    phi_idx, psi_idx = backbone_dihedral_indices(trajectory.topology)
+    phi = np.degrees(md.compute_dihedrals(trajectory, phi_idx, periodic=False))
+    psi = np.degrees(md.compute_dihedrals(trajectory, psi_idx, periodic=False))
+    # Map 180 to -180 so that every angle falls in the half-open interval of the 36 bins.
+    return (phi + 180.0) % 360.0 - 180.0, (psi + 180.0) % 360.0 - 180.0

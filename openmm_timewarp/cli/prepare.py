@@ -1,0 +1,248 @@
+"""From a user's PDB file to a checked, capped, protonated peptide ready for a System.
+
+Every refusal is an :class:`InputError` whose message names the problem and, where there is one,
+the option or edit that fixes it.  Checks run on the file as read, before pdbfixer touches it, so
+that the message talks about the user's residues and not about atoms pdbfixer made up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+from openmm import app, unit
+
+from .. import systems
+from ..systems import _THREE_TO_ONE, _WATER_NAMES, _place
+
+__all__ = ["InputError", "check_readable", "Prepared", "ModelFacts", "model_facts", "prepare_peptide",
+           "DEFAULT_MAX_RESIDUES"]
+
+#: Residues between the caps that a model supports unless its metadata says otherwise: the
+#: Timewarp models were trained and validated on di- to tetrapeptides (2AA and 4AA data sets).
+DEFAULT_MAX_RESIDUES = 4
+_ION_NAMES = {"NA", "CL", "K", "MG", "CA", "ZN", "LI", "RB", "CS", "F", "BR", "I", "MN", "FE",
+              "CU", "NI", "CO", "CD", "SOD", "CLA", "POT", "CAL", "NA+", "CL-", "K+"}
+_TERMINAL_N_HYDROGENS = {"H1", "H2", "H3", "HN1", "HN2", "HN3", "HT1", "HT2", "HT3"}
+_TERMINAL_C_ATOMS = {"OXT", "HXT", "OT2", "OT1"}
+_MAX_PEPTIDE_BOND = 0.2  # nm; a C-N peptide bond is 0.133 nm, anything past 0.2 is a break
+
+
+class InputError(ValueError):
+    """An input the command refuses, with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a proposal model file says about itself (contract version 1 methods)."""
+
+    path: str
+    elements: List[str]
+    lag_time_ps: float
+    temperature_K: float
+    has_density: bool
+    metadata: Dict
+    max_residues: int
+    max_residues_source: str
+
+
+@dataclass
+class Prepared:
+    """A checked peptide: topology and positions (nm) after pdbfixer, and what was changed."""
+
+    topology: app.Topology
+    positions: unit.Quantity
+    sequence: str
+    notes: List[str] = field(default_factory=list)
+
+
+def model_facts(path: str) -> ModelFacts:
+    """Read a TorchScript proposal model's elements, lag, temperature and size limit."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that TorchScript is deprecated
+        try:
+            module = torch.jit.load(path, map_location="cpu")
+        except Exception as error:  # torch raises RuntimeError or ValueError for corrupt files
+            raise InputError(f"cannot load model file {path}: {error}") from None
+    metadata = json.loads(module.metadata_json()) if hasattr(module, "metadata_json") else {}
+    limit, source = metadata.get("max_residues"), "the model's metadata"
+    if limit is None:
+        limit, source = DEFAULT_MAX_RESIDUES, "the default for models without a recorded limit"
+    return ModelFacts(path, list(module.elements()), float(module.lag_time_ps()),
+                      float(module.temperature_kelvin()), bool(module.has_density()), metadata,
+                      int(limit), source)
+
+
+def check_readable(path: str) -> None:
+    """Refuse a path that is not a readable file (before any slow set-up)."""
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, not a PDB file")
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable (permission denied)")
+
+
+def _read(path: str) -> app.PDBFile:
+    check_readable(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pdb = app.PDBFile(path)
+    except Exception as error:  # PDBFile raises many kinds of errors on malformed text
+        raise InputError(f"{path}: cannot read it as a PDB file ({type(error).__name__}: {error})") from None
+    if pdb.topology.getNumAtoms() == 0:
+        raise InputError(f"{path}: no atoms found; is it a PDB file?")
+    return pdb
+
+
+def _is_solvent(residue: app.Residue) -> bool:
+    return residue.name in _WATER_NAMES or residue.name.upper() in _ION_NAMES or \
+        (len(list(residue.atoms())) == 1 and residue.name not in systems.CAPS)
+
+
+def _check_chain(topology: app.Topology, xyz: np.ndarray, path: str) -> None:
+    """Refuse ligands, non-standard residues, several chains and chain breaks."""
+    odd = sorted({f"{r.name}{r.id}" for r in topology.residues()
+                  if r.name not in _THREE_TO_ONE and r.name not in systems.CAPS})
+    if odd:
+        raise InputError(f"{path}: ligand or non-standard residue(s) {', '.join(odd)}; only the 20 standard "
+                         "amino acids and the ACE/NME caps are supported: remove them from the file")
+    if topology.getNumChains() != 1:
+        raise InputError(f"{path}: {topology.getNumChains()} chains; give one peptide chain")
+    residues = list(topology.residues())
+    for before, after in zip(residues[:-1], residues[1:]):
+        c = next((a.index for a in before.atoms() if a.name == "C"), None)
+        n = next((a.index for a in after.atoms() if a.name == "N"), None)
+        if c is None or n is None:
+            raise InputError(f"{path}: chain break between {before.name}{before.id} and {after.name}{after.id} "
+                             "(no C or N backbone atom to bond them)")
+        distance = float(np.linalg.norm(xyz[c] - xyz[n]))
+        if distance > _MAX_PEPTIDE_BOND:
+            raise InputError(f"{path}: chain break between {before.name}{before.id} and {after.name}{after.id} "
+                             f"(C-N distance {distance:.2f} nm); sample each fragment separately")
+
+
+def _cap(modeller: app.Modeller, notes: List[str]) -> None:
+    """Add the heavy atoms of ACE/NME caps to bare termini; pdbfixer adds their hydrogens."""
+    residues = list(modeller.topology.residues())
+    first, last = residues[0], residues[-1]
+    drop = [a for a in first.atoms() if first.name != "ACE" and a.name in _TERMINAL_N_HYDROGENS]
+    drop += [a for a in last.atoms() if last.name != "NME" and a.name in _TERMINAL_C_ATOMS]
+    modeller.delete(drop)
+    atoms = {(a.residue.index, a.name): a for a in modeller.topology.atoms()}
+    xyz = np.array(modeller.positions.value_in_unit(unit.angstrom))
+    old = list(modeller.topology.residues())
+    topology = app.Topology()
+    chain = topology.addChain(next(modeller.topology.chains()).id)
+    positions = []
+
+    def add(name: str, element: str, residue: app.Residue, where: np.ndarray) -> None:
+        topology.addAtom(name, app.Element.getBySymbol(element), residue)
+        positions.append(where)
+
+    def at(residue: app.Residue, name: str) -> np.ndarray:
+        if (residue.index, name) not in atoms:
+            raise InputError(f"cannot add a cap to {residue.name}{residue.id}: it has no backbone atom {name}")
+        return xyz[atoms[(residue.index, name)].index]
+
+    if first.name != "ACE":
+        # ACE's heavy atoms: its C at phi = -70 degrees (PPII), then a trans peptide bond.
+        n, ca = at(old[0], "N"), at(old[0], "CA")
+        c = _place(at(old[0], "C"), ca, n, 1.329, 121.7, -70.0)
+        ace = topology.addResidue("ACE", chain)
+        add("CH3", "C", ace, _place(ca, n, c, 1.525, 116.2, 180.0))
+        add("C", "C", ace, c)
+        add("O", "O", ace, _place(ca, n, c, 1.231, 122.5, 0.0))
+        notes.append(f"added an ACE cap before {first.name}{first.id} (N-terminus was not capped)")
+    for residue in old:
+        new = topology.addResidue(residue.name, chain, residue.id, residue.insertionCode)
+        for atom in residue.atoms():
+            add(atom.name, atom.element.symbol, new, xyz[atom.index])
+    if last.name != "NME":
+        # NME's N in the peptide plane opposite the carbonyl O, its methyl trans to CA.
+        ca, c = at(old[-1], "CA"), at(old[-1], "C")
+        n = _place(at(old[-1], "O"), ca, c, 1.329, 116.2, 180.0)
+        nme = topology.addResidue("NME", chain)
+        add("N", "N", nme, n)
+        add("C", "C", nme, _place(ca, c, n, 1.458, 121.7, 180.0))
+        notes.append(f"added an NME cap after {last.name}{last.id} (C-terminus was not capped)")
+    topology.createStandardBonds()
+    modeller.topology, modeller.positions = topology, unit.Quantity(np.array(positions), unit.angstrom)
+
+
+def prepare_peptide(path: str, model: Optional[ModelFacts], strip_solvent: bool = False,
+                    ph: float = 7.0, seed: int = 0) -> Prepared:
+    """Check a PDB file and complete it with pdbfixer (missing atoms, hydrogens, caps).
+
+    Parameters
+    ----------
+    path
+        The PDB file: one chain of standard amino acids, capped or not.
+    model
+        The proposal model, for its elements and its peptide-size limit; None for plain MD.
+    strip_solvent
+        Remove waters and ions instead of refusing them.
+    ph
+        pH of the added hydrogens.
+    seed
+        Seed of pdbfixer's placement of missing atoms.
+
+    Raises
+    ------
+    InputError
+        For an unreadable file, NaN coordinates, solvent (without ``strip_solvent``), ligands or
+        non-standard residues, several chains, chain breaks, unknown elements, or a peptide larger
+        than the model supports.
+    """
+    path = os.fspath(path)
+    pdb = _read(path)
+    xyz = np.array(pdb.positions.value_in_unit(unit.nanometer))
+    if not np.all(np.isfinite(xyz)):
+        bad = sorted({f"{a.residue.name}{a.residue.id}:{a.name}" for a in pdb.topology.atoms()
+                      if not np.all(np.isfinite(xyz[a.index]))})
+        raise InputError(f"{path}: NaN or infinite coordinates for atom(s) {', '.join(bad[:5])}")
+    missing = sorted({f"{a.residue.name}{a.residue.id}:{a.name}" for a in pdb.topology.atoms() if a.element is None})
+    if missing:
+        raise InputError(f"{path}: unknown element for atom(s) {', '.join(missing[:5])}; "
+                         "give element symbols in columns 77-78")
+    modeller, notes = app.Modeller(pdb.topology, pdb.positions), []
+    solvent = [r for r in pdb.topology.residues() if _is_solvent(r)]
+    if solvent:
+        names = ", ".join(sorted({r.name for r in solvent}))
+        if not strip_solvent:
+            raise InputError(f"{path}: contains {len(solvent)} water/ion residue(s) ({names}); the System uses "
+                             "implicit solvent: pass --strip-solvent (strip_solvent=True) to remove them")
+        modeller.delete(solvent)
+        notes.append(f"removed {len(solvent)} water/ion residue(s) ({names})")
+    _check_chain(modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), path)
+    _cap(modeller, notes)
+    with tempfile.TemporaryDirectory() as tmp:
+        capped = os.path.join(tmp, "capped.pdb")
+        with open(capped, "w") as f:
+            app.PDBFile.writeFile(modeller.topology, modeller.positions, f)
+        atoms_before = modeller.topology.getNumAtoms()
+        try:
+            topology, positions = systems.load_pdb(capped, ph=ph, seed=seed)
+        except ValueError as error:
+            raise InputError(f"{path}: {str(error).replace(capped, 'structure')}") from None
+    if topology.getNumAtoms() > atoms_before:
+        notes.append(f"pdbfixer added {topology.getNumAtoms() - atoms_before} missing atom(s) and hydrogens at pH {ph:g}")
+    sequence = systems.sequence_of(topology)
+    if model is None:
+        return Prepared(topology, positions, sequence, notes)
+    if len(sequence) > model.max_residues:
+        raise InputError(f"{path}: {len(sequence)} residues between the caps ({sequence}); the model "
+                         f"{os.path.basename(model.path)} supports at most {model.max_residues} "
+                         f"(limit from {model.max_residues_source})")
+    unknown = sorted({a.element.symbol for a in topology.atoms()} - set(model.elements))
+    if unknown:
+        raise InputError(f"{path}: element(s) {', '.join(unknown)} unknown to the model "
+                         f"{os.path.basename(model.path)} (it knows {' '.join(model.elements)})")
+    return Prepared(topology, positions, sequence, notes)

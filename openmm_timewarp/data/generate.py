@@ -1,0 +1,327 @@
+"""Generate MD training pairs (x(t), x(t + tau)) for a capped peptide.
+
+Settings follow DESIGN.md sections 3-4: amber14 + built-in OBC2, no constraints, 310 K,
+``LangevinMiddleIntegrator`` with friction 1/ps, hydrogen mass repartitioning to 4 amu and a
+2 fs step (stable without constraints; masses change the kinetics, not the configurational
+distribution), on the Reference platform (the fastest for small peptides on CPUs).  Friction
+1/ps is OpenMM's usual choice; it damps less than the 10/ps sometimes used and keeps barrier
+crossing close to the inertial regime that Timewarp's data (0.3/ps) had.
+
+Starts are spread over the metastable basins: trajectory i restrains every backbone (phi, psi)
+to a basin centre of :data:`START_CENTERS` (the first residue cycles through all of them, so
+alpha_L, C7ax and PII_L, which plain MD at 310 K rarely reaches, get their share), runs
+``restraint_ps`` of restrained MD, then ``equilibrate_ps`` of free MD before frames are
+recorded.  Proline cannot reach phi > 0 and only gets the phi < 0 centres.
+
+Each trajectory writes one shard (:mod:`openmm_timewarp.data.storage`); a run skips shards that
+are already complete, so rerunning the same command resumes it.  Seeds: trajectory i uses
+``seed * 100000 + i + 1`` for its velocities and its integrator.
+
+Command line::
+
+    python -m openmm_timewarp.data.generate --sequence A --lag-ps 500 --pairs 20000 \\
+        --out data/ace-ala-nme --workers 1 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import io
+import logging
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+from ..analysis.dihedrals import backbone_dihedral_indices
+from ..systems import FORCEFIELD_FILES, create_system, load_pdb, peptide_from_sequence, sequence_of
+from .storage import is_complete, shard_path, write_manifest, write_shard
+
+__all__ = ["START_CENTERS", "Settings", "code_version", "start_targets", "run_trajectory",
+           "generate", "main"]
+
+log = logging.getLogger("openmm_timewarp.data")
+
+#: (phi, psi) basin centres in degrees used as restrained starting points.
+START_CENTERS: Dict[str, Tuple[float, float]] = {
+    "beta": (-150.0, 155.0), "PPII": (-70.0, 145.0), "alpha_R": (-70.0, -40.0),
+    "C7eq": (-85.0, 75.0), "alpha_L": (60.0, 40.0), "C7ax": (70.0, -70.0),
+    "PII_L": (60.0, 180.0),
+}
+RESTRAINT_K = 500.0  # kJ/mol/rad^2: about 8 degrees r.m.s. at 310 K
+
+
+def code_version() -> str:
+    """``git describe`` of the source tree, or ``"unknown"`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"],
+                             cwd=os.path.dirname(os.path.abspath(__file__)), capture_output=True,
+                             text=True, check=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Physical and sampling settings common to all trajectories of a data set.
+
+    Times are in ps (``timestep_fs`` in fs), temperature in K, masses in amu, friction in 1/ps.
+    ``lag_ps`` and ``trajectory_ps`` must be multiples of ``frame_interval_ps``, which must be a
+    multiple of the time step.
+    """
+
+    sequence: str
+    lag_ps: float = 500.0
+    frame_interval_ps: float = 50.0
+    trajectory_ps: float = 5000.0
+    temperature_K: float = 310.0
+    friction_per_ps: float = 1.0
+    timestep_fs: float = 2.0
+    hydrogen_mass_amu: float = 4.0
+    restraint_ps: float = 20.0
+    equilibrate_ps: float = 20.0
+    seed: int = 1
+    pdb: Optional[str] = None
+
+    def steps(self, ps: float) -> int:
+        """Number of time steps in ``ps`` picoseconds, which must be a whole number."""
+        n = ps * 1000.0 / self.timestep_fs
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError(f"{ps} ps is not a multiple of the {self.timestep_fs} fs step")
+        return int(round(n))
+
+    def frames(self, ps: float) -> int:
+        """Number of frame intervals in ``ps`` picoseconds, which must be a whole number."""
+        n = ps / self.frame_interval_ps
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError(f"{ps} ps is not a multiple of the {self.frame_interval_ps} ps frame interval")
+        return int(round(n))
+
+    @property
+    def pairs_per_trajectory(self) -> int:
+        return self.frames(self.trajectory_ps) + 1 - self.frames(self.lag_ps)
+
+
+def _wrap_rad(deg: float) -> float:
+    return math.radians((deg + 180.0) % 360.0 - 180.0)
+
+
+def start_targets(topology: app.Topology, trajectory: int,
+                  rng: np.random.Generator) -> List[Tuple[str, float, float]]:
+    """Basin centre (name, phi, psi) that trajectory ``trajectory`` restrains each residue to."""
+    residues = [r for r in topology.residues() if r.name not in ("ACE", "NME")]
+    names = list(START_CENTERS)
+    targets = []
+    for k, residue in enumerate(residues):
+        allowed = [n for n in names if residue.name != "PRO" or START_CENTERS[n][0] < 0]
+        name = allowed[trajectory % len(allowed)] if k == 0 else allowed[rng.integers(len(allowed))]
+        targets.append((name, *START_CENTERS[name]))
+    return targets
+
+
+def _restraint(topology: app.Topology, targets: Sequence[Tuple[str, float, float]]) -> openmm.Force:
+    force = openmm.CustomTorsionForce(
+        f"0.5*{RESTRAINT_K}*d^2; d=min(dt, 2*{math.pi}-dt); dt=abs(theta-theta0)")
+    force.addPerTorsionParameter("theta0")
+    for (_, phi, psi), phi_idx, psi_idx in zip(targets, *backbone_dihedral_indices(topology)):
+        force.addTorsion(*map(int, phi_idx), [_wrap_rad(phi)])
+        force.addTorsion(*map(int, psi_idx), [_wrap_rad(psi)])
+    return force
+
+
+def _context(system: openmm.System, settings: Settings, seed: int) -> openmm.Context:
+    integrator = openmm.LangevinMiddleIntegrator(settings.temperature_K * unit.kelvin,
+                                                 settings.friction_per_ps / unit.picosecond,
+                                                 settings.timestep_fs * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+
+
+def run_trajectory(task: Tuple[Settings, str, int, str]) -> Dict:
+    """Run one trajectory and write its shard.
+
+    Parameters
+    ----------
+    task : tuple
+        ``(settings, topology_pdb, trajectory, out_folder)``; the topology travels as PDB text so
+        that tasks pickle cheaply into worker processes.
+
+    Returns
+    -------
+    dict
+        ``trajectory``, ``n_pairs``, ``seconds``, ``start`` (the restrained basin centres).
+    """
+    settings, topology_pdb, trajectory, folder = task
+    started = time.time()
+    pdb = app.PDBFile(io.StringIO(topology_pdb))
+    topology, positions = pdb.topology, pdb.getPositions(asNumpy=True)
+    seed = settings.seed * 100000 + trajectory + 1
+    rng = np.random.default_rng(seed)
+    targets = start_targets(topology, trajectory, rng)
+
+    # Restrained relaxation into the chosen basins, then free MD from there.
+    system = create_system(topology, hydrogen_mass=settings.hydrogen_mass_amu)
+    restrained = copy.deepcopy(system)
+    restrained.addForce(_restraint(topology, targets))
+    prep = _context(restrained, settings, seed)
+    prep.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(prep)
+    prep.setVelocitiesToTemperature(settings.temperature_K * unit.kelvin, seed)
+    prep.getIntegrator().step(settings.steps(settings.restraint_ps))
+    state = prep.getState(getPositions=True, getVelocities=True)
+    context = _context(system, settings, seed)
+    context.setPositions(state.getPositions())
+    context.setVelocities(state.getVelocities())
+    integrator = context.getIntegrator()
+    integrator.step(settings.steps(settings.equilibrate_ps))
+
+    n_frames = settings.frames(settings.trajectory_ps) + 1
+    frame_steps = settings.steps(settings.frame_interval_ps)
+    frames = np.empty((n_frames, topology.getNumAtoms(), 3), np.float32)
+    for i in range(n_frames):
+        if i:
+            integrator.step(frame_steps)
+        frames[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
+            unit.nanometer)
+    seconds = time.time() - started
+    text = io.StringIO()
+    app.PDBFile.writeFile(topology, frames[0] * 10.0, text)
+    metadata = dict(dataclasses.asdict(settings), **_common_metadata(topology))
+    metadata.update({"trajectory": trajectory, "trajectory_seed": seed, "seconds": seconds,
+                     "start": [{"basin": n, "phi": p, "psi": q} for n, p, q in targets],
+                     "topology_pdb": text.getvalue()})
+    elements = [a.element.symbol for a in topology.atoms()]
+    n_pairs = write_shard(shard_path(folder, trajectory), frames, settings.frames(settings.lag_ps),
+                          elements, metadata)
+    return {"trajectory": trajectory, "n_pairs": n_pairs, "seconds": seconds,
+            "start": [n for n, _, _ in targets]}
+
+
+def _common_metadata(topology: app.Topology) -> Dict:
+    return {"peptide": "-".join(r.name for r in topology.residues()),
+            "forcefield": list(FORCEFIELD_FILES),
+            "solvent": "implicit OBC2 (openmm.GBSAOBCForce, mbondi2 radii, eps 1 / 78.5, ACE SA)",
+            "nonbonded": "NoCutoff", "constraints": None, "integrator": "LangevinMiddleIntegrator",
+            "platform": "Reference", "openmm_version": openmm.__version__,
+            "code_version": code_version()}
+
+
+def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
+             progress: bool = True) -> Dict:
+    """Generate (or resume) a data set of at least ``n_pairs`` pairs in folder ``out``.
+
+    Parameters
+    ----------
+    settings : Settings
+        Sampling settings; a folder made with other settings is refused.
+    out : str
+        Output folder (created).
+    n_pairs : int
+        Target number of pairs; rounded up to whole trajectories.
+    workers : int, optional
+        Number of worker processes (1: run in this process).
+    progress : bool, optional
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict
+        The manifest written to ``out/manifest.json``.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    os.makedirs(out, exist_ok=True)
+    if settings.pdb:
+        topology, positions = load_pdb(settings.pdb, seed=settings.seed)
+        if sequence_of(topology) != settings.sequence:
+            raise ValueError(f"--sequence {settings.sequence} does not match the PDB file's "
+                             f"{sequence_of(topology)}")
+    else:
+        topology, positions = peptide_from_sequence(settings.sequence, seed=settings.seed)
+    text = io.StringIO()
+    app.PDBFile.writeFile(topology, positions, text)
+    manifest_settings = {"settings": dataclasses.asdict(settings), **_common_metadata(topology)}
+    manifest_path = os.path.join(out, "manifest.json")
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            previous = json.load(f).get("settings")
+        if previous != manifest_settings["settings"]:
+            raise ValueError(f"{out} holds data made with other settings {previous}; "
+                             "choose another folder")
+    write_manifest(out, manifest_settings)
+    n_traj = math.ceil(n_pairs / settings.pairs_per_trajectory)
+    todo = [i for i in range(n_traj) if not is_complete(shard_path(out, i))]
+    log.info("%s: %d trajectories of %g ps (%d pairs each), %d to run, %d workers", out, n_traj,
+             settings.trajectory_ps, settings.pairs_per_trajectory, len(todo), workers)
+    tasks = [(settings, text.getvalue(), i, out) for i in todo]
+    bar = tqdm(total=len(tasks), unit="traj", disable=not progress)
+    if workers > 1 and len(tasks) > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        results = pool.imap_unordered(run_trajectory, tasks)
+    else:
+        pool, results = None, map(run_trajectory, tasks)
+    try:
+        for result in results:
+            ns_per_min = settings.trajectory_ps / 1000.0 / (result["seconds"] / 60.0)
+            log.info("trajectory %d done: %d pairs, start %s, %.0f s (%.2f ns/min)",
+                     result["trajectory"], result["n_pairs"], "/".join(result["start"]),
+                     result["seconds"], ns_per_min)
+            write_manifest(out, manifest_settings)
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return write_manifest(out, manifest_settings)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sequence", help="one-letter residues between the ACE and NME caps")
+    parser.add_argument("--pdb", help="capped peptide PDB file instead of --sequence")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--pairs", type=int, required=True, help="target number of pairs")
+    parser.add_argument("--lag-ps", type=float, default=500.0)
+    parser.add_argument("--frame-ps", type=float, default=50.0, help="frame interval, ps")
+    parser.add_argument("--trajectory-ns", type=float, default=5.0, help="length of each trajectory")
+    parser.add_argument("--temperature", type=float, default=310.0, help="K")
+    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
+    parser.add_argument("--timestep-fs", type=float, default=2.0)
+    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
+    parser.add_argument("--restraint-ps", type=float, default=20.0)
+    parser.add_argument("--equilibrate-ps", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-progress", action="store_true", help="log lines only, no bar")
+    args = parser.parse_args(argv)
+    if not (args.sequence or args.pdb):
+        parser.error("give --sequence or --pdb")
+    sequence = args.sequence
+    if args.pdb and not sequence:
+        sequence = sequence_of(load_pdb(args.pdb)[0])
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
+    settings = Settings(sequence=sequence.upper(), lag_ps=args.lag_ps,
+                        frame_interval_ps=args.frame_ps, trajectory_ps=args.trajectory_ns * 1000.0,
+                        temperature_K=args.temperature, friction_per_ps=args.friction,
+                        timestep_fs=args.timestep_fs, hydrogen_mass_amu=args.hmr,
+                        restraint_ps=args.restraint_ps, equilibrate_ps=args.equilibrate_ps,
+                        seed=args.seed, pdb=os.path.abspath(args.pdb) if args.pdb else None)
+    manifest = generate(settings, args.out, args.pairs, args.workers, not args.no_progress)
+    log.info("%s: %d pairs in %d trajectories", args.out, manifest["n_pairs"], manifest["n_trajectories"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Equilibrium (phi, psi) reference of a capped dipeptide ACE-X-NME by metadynamics.
+
+Two phases, both on the Reference platform with the project's System (amber14 + built-in OBC2,
+no constraints) and hydrogen mass repartitioning (4 amu, 2 fs; masses do not change the
+configurational distribution):
+
+1. **Build**: well-tempered metadynamics on phi and psi (``openmm.app.Metadynamics``), which
+   fills the basins and the barriers between them until the bias has converged in shape.
+2. **Production**: the final bias V(phi, psi) is frozen as a static tabulated potential and
+   plain Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
+   w = exp(+beta V(phi, psi)) (the bias energy is read from its own force group, so the
+   weight is exact for the bias the frame was sampled under).  The reweighted histogram
+   sum_t w_t [frame t in bin] / sum_t w_t is an unbiased (ratio) estimator of the
+   unbiased distribution; there is no quasi-static assumption as with time-dependent bias
+   reweighting.  Error bars: block averages over ``--blocks`` contiguous blocks of the
+   production run (standard error of the block means).  The well-tempered free-energy estimate
+   F = -gamma/(gamma - 1) V is stored as an independent cross-check of the populations.
+
+The run is chunked: each production chunk writes its frames and an OpenMM checkpoint
+atomically into the work folder, so rerunning the same command resumes (and a larger
+``--production-ns`` extends) the run.  ``--finalize-only`` rewrites the output from the chunks.
+
+Example::
+
+    nohup nice -n 10 python scripts/make_reference.py --sequence A --seed 1 \\
+        --production-ns 300 --max-wall-minutes 100 > runs/reference.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from typing import Dict, List, Tuple
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
+from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices
+from openmm_timewarp.analysis.histogram import BIN_EDGES, ramachandran_histogram
+from openmm_timewarp.data.generate import code_version
+from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_system,
+                                     peptide_from_sequence)
+
+KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {message}", flush=True)
+
+
+def torsion_force(indices: np.ndarray) -> openmm.CustomTorsionForce:
+    force = openmm.CustomTorsionForce("theta")
+    force.addTorsion(*[int(i) for i in indices], [])
+    return force
+
+
+def save_atomic(path: str, **arrays) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def make_simulation(system: openmm.System, topology: app.Topology, args: argparse.Namespace,
+                    seed: int) -> app.Simulation:
+    integrator = openmm.LangevinMiddleIntegrator(args.temperature * unit.kelvin,
+                                                 args.friction / unit.picosecond,
+                                                 args.timestep_fs * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    return app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName("Reference"))
+
+
+def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path: str) -> None:
+    """Phase 1: well-tempered metadynamics; saves the final bias grid and state to ``path``."""
+    phi_idx, psi_idx = backbone_dihedral_indices(topology)
+    system = create_system(topology, hydrogen_mass=args.hmr)
+    sigma = math.radians(args.sigma_deg)
+    variables = [app.BiasVariable(torsion_force(idx[0]), -math.pi, math.pi, sigma, periodic=True,
+                                  gridWidth=args.grid) for idx in (phi_idx, psi_idx)]
+    np.random.seed(args.seed)  # Metadynamics draws its file id from numpy's global generator
+    meta = app.Metadynamics(system, variables, args.temperature * unit.kelvin, args.bias_factor,
+                            args.height * unit.kilojoule_per_mole, int(round(args.hill_ps * 1000 / args.timestep_fs)))
+    sim = make_simulation(system, topology, args, args.seed)
+    sim.context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(sim.context)
+    sim.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+    steps = int(round(args.build_ns * 1e6 / args.timestep_fs))
+    n_chunks = 20
+    start = time.time()
+    for k in range(n_chunks):
+        meta.step(sim, steps // n_chunks)
+        free = meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)
+        log(f"build {args.build_ns * (k + 1) / n_chunks:.2f} ns, {time.time() - start:.0f} s, "
+            f"free-energy range {free.max() - free.min():.1f} kJ/mol")
+    gamma = args.bias_factor
+    # getFreeEnergy() = -gamma/(gamma-1) * V on the grid [psi, phi]; recover V from it.
+    bias = -np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)) * (gamma - 1) / gamma
+    save_atomic(path, bias=bias, checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8),
+                seconds=time.time() - start)
+    log(f"build done: bias range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
+
+
+def static_bias_force(bias: np.ndarray, topology: app.Topology) -> openmm.CustomCVForce:
+    """The frozen bias as a CustomCVForce on (phi, psi); same grid layout as Metadynamics."""
+    phi_idx, psi_idx = backbone_dihedral_indices(topology)
+    force = openmm.CustomCVForce("table(phi, psi)")
+    force.addCollectiveVariable("phi", torsion_force(phi_idx[0]))
+    force.addCollectiveVariable("psi", torsion_force(psi_idx[0]))
+    n_psi, n_phi = bias.shape
+    force.addTabulatedFunction("table", openmm.Continuous2DFunction(
+        n_phi, n_psi, bias.ravel(), -math.pi, math.pi, -math.pi, math.pi, True))
+    return force
+
+
+def production(args: argparse.Namespace, topology: app.Topology, build_path: str) -> None:
+    """Phase 2: static-bias MD in chunks, resuming from the last complete chunk."""
+    build = np.load(build_path)
+    system = create_system(topology, hydrogen_mass=args.hmr)
+    force = static_bias_force(build["bias"], topology)
+    group = 31
+    force.setForceGroup(group)
+    system.addForce(force)
+    chunks = sorted(glob.glob(os.path.join(args.work, "chunk_*.npz")))
+    sim = make_simulation(system, topology, args, args.seed)
+    # The checkpoint restores positions, velocities and the integrator's random state, so a
+    # resumed run continues exactly as an uninterrupted one would.
+    last = np.load(chunks[-1]) if chunks else build
+    sim.context.loadCheckpoint(last["checkpoint"].tobytes())
+    save_steps = int(round(args.save_ps * 1000 / args.timestep_fs))
+    frames_per_chunk = int(round(args.chunk_ns * 1000 / args.save_ps))
+    n_total = int(round(args.production_ns / args.chunk_ns))
+    start = time.time()
+    for k in range(len(chunks), n_total):
+        if (time.time() - start) / 60 > args.max_wall_minutes:
+            log(f"wall-time limit reached after chunk {k}; rerun the command to continue")
+            break
+        cvs = np.empty((frames_per_chunk, 3), np.float32)
+        for i in range(frames_per_chunk):
+            sim.step(save_steps)
+            energy = sim.context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
+            cvs[i, :2] = np.degrees(force.getCollectiveVariableValues(sim.context))
+            cvs[i, 2] = energy.value_in_unit(unit.kilojoule_per_mole)
+        save_atomic(os.path.join(args.work, f"chunk_{k:05d}.npz"), phi=cvs[:, 0], psi=cvs[:, 1],
+                    bias=cvs[:, 2], checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8))
+        elapsed = time.time() - start
+        done = (k + 1 - len(chunks)) * args.chunk_ns
+        log(f"production chunk {k + 1}/{n_total}: {(k + 1) * args.chunk_ns:.1f} ns, "
+            f"{done / elapsed * 60:.2f} ns/min")
+        if (k + 1) % args.finalize_every == 0:
+            finalize(args)
+
+
+def block_populations(labels: np.ndarray, weights: np.ndarray, n_blocks: int
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted basin populations, their block standard errors, and the per-block values."""
+    names = list(BASIN_NAMES)
+    n = len(labels) // n_blocks * n_blocks
+    per_block = np.empty((n_blocks, len(names) + 1))
+    for b, (lab, w) in enumerate(zip(np.split(labels[:n], n_blocks), np.split(weights[:n], n_blocks))):
+        for i in range(len(names)):
+            per_block[b, i] = w[lab == i].sum() / w.sum()
+        per_block[b, -1] = sum(per_block[b, names.index(p)] for p in PHI_POSITIVE)
+    total = np.array([weights[labels == i].sum() for i in range(len(names))]) / weights.sum()
+    total = np.append(total, sum(total[names.index(p)] for p in PHI_POSITIVE))
+    errors = per_block.std(axis=0, ddof=1) / math.sqrt(n_blocks)
+    return total, errors, per_block
+
+
+def wt_populations(bias: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    """Basin populations from the well-tempered estimate F = -gamma/(gamma - 1) V on the grid."""
+    n_psi, n_phi = bias.shape
+    # The periodic grid repeats its first point as its last: drop it once on each axis.
+    grid = np.linspace(-180.0, 180.0, n_phi)[:-1]
+    psi_grid = np.linspace(-180.0, 180.0, n_psi)[:-1]
+    free = -args.bias_factor / (args.bias_factor - 1) * bias[:-1, :-1]
+    p = np.exp(-(free - free.min()) / (KB * args.temperature))
+    phi, psi = np.meshgrid(grid, psi_grid)
+    labels = assign_basins(phi, psi)
+    pops = np.array([p[labels == i].sum() for i in range(len(BASIN_NAMES))]) / p.sum()
+    return np.append(pops, sum(pops[list(BASIN_NAMES).index(x)] for x in PHI_POSITIVE))
+
+
+def finalize(args: argparse.Namespace) -> None:
+    """Write the small reference file from all complete production chunks."""
+    chunks = sorted(glob.glob(os.path.join(args.work, "chunk_*.npz")))
+    if len(chunks) < 2:
+        log("finalize: fewer than 2 production chunks, nothing written")
+        return
+    data = [np.load(c) for c in chunks]
+    phi = np.concatenate([d["phi"] for d in data]).astype(np.float64)
+    psi = np.concatenate([d["psi"] for d in data]).astype(np.float64)
+    bias = np.concatenate([d["bias"] for d in data]).astype(np.float64)
+    beta = 1.0 / (KB * args.temperature)
+    weights = np.exp(beta * (bias - bias.max()))
+    labels = assign_basins(phi, psi)
+    n_blocks = min(args.blocks, len(chunks))
+    pops, errors, per_block = block_populations(labels, weights, n_blocks)
+    build = np.load(os.path.join(args.work, "build.npz"))
+    names = list(BASIN_NAMES) + ["phi>0"]
+    production_ns = len(chunks) * args.chunk_ns
+    metadata = {
+        "sequence": args.sequence,
+        "peptide": "ACE-" + ONE_TO_THREE[args.sequence] + "-NME",
+        "forcefield": list(FORCEFIELD_FILES), "solvent": "GBSAOBCForce OBC2 (mbondi2, eps 1/78.5, ACE SA)",
+        "constraints": None, "temperature_K": args.temperature, "friction_per_ps": args.friction,
+        "timestep_fs": args.timestep_fs, "hydrogen_mass_amu": args.hmr, "platform": "Reference",
+        "method": "well-tempered metadynamics on (phi, psi), then static-bias production",
+        "estimator": "histogram of production frames weighted by exp(+beta V_frozen); "
+                     "errors: standard error of block means",
+        "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
+        "hill_width_deg": args.sigma_deg, "hill_interval_ps": args.hill_ps, "grid": args.grid,
+        "build_ns": args.build_ns, "production_ns": production_ns,
+        "simulated_ns": args.build_ns + production_ns, "save_interval_ps": args.save_ps,
+        "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
+        "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
+        "seed": args.seed, "basins": names,
+        "populations": dict(zip(names, pops.round(6).tolist())),
+        "population_errors": dict(zip(names, errors.round(6).tolist())),
+        "populations_wt_free_energy": dict(zip(names, wt_populations(build["bias"], args).round(6).tolist())),
+        "command": production_command(args),
+        "code_version": code_version(),
+        "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    tmp = args.out + ".tmp.npz"
+    np.savez_compressed(tmp, histogram=ramachandran_histogram(phi, psi, weights),
+                        bin_edges_deg=BIN_EDGES, basin_names=np.array(names),
+                        populations=pops, population_errors=errors,
+                        block_populations=per_block, metadata=json.dumps(metadata))
+    os.replace(tmp, args.out)
+    summary = ", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pops, errors))
+    log(f"wrote {args.out}: {production_ns:.1f} ns production; {summary}")
+
+
+def production_command(args: argparse.Namespace) -> str:
+    """The command that ran the simulation (saved in the work folder), else this one."""
+    path = os.path.join(args.work, "command.txt")
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    return " ".join(shlex.quote(a) for a in ["python"] + sys.argv)
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sequence", default="A", help="one residue X of ACE-X-NME")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--temperature", type=float, default=310.0, help="K")
+    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
+    parser.add_argument("--timestep-fs", type=float, default=2.0)
+    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
+    parser.add_argument("--build-ns", type=float, default=10.0)
+    parser.add_argument("--bias-factor", type=float, default=6.0)
+    parser.add_argument("--height", type=float, default=1.0, help="initial hill height, kJ/mol")
+    parser.add_argument("--sigma-deg", type=float, default=20.0, help="hill width, degrees")
+    parser.add_argument("--hill-ps", type=float, default=1.0, help="interval between hills, ps")
+    parser.add_argument("--grid", type=int, default=91, help="bias grid points per axis")
+    parser.add_argument("--production-ns", type=float, default=300.0)
+    parser.add_argument("--chunk-ns", type=float, default=2.0)
+    parser.add_argument("--save-ps", type=float, default=0.5, help="frame interval, ps")
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--finalize-every", type=int, default=5, help="chunks between outputs")
+    parser.add_argument("--max-wall-minutes", type=float, default=1e9)
+    parser.add_argument("--work", default=None, help="default: runs/reference/ace-<x>-nme_<T>K")
+    parser.add_argument("--out", default=None,
+                        help="default: openmm_timewarp/reference/ace-<x>-nme_<T>K.npz")
+    parser.add_argument("--finalize-only", action="store_true")
+    args = parser.parse_args(argv)
+    args.sequence = args.sequence.upper()
+    if len(args.sequence) != 1 or args.sequence not in ONE_TO_THREE:
+        parser.error("--sequence must be one standard residue (the bias acts on one phi/psi pair)")
+    name = f"ace-{ONE_TO_THREE[args.sequence].lower()}-nme_{args.temperature:g}K"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args.work = args.work or os.path.join(root, "runs", "reference", name)
+    args.out = args.out or os.path.join(root, "openmm_timewarp", "reference", name + ".npz")
+    return args
+
+
+def main(argv: List[str]) -> None:
+    args = parse_args(argv)
+    os.makedirs(args.work, exist_ok=True)
+    config_path = os.path.join(args.work, "config.json")
+    physics: Dict[str, object] = {k: getattr(args, k) for k in (
+        "sequence", "seed", "temperature", "friction", "timestep_fs", "hmr", "build_ns", "bias_factor",
+        "height", "sigma_deg", "hill_ps", "grid", "chunk_ns", "save_ps")}
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            previous = json.load(f)
+        if previous != physics:
+            raise SystemExit(f"{args.work} was made with other settings {previous}; use another --work")
+    else:
+        with open(config_path, "w") as f:
+            json.dump(physics, f, indent=1)
+    topology, positions = peptide_from_sequence(args.sequence, seed=args.seed)
+    build_path = os.path.join(args.work, "build.npz")
+    if not args.finalize_only:
+        with open(os.path.join(args.work, "command.txt"), "w") as f:
+            f.write(" ".join(shlex.quote(a) for a in ["python"] + sys.argv))
+        if not os.path.exists(build_path):
+            build_bias(args, topology, positions, build_path)
+        production(args, topology, build_path)
+    finalize(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

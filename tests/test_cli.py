@@ -1,0 +1,290 @@
+"""The ``openmm-timewarp`` command driven as a user drives it, on the shipped ACE-ALA-NME PDB.
+
+Successful runs and a few refusals go through a subprocess (``python -m openmm_timewarp.cli``, what
+the console script runs); the other refusals call :func:`openmm_timewarp.cli.main` in-process, the
+same function, because each subprocess pays about 3 s of torch start-up.  The proposal is a
+Gaussian random walk of width 0.001 nm, whose acceptance on ACE-ALA-NME is about 10%, so the
+trajectory holds both accepted and rejected steps.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import mdtraj as md
+import numpy as np
+import openmm
+import pytest
+from openmm import app, unit
+
+import proposals
+import openmm_timewarp
+from openmm_timewarp import analysis, systems
+from openmm_timewarp.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
+STEPS = 200
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    # The command must import the package these tests imported (installed, or the built source tree),
+    # so it runs outside the repository root with that package's parent folder first on its path.
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(openmm_timewarp.__file__)))
+    env = dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "openmm_timewarp.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=os.path.dirname(PDB))
+
+
+def read_csv(path: str) -> list:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def write_pdb(path, topology: app.Topology, positions) -> str:
+    with open(path, "w") as f:
+        app.PDBFile.writeFile(topology, positions, f, keepIds=True)
+    return str(path)
+
+
+def molecule(name: str, atoms) -> tuple:
+    """A one-residue topology (its own chain) of (atom name, element, xyz in nm) triples."""
+    topology = app.Topology()
+    residue = topology.addResidue(name, topology.addChain())
+    for atom, element, _ in atoms:
+        topology.addAtom(atom, app.Element.getBySymbol(element), residue)
+    return topology, unit.Quantity(np.array([xyz for _, _, xyz in atoms]), unit.nanometer)
+
+
+WATER = molecule("HOH", [("O", "O", (1.5, 0, 0)), ("H1", "H", (1.6, 0, 0)), ("H2", "H", (1.47, 0.09, 0))])
+SODIUM = molecule("NA", [("NA", "Na", (-1.5, 0, 0))])
+LIGAND = molecule("LIG", [("C1", "C", (0, 1.5, 0)), ("O1", "O", (0.12, 1.5, 0)), ("C2", "C", (-0.15, 1.5, 0))])
+
+
+def with_extra(path, *extras, source: str = PDB) -> str:
+    pdb = app.PDBFile(source)
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    for topology, positions in extras:
+        modeller.add(topology, positions)
+    return write_pdb(path, modeller.topology, modeller.positions)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return proposals.save(proposals.GaussianDriftProposal(0.0, 0.001, ["H", "C", "N", "O", "S"], temperature=310.0),
+                          tmp_path_factory.mktemp("model") / "walk.pt")
+
+
+@pytest.fixture(scope="module")
+def sample_run(model, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "timewarp")
+    done = cli("sample", PDB, "--model", model, "--steps", str(STEPS), "--frame-every", "1", "--seed", "3",
+               "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+@pytest.fixture(scope="module")
+def md_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "md")
+    done = cli("md", PDB, "--steps", "4000", "--frame-every", "20", "--step-fs", "1", "--out", out, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def test_sample_files_agree_with_trajectory(sample_run):
+    out, done = sample_run
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    trajectory = md.load_dcd(os.path.join(out, "trajectory.dcd"), top=os.path.join(out, "topology.pdb"))
+    log = read_csv(os.path.join(out, "log.csv"))
+    assert trajectory.n_frames == STEPS == summary["n_frames"] == len(log)
+    assert list(log[0]) == ["step", "time_ps", "potential_energy_kJ_mol", "acceptance"]
+    assert [int(row["step"]) for row in log] == list(range(1, STEPS + 1))
+    assert float(log[-1]["time_ps"]) == pytest.approx(STEPS * summary["lag_time_ps"])
+    # Acceptance: the counts, the log and the trajectory tell the same story.
+    assert summary["num_proposed"] == STEPS and 0 < summary["num_accepted"] < STEPS
+    assert summary["acceptance"] == pytest.approx(summary["num_accepted"] / STEPS)
+    assert float(log[-1]["acceptance"]) == pytest.approx(summary["acceptance"], abs=1e-6)
+    moves = int(np.sum(np.any(trajectory.xyz[1:] != trajectory.xyz[:-1], axis=(1, 2))))
+    assert moves in (summary["num_accepted"] - 1, summary["num_accepted"])
+    # The logged energies are those of the written frames, under the System the run used.
+    pdb = app.PDBFile(os.path.join(out, "topology.pdb"))
+    context = openmm.Context(systems.create_system(pdb.topology), openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    for i in (0, STEPS // 2, STEPS - 1):
+        context.setPositions(trajectory.xyz[i].astype(np.float64))
+        energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        assert energy == pytest.approx(float(log[i]["potential_energy_kJ_mol"]), abs=0.05)
+    # Populations are those of the trajectory, in the JSON and the CSV.
+    phi, psi = analysis.backbone_dihedrals(trajectory)
+    expected = analysis.basin_populations(phi[:, 0], psi[:, 0])
+    rows = read_csv(os.path.join(out, "populations.csv"))
+    assert list(rows[0]) == ["residue", "basin", "population", "standard_error"]
+    assert {r["basin"]: float(r["population"]) for r in rows} == pytest.approx({k: v[0] for k, v in expected.items()})
+    assert summary["populations"][0]["beta"][0] == pytest.approx(expected["beta"][0])
+    assert sum(summary["populations"][0][name][0] for name in analysis.BASIN_NAMES) == pytest.approx(1.0)
+    png = os.path.join(out, "ramachandran_ALA2.png")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 5000
+    text = open(os.path.join(out, "summary.txt")).read()
+    assert f"({summary['num_accepted']} of {STEPS} proposals)" in text and "BIASED" not in text
+    assert "beta" in done.stdout and "step/s" in done.stderr  # the summary, and tqdm's bar with its rate
+
+
+def test_md_writes_the_same_files(md_run):
+    out, _ = md_run
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    trajectory = md.load_dcd(os.path.join(out, "trajectory.dcd"), top=os.path.join(out, "topology.pdb"))
+    log = read_csv(os.path.join(out, "log.csv"))
+    assert trajectory.n_frames == 200 == summary["n_frames"] == len(log)
+    assert list(log[0]) == ["step", "time_ps", "potential_energy_kJ_mol", "temperature_K"]
+    assert float(log[-1]["time_ps"]) == pytest.approx(4.0) and summary["step_fs"] == 1.0
+    assert summary["command"] == "md" and summary["wall_time_s"] > 0
+    assert 150 < np.mean([float(r["temperature_K"]) for r in log]) < 450
+    assert os.path.getsize(os.path.join(out, "ramachandran_ALA2.png")) > 5000
+    assert sorted(os.listdir(out)) == sorted(summary["files"].values())
+
+
+def test_compare_two_runs(sample_run, md_run, tmp_path, capsys):
+    png = str(tmp_path / "cmp.png")
+    done = cli("compare", sample_run[0], md_run[0], "--out", png)
+    assert done.returncode == 0, done.stderr
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 10000
+    table = open(str(tmp_path / "cmp.txt")).read()
+    assert "[Timewarp MH]" in table and "[MD]" in table and "per wall second" in table
+    runs = [md.load_dcd(os.path.join(d, "trajectory.dcd"), top=os.path.join(d, "topology.pdb"))
+            for d in (sample_run[0], md_run[0])]
+    hists = [analysis.ramachandran_histogram(*(a[:, 0] for a in analysis.backbone_dihedrals(t))) for t in runs]
+    assert f"JSD(A, B) = {analysis.jensen_shannon(*hists):.4f} nats" in table
+    assert main(["compare", sample_run[0], md_run[0], "--out", png]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_models_describes_a_model_file(model):
+    done = cli("models", model)
+    assert done.returncode == 0, done.stderr
+    assert "lag 100 ps, trained at 310 K, elements H C N O S, up to 4 residues" in done.stdout
+    assert main(["models"]) == 0  # no shipped model yet: says so, and how to train one
+
+
+def test_default_model_missing_is_explained(capsys, tmp_path):
+    if "ace-ala-nme" in openmm_timewarp.available_models():
+        pytest.skip("the default model is shipped")
+    assert main(["sample", PDB, "--out", str(tmp_path / "x")]) == 2
+    assert "default model is not shipped" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_refusals_through_the_command(model, tmp_path):
+    water = with_extra(tmp_path / "water.pdb", WATER)
+    for args, message in (((str(tmp_path / "missing.pdb"),), "missing.pdb: no such file"),
+                          ((water,), "--strip-solvent")):
+        done = cli("sample", *args, "--model", model, "--out", str(tmp_path / "out"))
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def bad_inputs(tmp_path) -> dict:
+    """Name -> (PDB file, expected words of the error)."""
+    garbage = tmp_path / "garbage.pdb"
+    garbage.write_text("this is not\na PDB file\n")
+    text = open(PDB).read()
+    (tmp_path / "nan.pdb").write_text(text.replace("   1.910  -1.114  -0.117", "     nan  -1.114  -0.117"))
+    (tmp_path / "aib.pdb").write_text(text.replace(" ALA A", " AIB A"))
+    (tmp_path / "noelement.pdb").write_text(text.replace(" HB1 ALA A   2       3.079  -3.347  -1.091  1.00  0.00"
+                                                         "           H", " QQ1 ALA A   2       3.079  -3.347  -1.091"
+                                                         "  1.00  0.00             "))
+    topology, positions = systems.peptide_from_sequence("AAA")
+    broken = app.Modeller(topology, positions)
+    broken.delete([list(topology.residues())[2]])
+    return {
+        "unreadable": (str(garbage), "cannot read it as a PDB file"),
+        "folder": (str(tmp_path), "is a folder"),
+        "nan": (str(tmp_path / "nan.pdb"), "NaN or infinite coordinates for atom(s) ALA2:N"),
+        "ions": (with_extra(tmp_path / "ion.pdb", SODIUM), "water/ion residue(s) (NA)"),
+        "ligand": (with_extra(tmp_path / "lig.pdb", LIGAND), "ligand or non-standard residue(s) LIG"),
+        "non-standard": (str(tmp_path / "aib.pdb"), "non-standard residue(s) AIB2"),
+        "no element": (str(tmp_path / "noelement.pdb"), "unknown element for atom(s) ALA2:QQ1"),
+        "chain break": (write_pdb(tmp_path / "break.pdb", broken.topology, broken.positions),
+                        "chain break between ALA2 and ALA4"),
+        "too large": (write_pdb(tmp_path / "big.pdb", *systems.peptide_from_sequence("AAAAA")),
+                      "5 residues between the caps (AAAAA); the model walk.pt supports at most 4"),
+    }
+
+
+def test_bad_inputs_are_refused(model, tmp_path, capsys):
+    for name, (path, message) in bad_inputs(tmp_path).items():
+        out = tmp_path / f"out-{name.replace(' ', '-')}"
+        assert main(["sample", path, "--model", model, "--out", str(out)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("openmm-timewarp: error:") and message in err, (name, err)
+        assert not out.exists(), name
+
+
+def test_element_unknown_to_the_model(tmp_path, capsys):
+    no_oxygen = proposals.save(proposals.GaussianDriftProposal(0.0, 0.001, ["H", "C", "N"], temperature=310.0),
+                               tmp_path / "hcn.pt")
+    assert main(["sample", PDB, "--model", no_oxygen, "--out", str(tmp_path / "out")]) == 2
+    assert "element(s) O unknown to the model hcn.pt (it knows H C N)" in capsys.readouterr().err
+
+
+def test_strip_solvent_and_add_caps(model, tmp_path, capsys):
+    bare = tmp_path / "bare.pdb"
+    bare.write_text("".join(line for line in open(PDB) if line.startswith("ATOM")) + "END\n")
+    solvated = with_extra(tmp_path / "solvated.pdb", WATER, SODIUM, source=str(bare))
+    out = tmp_path / "out"
+    assert main(["sample", solvated, "--model", model, "--out", str(out), "--steps", "20", "--no-progress"]) == 2
+    assert "--strip-solvent" in capsys.readouterr().err
+    assert main(["sample", solvated, "--model", model, "--out", str(out), "--steps", "20", "--no-progress",
+                 "--strip-solvent"]) == 0
+    summary = json.load(open(out / "summary.json"))
+    assert any("removed 2 water/ion residue(s) (HOH, NA)" in n for n in summary["notes"])
+    assert any("added an ACE cap before ALA" in n for n in summary["notes"])
+    assert any("added an NME cap after ALA" in n for n in summary["notes"])
+    assert "note: added an NME cap" in open(out / "summary.txt").read()
+    top = md.load(str(out / "topology.pdb")).topology
+    assert [r.name for r in top.residues] == ["ACE", "ALA", "NME"] and top.n_atoms == 22
+
+
+def test_output_folder_is_never_overwritten_silently(model, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    done = cli("sample", PDB, "--model", model, "--out", str(out), "--steps", "10")
+    assert done.returncode == 2 and "exists" in done.stderr and "--overwrite" in done.stderr
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert main(["sample", PDB, "--model", model, "--out", str(out), "--steps", "10", "--frame-every", "5",
+                 "--no-progress", "--overwrite"]) == 0
+    assert not (out / "precious.txt").exists()
+    assert md.load_dcd(str(out / "trajectory.dcd"), top=str(out / "topology.pdb")).n_frames == 2
+
+
+def test_explore_is_labelled_biased(tmp_path, capsys):
+    # Moves of 0.003 nm raise the energy by about 100 kJ/mol: Metropolis-Hastings accepts none,
+    # exploration mode (threshold 300 kJ/mol) most.
+    wide = proposals.save(proposals.GaussianDriftProposal(0.0, 0.003, ["H", "C", "N", "O", "S"], temperature=310.0),
+                          tmp_path / "wide.pt")
+    out = tmp_path / "explore"
+    assert main(["sample", PDB, "--model", wide, "--out", str(out), "--steps", "50", "--explore", "--no-progress"]) == 0
+    summary = json.load(open(out / "summary.json"))
+    assert summary["biased"] and summary["mode"] == "exploration" and summary["acceptance"] > 0.2
+    assert "EXPLORATION MODE" in open(out / "summary.txt").read() and "BIASED" in capsys.readouterr().err
+
+
+def test_python_api_returns_objects(model):
+    from openmm_timewarp.api import SamplingResult, sample
+
+    result = sample(PDB, model=model, steps=30, frame_every=3, seed=5)
+    assert isinstance(result, SamplingResult) and result.files == {}
+    assert isinstance(result.trajectory, md.Trajectory) and result.trajectory.n_frames == 10
+    assert result.phi.shape == (10, 1) and result.residues == ["ALA2"]
+    assert result.num_proposed == 30 and result.acceptance == result.num_accepted / 30
+    assert result.populations[0]["beta"][0] == pytest.approx(np.mean(analysis.assign_basins(result.phi, result.psi) == 0))
+
+
+def test_forwarded_pipeline_commands(capsys):
+    assert main(["export", "--help"]) == 0
+    assert "usage: openmm-timewarp export [-h] checkpoint out" in capsys.readouterr().out
+    assert main(["train", "--data"]) == 2  # the module's own parser rejects its own bad options
+    assert "--data: expected one argument" in capsys.readouterr().err

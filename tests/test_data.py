@@ -1,0 +1,80 @@
+"""Tests of openmm_timewarp.data: a tiny generation run, its format, resume and refusal."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from openmm_timewarp.analysis import backbone_dihedrals
+from openmm_timewarp.data import load_pairs, pairs_from_frames, read_shard
+from openmm_timewarp.data.generate import START_CENTERS, Settings, generate, main
+
+TINY = dict(sequence="A", lag_ps=0.2, frame_interval_ps=0.1, trajectory_ps=1.0, restraint_ps=2.0,
+            equilibrate_ps=0.1, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data"))
+    # 9 pairs per trajectory: 7 trajectories cover every start centre once.
+    manifest = generate(Settings(**TINY), out, n_pairs=60, progress=False)
+    return out, manifest
+
+
+def test_shapes_and_metadata(dataset):
+    out, manifest = dataset
+    assert manifest["n_trajectories"] == 7 and manifest["n_pairs"] == 63
+    with open(os.path.join(out, "manifest.json")) as f:
+        assert json.load(f)["n_pairs"] == 63
+    shard = read_shard(os.path.join(out, "traj_00000.npz"))
+    assert shard["x_t"].shape == shard["x_tau"].shape == (9, 22, 3)
+    assert shard["x_t"].dtype == np.float32 and shard["frames"].shape == (11, 22, 3)
+    assert list(shard["elements"]).count("H") == 12
+    meta = shard["metadata"]
+    for key in ("sequence", "forcefield", "solvent", "temperature_K", "lag_ps", "timestep_fs",
+                "friction_per_ps", "hydrogen_mass_amu", "seed", "trajectory_seed", "code_version"):
+        assert key in meta
+    assert meta["temperature_K"] == 310.0 and meta["lag_ps"] == 0.2
+    # Pairs are frames two intervals (= lag) apart.
+    np.testing.assert_array_equal(shard["x_tau"][0], shard["frames"][2])
+    x_t, x_tau = pairs_from_frames(shard["frames"], 2)
+    np.testing.assert_array_equal(x_tau, shard["x_tau"])
+    x_t, x_tau, elements, _ = load_pairs(out)
+    assert x_t.shape == (63, 22, 3) and len(elements) == 22
+    assert np.all(np.abs(x_tau - x_t).max(axis=(1, 2)) < 0.5)  # sane moves, nm
+
+
+def test_starts_cover_every_basin(dataset):
+    out, _ = dataset
+    from openmm import app
+    import io
+
+    for i, (name, (phi0, psi0)) in enumerate(START_CENTERS.items()):
+        shard = read_shard(os.path.join(out, f"traj_{i:05d}.npz"))
+        assert shard["metadata"]["start"][0]["basin"] == name
+        top = app.PDBFile(io.StringIO(shard["metadata"]["topology_pdb"])).topology
+        phi, psi = backbone_dihedrals(shard["frames"][:1], top)
+        # 0.1 ps after releasing the restraint the molecule is still near the centre.
+        assert abs((phi[0, 0] - phi0 + 180) % 360 - 180) < 40
+        assert abs((psi[0, 0] - psi0 + 180) % 360 - 180) < 40
+
+
+def test_resume_skips_finished_and_refuses_other_settings(dataset):
+    out, _ = dataset
+    path = os.path.join(out, "traj_00002.npz")
+    mtime = os.path.getmtime(path)
+    os.remove(os.path.join(out, "traj_00005.npz"))
+    manifest = generate(Settings(**TINY), out, n_pairs=60, progress=False)
+    assert manifest["n_trajectories"] == 7 and os.path.getmtime(path) == mtime
+    with pytest.raises(ValueError, match="other settings"):
+        generate(Settings(**dict(TINY, seed=4)), out, n_pairs=60, progress=False)
+
+
+def test_cli_runs(tmp_path):
+    main(["--sequence", "A", "--lag-ps", "0.2", "--frame-ps", "0.1", "--trajectory-ns", "0.0006",
+          "--restraint-ps", "0.1", "--equilibrate-ps", "0.1", "--pairs", "3", "--out",
+          str(tmp_path), "--no-progress"])
+    with open(tmp_path / "manifest.json") as f:
+        manifest = json.load(f)
+    assert manifest["n_pairs"] == 5 and manifest["settings"]["lag_ps"] == 0.2
