@@ -10,4 +10,5 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 python -m pip install -r requirements.txt
 python -m pip install --no-build-isolation .
-python -c "import openmm_timewarp, torch, openmm; print('openmm-timewarp', openmm_timewarp.__version__, 'with torch', torch.__version__, 'and OpenMM', openmm.__version__)"
+# Checked from outside the source tree, which would shadow the installed package.
+(cd / && python -c "import openmm_timewarp, torch, openmm; print('openmm-timewarp', openmm_timewarp.__version__, 'with torch', torch.__version__, 'and OpenMM', openmm.__version__)")

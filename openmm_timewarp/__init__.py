@@ -9,7 +9,12 @@ import os as _os
 import torch as _torch  # noqa: F401
 import openmm as _openmm
 
-from . import timewarpplugin as _plugin
+try:
+    from . import timewarpplugin as _plugin
+except ImportError as _error:
+    raise ImportError(f"openmm_timewarp was imported from {_os.path.dirname(__file__)}, which holds no compiled plugin: "
+                      "install it with `bash install.sh`, and run tests with `pytest` rather than `python -m pytest` "
+                      "(which puts the source folder first on sys.path)") from _error
 
 _openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file__), "libOpenMMTimewarpReference.so"))
 
