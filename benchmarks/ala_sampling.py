@@ -26,7 +26,7 @@ from typing import Callable, Dict
 
 import numpy as np
 import openmm as mm
-from openmm import unit
+from openmm import app, unit
 
 from openmm_timewarp import TimewarpIntegrator, analysis, systems
 
@@ -63,7 +63,7 @@ def run_for(seconds: float, advance: Callable[[], None], context: mm.Context) ->
 
 def md_run(topology, positions, seconds: float, step_fs: float, frame_ps: float, platform: mm.Platform,
            seed: int, user_practice: bool) -> Dict:
-    kwargs = {"constraints": "HBonds", "hydrogen_mass": 4.0} if user_practice else {}
+    kwargs = {"constraints": app.HBonds, "hydrogen_mass": 4.0} if user_practice else {}
     system = systems.create_system(topology, **kwargs)
     integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, step_fs * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
@@ -154,7 +154,7 @@ def main() -> None:
     for name, r in results.items():
         pops = ", ".join(f"{k} {p:.4f}+-{e:.4f}" for k, (p, e) in r["populations"].items() if k != "phi>0")
         first = f"{r['first_alpha_l_seconds']:.1f} s" if r["first_alpha_l_seconds"] is not None else "never"
-        ratio = r["ess_per_second"] / baseline if baseline > 0 else math.inf
+        ratio = r["ess_per_second"] / baseline if baseline > 0 else math.nan  # no baseline ESS: undefined
         r["ratio"], r["populations_agree"] = ratio, populations_agree(r["populations"], reference)
         print(f"{name:9s} {r['frames']:7d} {r['ess_min']:8.1f} {r['ess_per_second']:8.3f} {ratio:7.2f} "
               f"{r['jsd']:7.4f} {first:>10s}  {pops}  agree: {r['populations_agree']}")

@@ -227,7 +227,8 @@ def _forcefield() -> app.ForceField:
 
 
 def create_system(topology: app.Topology,
-                  hydrogen_mass: Optional[Union[float, unit.Quantity]] = None) -> openmm.System:
+                  hydrogen_mass: Optional[Union[float, unit.Quantity]] = None,
+                  constraints: Optional[object] = None) -> openmm.System:
     """Create the reference System: amber14 + built-in OBC2, NoCutoff, no constraints.
 
     Parameters
@@ -237,6 +238,9 @@ def create_system(topology: app.Topology,
     hydrogen_mass : float or openmm.unit.Quantity, optional
         Hydrogen mass repartitioning (amu if a float), e.g. 4 for data generation.  Masses do
         not change the configurational Boltzmann distribution, only the kinetics.
+    constraints : optional
+        ``app.HBonds`` etc. for a plain-MD baseline as users run it; ``TimewarpIntegrator``
+        refuses constrained Systems, since its proposals move every atom.
 
     Returns
     -------
@@ -256,7 +260,7 @@ def create_system(topology: app.Topology,
     kwargs = {}
     if hydrogen_mass is not None:
         kwargs["hydrogenMass"] = _as_float(hydrogen_mass, unit.amu) * unit.amu
-    system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None,
+    system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=constraints,
                                      rigidWater=False, removeCMMotion=True, **kwargs)
     nonbonded = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
     gb = openmm.GBSAOBCForce()

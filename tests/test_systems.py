@@ -83,6 +83,8 @@ def test_system_settings(alanine):
     total = lambda s: sum(s.getParticleMass(i).value_in_unit(unit.amu) for i in range(s.getNumParticles()))
     assert total(heavy) == pytest.approx(total(system))
     assert systems.DEFAULT_TEMPERATURE == 310 * unit.kelvin
+    n_hydrogens = sum(a.element.symbol == "H" for a in topology.atoms())
+    assert systems.create_system(topology, constraints=app.HBonds).getNumConstraints() == n_hydrogens
 
 
 def test_chiral_centers_are_l_and_skip_glycine():
