@@ -42,11 +42,11 @@ ONE_TO_THREE = {
     "P": "PRO", "S": "SER", "T": "THR", "W": "TRP", "Y": "TYR", "V": "VAL",
 }
 # Protonation and tautomer variants that amber14 knows, mapped back to one letter.
-_THREE_TO_ONE = {three: one for one, three in ONE_TO_THREE.items()}
-_THREE_TO_ONE.update({"HID": "H", "HIE": "H", "HIP": "H", "CYX": "C", "ASH": "D", "GLH": "E",
+THREE_TO_ONE = {three: one for one, three in ONE_TO_THREE.items()}
+THREE_TO_ONE.update({"HID": "H", "HIE": "H", "HIP": "H", "CYX": "C", "ASH": "D", "GLH": "E",
                       "LYN": "K"})
 CAPS = ("ACE", "NME")
-_WATER_NAMES = {"HOH", "WAT", "H2O", "TIP3", "TIP", "SOL", "T3P", "T4P", "SPC", "DOD"}
+WATER_NAMES = {"HOH", "WAT", "H2O", "TIP3", "TIP", "SOL", "T3P", "T4P", "SPC", "DOD"}
 
 DEFAULT_TEMPERATURE = 310.0 * unit.kelvin
 FORCEFIELD_FILES = ("amber14-all.xml",)
@@ -65,7 +65,7 @@ def _as_float(value: Union[float, unit.Quantity], default_unit: unit.Unit) -> fl
     return float(value)
 
 
-def _place(a: np.ndarray, b: np.ndarray, c: np.ndarray, bond: float, angle: float,
+def place_atom(a: np.ndarray, b: np.ndarray, c: np.ndarray, bond: float, angle: float,
            torsion: float) -> np.ndarray:
     """Place atom d from a, b, c with |cd| = bond, angle bcd and torsion abcd (degrees)."""
     angle, torsion = math.radians(angle), math.radians(torsion)
@@ -87,17 +87,17 @@ def _backbone_pdb(residues: Sequence[str], phi: float, psi: float) -> str:
     c_ace = np.array([_BOND["CA-C"], 0.0, 0.0])
     o_ref = np.array([-1.0, 1.0, 0.0])  # any point off the CH3-C axis fixes the frame
     records: List[Tuple[str, str, int, np.ndarray]] = [("CH3", "ACE", 1, ch3), ("C", "ACE", 1, c_ace)]
-    records.append(("O", "ACE", 1, _place(o_ref, ch3, c_ace, _BOND["C-O"], _ANGLE["CA-C-O"], 0.0)))
+    records.append(("O", "ACE", 1, place_atom(o_ref, ch3, c_ace, _BOND["C-O"], _ANGLE["CA-C-O"], 0.0)))
     prev_n, prev_ca, prev_c = o_ref, ch3, c_ace
     prev_psi = 180.0
     for i, name in enumerate(list(residues) + ["NME"], start=2):
-        n = _place(prev_n, prev_ca, prev_c, _BOND["C-N"], _ANGLE["CA-C-N"], prev_psi)
-        ca = _place(prev_ca, prev_c, n, _BOND["N-CA"], _ANGLE["C-N-CA"], 180.0)  # trans omega
+        n = place_atom(prev_n, prev_ca, prev_c, _BOND["C-N"], _ANGLE["CA-C-N"], prev_psi)
+        ca = place_atom(prev_ca, prev_c, n, _BOND["N-CA"], _ANGLE["C-N-CA"], 180.0)  # trans omega
         if name == "NME":
             records += [("N", name, i, n), ("C", name, i, ca)]
             break
-        c = _place(prev_c, n, ca, _BOND["CA-C"], _ANGLE["N-CA-C"], phi)
-        o = _place(n, ca, c, _BOND["C-O"], _ANGLE["CA-C-O"], psi + 180.0)
+        c = place_atom(prev_c, n, ca, _BOND["CA-C"], _ANGLE["N-CA-C"], phi)
+        o = place_atom(n, ca, c, _BOND["C-O"], _ANGLE["CA-C-O"], psi + 180.0)
         records += [("N", name, i, n), ("CA", name, i, ca), ("C", name, i, c), ("O", name, i, o)]
         prev_n, prev_ca, prev_c, prev_psi = n, ca, c, psi
     lines = []
@@ -164,14 +164,14 @@ def peptide_from_sequence(sequence: str, phi: float = -150.0, psi: float = 150.0
 def _check_residues(topology: app.Topology, source: str) -> None:
     """Refuse anything but one capped chain of standard amino acids."""
     names = [r.name for r in topology.residues()]
-    water = sorted({n for n in names if n in _WATER_NAMES})
+    water = sorted({n for n in names if n in WATER_NAMES})
     if water:
         raise ValueError(f"{source}: contains water ({', '.join(water)}); only implicit solvent is "
                          "supported: remove solvent and ions first")
     ions = sorted({r.name for r in topology.residues() if len(list(r.atoms())) == 1})
     if ions:
         raise ValueError(f"{source}: contains single-atom residues (ions?) {ions}; remove them first")
-    unknown = sorted({n for n in names if n not in _THREE_TO_ONE and n not in CAPS})
+    unknown = sorted({n for n in names if n not in THREE_TO_ONE and n not in CAPS})
     if unknown:
         raise ValueError(f"{source}: unknown residue(s) {unknown}; only standard amino acids and "
                          "the caps ACE/NME are supported")
@@ -217,7 +217,7 @@ def load_pdb(path: Union[str, os.PathLike], ph: float = 7.0,
 
 def sequence_of(topology: app.Topology) -> str:
     """One-letter sequence of the residues between the caps, e.g. ``"A"`` for ACE-ALA-NME."""
-    return "".join(_THREE_TO_ONE[r.name] for r in topology.residues() if r.name not in CAPS)
+    return "".join(THREE_TO_ONE[r.name] for r in topology.residues() if r.name not in CAPS)
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ import numpy as np
 from openmm import app, unit
 
 from .. import systems
-from ..systems import _THREE_TO_ONE, _WATER_NAMES, _place
+from ..systems import THREE_TO_ONE, WATER_NAMES, place_atom
 
 __all__ = ["InputError", "check_readable", "Prepared", "ModelFacts", "model_facts", "prepare_peptide",
            "DEFAULT_MAX_RESIDUES"]
@@ -103,14 +103,14 @@ def _read(path: str) -> app.PDBFile:
 
 
 def _is_solvent(residue: app.Residue) -> bool:
-    return residue.name in _WATER_NAMES or residue.name.upper() in _ION_NAMES or \
+    return residue.name in WATER_NAMES or residue.name.upper() in _ION_NAMES or \
         (len(list(residue.atoms())) == 1 and residue.name not in systems.CAPS)
 
 
 def _check_chain(topology: app.Topology, xyz: np.ndarray, path: str) -> None:
     """Refuse ligands, non-standard residues, several chains and chain breaks."""
     odd = sorted({f"{r.name}{r.id}" for r in topology.residues()
-                  if r.name not in _THREE_TO_ONE and r.name not in systems.CAPS})
+                  if r.name not in THREE_TO_ONE and r.name not in systems.CAPS})
     if odd:
         raise InputError(f"{path}: ligand or non-standard residue(s) {', '.join(odd)}; only the 20 standard "
                          "amino acids and the ACE/NME caps are supported: remove them from the file")
@@ -155,11 +155,11 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
     if first.name != "ACE":
         # ACE's heavy atoms: its C at phi = -70 degrees (PPII), then a trans peptide bond.
         n, ca = at(old[0], "N"), at(old[0], "CA")
-        c = _place(at(old[0], "C"), ca, n, 1.329, 121.7, -70.0)
+        c = place_atom(at(old[0], "C"), ca, n, 1.329, 121.7, -70.0)
         ace = topology.addResidue("ACE", chain)
-        add("CH3", "C", ace, _place(ca, n, c, 1.525, 116.2, 180.0))
+        add("CH3", "C", ace, place_atom(ca, n, c, 1.525, 116.2, 180.0))
         add("C", "C", ace, c)
-        add("O", "O", ace, _place(ca, n, c, 1.231, 122.5, 0.0))
+        add("O", "O", ace, place_atom(ca, n, c, 1.231, 122.5, 0.0))
         notes.append(f"added an ACE cap before {first.name}{first.id} (N-terminus was not capped)")
     for residue in old:
         new = topology.addResidue(residue.name, chain, residue.id, residue.insertionCode)
@@ -168,10 +168,10 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
     if last.name != "NME":
         # NME's N in the peptide plane opposite the carbonyl O, its methyl trans to CA.
         ca, c = at(old[-1], "CA"), at(old[-1], "C")
-        n = _place(at(old[-1], "O"), ca, c, 1.329, 116.2, 180.0)
+        n = place_atom(at(old[-1], "O"), ca, c, 1.329, 116.2, 180.0)
         nme = topology.addResidue("NME", chain)
         add("N", "N", nme, n)
-        add("C", "C", nme, _place(ca, c, n, 1.458, 121.7, 180.0))
+        add("C", "C", nme, place_atom(ca, c, n, 1.458, 121.7, 180.0))
         notes.append(f"added an NME cap after {last.name}{last.id} (C-terminus was not capped)")
     topology.createStandardBonds()
     modeller.topology, modeller.positions = topology, unit.Quantity(np.array(positions), unit.angstrom)
