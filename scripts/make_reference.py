@@ -46,7 +46,7 @@ from openmm import app, unit
 from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
 from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices
 from openmm_timewarp.analysis.histogram import BIN_EDGES, ramachandran_histogram
-from openmm_timewarp.data.generate import code_version
+from openmm_timewarp.data.generate import add_md_arguments, code_version
 from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_system,
                                      peptide_from_sequence)
 
@@ -253,10 +253,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sequence", default="A", help="one residue X of ACE-X-NME")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--temperature", type=float, default=310.0, help="K")
-    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
-    parser.add_argument("--timestep-fs", type=float, default=2.0)
-    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
+    add_md_arguments(parser)
     parser.add_argument("--build-ns", type=float, default=10.0)
     parser.add_argument("--bias-factor", type=float, default=6.0)
     parser.add_argument("--height", type=float, default=1.0, help="initial hill height, kJ/mol")

@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import openmm_timewarp  # noqa: E402,F401  (registers the plugin kernels)
 import proposals  # noqa: E402
 
-KT_300 = 0.00831446261815324 * 300.0  # kJ/mol
+BOLTZMANN = 0.00831446261815324  # kJ/mol/K
+KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
 PLATFORMS = ["Reference", "CPU"]
 
@@ -27,11 +28,12 @@ def drift_model(tmp_path) -> str:
     return proposals.save(proposals.GaussianDriftProposal(0.2, 0.4, ["Ar"]), tmp_path / "drift.pt")
 
 
-def harmonic_system(num_particles: int = 1, sigma: float = 0.5) -> mm.System:
-    """Particles in an isotropic harmonic well whose Boltzmann distribution at 300 K has std ``sigma`` (nm)."""
+def harmonic_system(num_particles: int = 1, sigma: float = 0.5, temperature: float = 300.0) -> mm.System:
+    """Particles in an isotropic harmonic well whose Boltzmann distribution at ``temperature`` (K)
+    has standard deviation ``sigma`` (nm)."""
     system = mm.System()
     force = mm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
-    force.addGlobalParameter("k", KT_300 / sigma**2)
+    force.addGlobalParameter("k", BOLTZMANN * temperature / sigma**2)
     for i in range(num_particles):
         system.addParticle(39.948)
         force.addParticle(i, [])

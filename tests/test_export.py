@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import harmonic_system
 from openmm_timewarp.models.export import export_flow, load_checkpoint, main as export_main
 from openmm_timewarp.models.flow import TimewarpFlow
 
@@ -134,14 +135,7 @@ def test_integrator_samples_harmonic_well_exactly_with_exported_flow(tmp_path):
     export_flow(flow, {"lag_ps": 1.0, "temperature_K": 310.0}, model)
 
     sigma, n = 0.1, 3
-    kt = (unit.MOLAR_GAS_CONSTANT_R * 310.0 * unit.kelvin).value_in_unit(unit.kilojoule_per_mole)
-    system = openmm.System()
-    well = openmm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
-    well.addGlobalParameter("k", kt / sigma**2)
-    for i in range(n):
-        system.addParticle(12.0)
-        well.addParticle(i, [])
-    system.addForce(well)
+    system = harmonic_system(n, sigma, temperature=310.0)
     integrator = openmm_timewarp.TimewarpIntegrator(str(model), ["C"] * n, 310.0, random_seed=3,
                                                     proposals_per_batch=16, adaptive_batch_size=False)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))

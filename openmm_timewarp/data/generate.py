@@ -287,6 +287,14 @@ def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
     return write_manifest(out, manifest_settings)
 
 
+def add_md_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Langevin MD options every data and reference script shares (same names and defaults)."""
+    parser.add_argument("--temperature", type=float, default=310.0, help="K")
+    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
+    parser.add_argument("--timestep-fs", type=float, default=2.0)
+    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -297,10 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--lag-ps", type=float, default=500.0)
     parser.add_argument("--frame-ps", type=float, default=50.0, help="frame interval, ps")
     parser.add_argument("--trajectory-ns", type=float, default=5.0, help="length of each trajectory")
-    parser.add_argument("--temperature", type=float, default=310.0, help="K")
-    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
-    parser.add_argument("--timestep-fs", type=float, default=2.0)
-    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
+    add_md_arguments(parser)
     parser.add_argument("--restraint-ps", type=float, default=20.0)
     parser.add_argument("--equilibrate-ps", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1)
