@@ -26,6 +26,7 @@ from typing import Callable, Dict
 
 import numpy as np
 import openmm as mm
+import torch
 from openmm import app, unit
 
 from openmm_timewarp import TimewarpIntegrator, analysis, systems
@@ -77,8 +78,10 @@ def md_run(topology, positions, seconds: float, step_fs: float, frame_ps: float,
 
 
 def timewarp_run(model: str, topology, system: mm.System, positions, seconds: float, seed: int,
-                 explore: bool = False) -> Dict:
-    integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore)
+                 explore: bool = False, batch: int = 0) -> Dict:
+    options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
+    integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
+                                    **options)
     context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
     result = run_for(seconds, lambda: integrator.step(1), context)
@@ -95,6 +98,7 @@ def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, req
     first_alpha_l = np.flatnonzero(labels == analysis.BASIN_NAMES.index("alpha_L"))
     return {
         "frames": len(phi),
+        "ess": {k: v for k, v in ess.items() if k != "min"},
         "ess_min": ess["min"],
         "ess_min_observable": min((k for k in ess if k != "min"), key=lambda k: ess[k]
                                   if not k.startswith("basin:") or k in required_basins else math.inf),
@@ -122,8 +126,12 @@ def main() -> None:
     parser.add_argument("--md-step-fs", type=float, default=1.0, help="largest stable step without constraints")
     parser.add_argument("--frame-ps", type=float, default=1.0, help="MD frame interval")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=0, help="fixed proposals per model call (0: adaptive)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the model (0: torch's default)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     topology, positions = systems.peptide_from_sequence("A")
     system = systems.create_system(topology)
@@ -140,8 +148,9 @@ def main() -> None:
     runs = {
         "md": md_run(topology, start, args.seconds, args.md_step_fs, args.frame_ps, platform, args.seed, False),
         "md-hmr": md_run(topology, start, args.seconds, 4.0, args.frame_ps, platform, args.seed, True),
-        "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed),
-        "explore": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True),
+        "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, batch=args.batch),
+        "explore": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True,
+                                batch=args.batch),
     }
     phi_md, psi_md = analysis.backbone_dihedrals(runs["md"]["frames"], topology)
     tica_model = analysis.fit_tica(analysis.dihedral_features(phi_md, psi_md), lagtime=10)
@@ -161,6 +170,11 @@ def main() -> None:
     for name in ("timewarp", "explore"):
         print(f"{name} acceptance {runs[name]['acceptance']:.4f} over {runs[name]['proposals']} proposals")
     print(f"ESS minimum set by: " + ", ".join(f"{n}: {r['ess_min_observable']}" for n, r in results.items()))
+    print("\nESS per second of each observable (entries cap the basin indicators):")
+    print(f"{'observable':14s} " + " ".join(f"{name:>9s}" for name in results))
+    for observable in results["md"]["ess"]:
+        print(f"{observable:14s} " + " ".join(f"{r['ess'][observable] / runs[name]['seconds']:9.3f}"
+                                             for name, r in results.items()))
     print(f"simulated: md {runs['md']['simulated_ns']:.2f} ns, md-hmr {runs['md-hmr']['simulated_ns']:.2f} ns")
     if args.json:
         with open(args.json, "w") as f:

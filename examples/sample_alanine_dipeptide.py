@@ -15,6 +15,7 @@ from openmm import app, unit
 from openmm_timewarp import TimewarpIntegrator, analysis, systems
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPERATURE = 310 * unit.kelvin
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--pdb", default=os.path.join(HERE, "data", "ace-ala-nme.pdb"))
@@ -30,11 +31,11 @@ os.makedirs(args.out)
 pdb = app.PDBFile(args.pdb)
 system = systems.create_system(pdb.topology)  # amber14 + built-in OBC2, no constraints
 
-integrator = TimewarpIntegrator(args.model, pdb.topology, 310 * unit.kelvin, random_seed=args.seed)
+integrator = TimewarpIntegrator(args.model, pdb.topology, TEMPERATURE, random_seed=args.seed)
 
 simulation = app.Simulation(pdb.topology, system, integrator, mm.Platform.getPlatformByName("Reference"))
-simulation.context.setPositions(pdb.positions)
-simulation.minimizeEnergy()
+# Minimize, then 2 ps of MD so that bonds and angles start with their thermal spread.
+simulation.context.setPositions(systems.thermalize(system, pdb.positions, TEMPERATURE, seed=args.seed))
 simulation.reporters.append(app.DCDReporter(os.path.join(args.out, "trajectory.dcd"), 10))
 simulation.reporters.append(app.StateDataReporter(os.path.join(args.out, "log.csv"), 100, step=True, time=True,
                                                   potentialEnergy=True, temperature=True, speed=True))

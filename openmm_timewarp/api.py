@@ -27,7 +27,7 @@ from .analysis import backbone_dihedrals, to_mdtraj
 from .cli.outputs import check_folder, residue_labels, residue_populations, write_outputs
 from .cli.prepare import InputError, ModelFacts, check_readable, model_facts, prepare_peptide
 from .integrator import TimewarpIntegrator
-from .systems import create_system
+from .systems import create_system, thermalize
 from .trained import model_path
 
 __all__ = ["DEFAULT_MODEL", "RunResult", "SamplingResult", "MDResult", "resolve_model", "sample", "run_md"]
@@ -214,8 +214,8 @@ def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, 
     integrator = TimewarpIntegrator(facts.path, prepared.topology, kelvin, metropolis_hastings=not explore,
                                     random_seed=seed)
     simulation = app.Simulation(prepared.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
-    simulation.context.setPositions(prepared.positions)
-    simulation.minimizeEnergy()
+    # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
+    simulation.context.setPositions(thermalize(system, prepared.positions, kelvin, seed=seed))
     start = simulation.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     xyz, rows, wall = _run(simulation, steps, frame_every, progress, "timewarp" + (" (explore)" if explore else ""),
                            lambda state: round(integrator.getAcceptanceRate(), 6))

@@ -34,6 +34,7 @@ __all__ = [
     "create_system",
     "chiral_centers",
     "sequence_of",
+    "thermalize",
 ]
 
 ONE_TO_THREE = {
@@ -288,3 +289,27 @@ def chiral_centers(topology: app.Topology) -> List[Tuple[int, int, int, int]]:
         if all(name in atoms for name in ("CA", "N", "C", "CB")):
             centers.append((atoms["CA"], atoms["N"], atoms["C"], atoms["CB"]))
     return centers
+
+
+def thermalize(system: openmm.System, positions, temperature: Union[float, unit.Quantity] = 310.0,
+               picoseconds: float = 2.0, seed: int = 1) -> unit.Quantity:
+    """Minimize, then run a short Langevin MD (1 fs, friction 1/ps, Reference platform).
+
+    A Timewarp chain started from an energy minimum begins with every bond and angle at rest, a
+    state that MD almost never visits; its first proposals are then rarely accepted. A few
+    picoseconds of MD give the stiff coordinates their thermal spread before sampling starts.
+
+    Returns
+    -------
+    openmm.unit.Quantity
+        The final positions, nm.
+    """
+    kelvin = _as_float(temperature, unit.kelvin)
+    integrator = openmm.LangevinMiddleIntegrator(kelvin * unit.kelvin, 1.0 / unit.picosecond, 1.0 * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(context)
+    context.setVelocitiesToTemperature(kelvin * unit.kelvin, seed)
+    integrator.step(int(round(picoseconds * 1000)))
+    return context.getState(getPositions=True).getPositions(asNumpy=True)

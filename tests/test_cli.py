@@ -169,6 +169,17 @@ def test_models_describes_a_model_file(model):
     assert main(["models"]) == 0  # no shipped model yet: says so, and how to train one
 
 
+def test_sample_with_the_shipped_default_model(tmp_path):
+    if "ace-ala-nme" not in openmm_timewarp.available_models():
+        pytest.skip("no default model shipped")
+    out = str(tmp_path / "default")
+    done = cli("sample", PDB, "--steps", "300", "--seed", "2", "--out", out, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["model"] == "ace-ala-nme" and summary["lag_time_ps"] == 500.0
+    assert summary["num_proposed"] == 300 and summary["num_accepted"] > 3
+
+
 def test_default_model_missing_is_explained(capsys, tmp_path):
     if "ace-ala-nme" in openmm_timewarp.available_models():
         pytest.skip("the default model is shipped")
@@ -285,6 +296,18 @@ def test_python_api_returns_objects(model):
 
 def test_forwarded_pipeline_commands(capsys):
     assert main(["export", "--help"]) == 0
-    assert "usage: openmm-timewarp export [-h] checkpoint out" in capsys.readouterr().out
+    assert "usage: openmm-timewarp export [-h] [--kernels FULL TORSION LOCAL]" in capsys.readouterr().out
     assert main(["train", "--data"]) == 2  # the module's own parser rejects its own bad options
     assert "--data: expected one argument" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_other_sequences_is_flagged(tmp_path):
+    from openmm_timewarp.cli import prepare
+
+    topology, positions = systems.peptide_from_sequence("G")
+    path = write_pdb(tmp_path / "gly.pdb", topology, positions)
+    facts = prepare.ModelFacts("m.pt", ["H", "C", "N", "O", "S"], 500.0, 310.0, True, {"sequences": ["A"]}, 4, "test")
+    notes = prepare.prepare_peptide(path, facts).notes
+    assert any("trained on A only, not on G" in note for note in notes), notes
+    facts.metadata["sequences"] = ["A", "G"]
+    assert not any("trained on" in note for note in prepare.prepare_peptide(path, facts).notes)

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 import proposals
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -35,3 +37,31 @@ def test_train_your_own_model_example(tmp_path):
     summary = json.loads((work / "sample" / "summary.json").read_text())
     assert summary["num_proposed"] == 300 and summary["n_frames"] == 30
     assert summary["model_path"] == str(work / "model.pt") and summary["lag_time_ps"] == 2.0
+
+
+def run_example(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *args], cwd=cwd, capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+
+
+def test_metadynamics_example_reweights_with_the_shipped_model(tmp_path):
+    out = tmp_path / "metad"
+    result = run_example("metadynamics_with_timewarp.py", "--build-steps", "60", "--production-steps", "60",
+                         "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = np.load(out / "phase2.npz")
+    assert data["phi"].shape == (60,) and np.all(np.isfinite(data["bias"]))
+    assert data["bias"].max() > 0, "hills were deposited in phase 1"
+    assert "reweighted" in result.stdout and "alpha_L" in result.stdout
+
+
+def test_restraint_example_holds_psi_with_the_shipped_model(tmp_path):
+    out = tmp_path / "restrained"
+    result = run_example("restrained_sampling.py", "--steps", "300", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "trajectory.dcd").stat().st_size > 0
+    line = next(s for s in result.stdout.splitlines() if s.startswith("share with -120 <= psi < 50"))
+    sampled = float(line.split("sampled ")[1].split(",")[0])
+    assert sampled > 0.8, result.stdout  # the restraint at -40 degrees holds psi in alpha_R
+    acceptance = float(result.stdout.split("acceptance rate ")[1].split()[0])
+    assert acceptance > 0.005, result.stdout

@@ -214,13 +214,14 @@ def test_short_training_decreases_validation_loss_and_resumes(tmp_path):
     data, out = tmp_path / "data", tmp_path / "run"
     write_synthetic_shards(data)
     argv = ["--data", str(data), "--out", str(out), "--epochs", "1", "--seed", "0", "--batch-size", "32",
-            "--hidden", "16", "--couplings", "2", "--embed-dim", "8", "--lr", "3e-3", "--no-align"]
+            "--hidden", "16", "--couplings", "2", "--embed-dim", "8", "--lr", "3e-3", "--no-align",
+            "--architecture", "cartesian"]
     splits = load_pairs(data, ELEMENTS, 0.1, align=False)
     torch.manual_seed(0)
     initial = TimewarpFlow(ELEMENTS, hidden=16, num_couplings=2, embed_dim=8)
     with torch.no_grad():
         initial.element_log_scale.copy_(element_log_scales(splits["train"], len(ELEMENTS)))
-    before = validation_nll(initial, splits["val"], 128, torch.device("cpu"), 0)
+    before = validation_nll(lambda batch: nll_loss(initial, batch), splits["val"], 128, torch.device("cpu"), 0)
 
     train(parse_args(argv))
     argv[argv.index("--epochs") + 1] = "2"
@@ -320,8 +321,29 @@ def test_training_cli_runs_acceptance_fine_tuning_with_openmm(tmp_path):
     data, out = tmp_path / "data", tmp_path / "run"
     write_triatomic_data(data)
     train(parse_args(["--data", str(data), "--out", str(out), "--epochs", "1", "--acceptance-epochs", "1",
-                      "--batch-size", "32", "--hidden", "16", "--couplings", "2", "--embed-dim", "8"]))
+                      "--batch-size", "32", "--hidden", "16", "--couplings", "2", "--embed-dim", "8",
+                      "--architecture", "cartesian"]))
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in records] == ["likelihood", "acceptance"]
     assert all(0.0 <= r["val_p_acc"] <= 1.0 for r in records) and math.isfinite(records[-1]["val_nll"])
     assert (out / "best.pt").exists() and (out / "finetuned.pt").exists()
+
+
+def test_internal_architecture_trains_resumes_and_reports_acceptance(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "run"
+    write_triatomic_data(data)
+    argv = ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "32", "--hidden", "16",
+            "--couplings", "2", "--embed-dim", "4", "--lr", "3e-3", "--seed", "0"]
+    train(parse_args(argv))
+    argv[argv.index("--epochs") + 1] = "3"
+    train(parse_args(argv + ["--resume"]))
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["val_nll"] < records[0]["val_nll"], records
+    assert all(0.0 <= r["val_p_acc"] <= 1.0 for r in records)
+    checkpoint = torch.load(out / "best.pt", weights_only=False)
+    assert checkpoint["architecture"] == "internal" and checkpoint["info"]["time_reversal"]
+    # 90% of 256 pairs for training, doubled by the time-reversed copies
+    assert checkpoint["info"]["train_pairs"] == 2 * 230
+    with pytest.raises(ValueError, match="cartesian architecture only"):
+        train(parse_args(argv[:2] + ["--out", str(tmp_path / "other"), "--acceptance-epochs", "1"]))

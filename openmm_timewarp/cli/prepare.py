@@ -245,4 +245,8 @@ def prepare_peptide(path: str, model: Optional[ModelFacts], strip_solvent: bool 
     if unknown:
         raise InputError(f"{path}: element(s) {', '.join(unknown)} unknown to the model "
                          f"{os.path.basename(model.path)} (it knows {' '.join(model.elements)})")
+    trained_on = model.metadata.get("sequences")
+    if trained_on and sequence not in trained_on:
+        notes.append(f"the model {os.path.basename(model.path)} was trained on {', '.join(trained_on)} only, not on "
+                     f"{sequence}: Metropolis-Hastings keeps the sampling exact, but expect a low acceptance rate")
     return Prepared(topology, positions, sequence, notes)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m openmm_timewarp.models.export CHECKPOINT OUT.pt
+    python -m openmm_timewarp.models.export CHECKPOINT OUT.pt [--kernels FULL TORSION LOCAL] [--local-step S]
 
 The file holds the flow in float32; positions come in and proposals go out in float64, and the
 log ratio is accumulated in float64. Randomness comes only from torch's default generator.
@@ -16,6 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from .flow import TimewarpFlow
+from .internal_flow import InternalTimewarpFlow
+
+FLOW_CLASSES = {"cartesian": TimewarpFlow, "internal": InternalTimewarpFlow}
+"""Flow class of each ``architecture`` name stored in training checkpoints."""
 
 
 class ExportedProposal(nn.Module):
@@ -23,8 +27,9 @@ class ExportedProposal(nn.Module):
 
     Parameters
     ----------
-    flow : TimewarpFlow
-        The trained flow.
+    flow : TimewarpFlow or InternalTimewarpFlow
+        The trained flow; anything with ``propose(positions, atom_types, num_proposals)`` and
+        ``element_symbols``.
     lag_time_ps : float
         Lag tau of the training pairs.
     temperature_kelvin : float
@@ -33,7 +38,7 @@ class ExportedProposal(nn.Module):
         Provenance (training sequences, seeds, command, ...), returned as JSON by ``metadata_json()``.
     """
 
-    def __init__(self, flow: TimewarpFlow, lag_time_ps: float, temperature_kelvin: float,
+    def __init__(self, flow: nn.Module, lag_time_ps: float, temperature_kelvin: float,
                  metadata: Dict[str, Any]) -> None:
         super().__init__()
         self.flow = flow.eval()
@@ -85,19 +90,19 @@ class ExportedProposal(nn.Module):
         return self.metadata
 
 
-def load_checkpoint(path: Path) -> Tuple[TimewarpFlow, Dict[str, Any]]:
+def load_checkpoint(path: Path) -> Tuple[nn.Module, Dict[str, Any]]:
     """Rebuild the flow of a training checkpoint.
 
     A checkpoint is a ``torch.save`` dict with ``flow_config`` (the flow's constructor arguments),
     ``flow_state`` (its state dict) and ``info`` (``lag_ps``, ``temperature_K`` and provenance).
     """
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    flow = TimewarpFlow.from_config(checkpoint["flow_config"])
+    flow = FLOW_CLASSES[checkpoint.get("architecture", "cartesian")].from_config(checkpoint["flow_config"])
     flow.load_state_dict(checkpoint["flow_state"])
     return flow.eval(), checkpoint["info"]
 
 
-def export_flow(flow: TimewarpFlow, info: Dict[str, Any], out: Path) -> None:
+def export_flow(flow: nn.Module, info: Dict[str, Any], out: Path) -> None:
     """Script ``flow`` with its metadata and save it to ``out``."""
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
     module = ExportedProposal(flow.cpu().float(), info["lag_ps"], info["temperature_K"], metadata)
@@ -108,8 +113,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Export a training checkpoint to a TorchScript proposal model.")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--kernels", type=float, nargs=3, metavar=("FULL", "TORSION", "LOCAL"),
+                        help="internal architecture: probabilities of the full, torsion-only and local proposal "
+                             "kernels (see InternalTimewarpFlow)")
+    parser.add_argument("--local-step", type=float, default=0.1,
+                        help="internal architecture: local random-walk step, as a fraction of the learned move scale")
+    parser.add_argument("--max-residues", type=int,
+                        help="largest peptide (residues, caps included) the model is meant for; the command line "
+                             "refuses larger ones")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args()
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists; pass --overwrite to replace it")
     flow, info = load_checkpoint(args.checkpoint)
+    if args.kernels is not None:
+        if not isinstance(flow, InternalTimewarpFlow):
+            parser.error("--kernels applies to the internal architecture only")
+        flow.set_kernels(*args.kernels, local_step=args.local_step)
+        info = dict(info, kernels=dict(zip(("full", "torsion", "local"), args.kernels)), local_step=args.local_step)
+    if args.max_residues is not None:
+        info = dict(info, max_residues=args.max_residues)
     export_flow(flow, info, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
           f"{sum(p.numel() for p in flow.parameters())} parameters)")

@@ -126,6 +126,17 @@ def _pad(chunks: List, width: int, molecules: List[Dict]) -> PairSet:
     return PairSet(x_t, x_tau, types, mask, molecule, molecules)
 
 
+def reversed_pairs(pairs: PairSet) -> PairSet:
+    """``pairs`` followed by the same pairs with x(t) and x(t+tau) swapped.
+
+    In equilibrium, Langevin dynamics is time-reversible for the positions: (x(t), x(t+tau)) and
+    (x(t+tau), x(t)) have the same joint distribution, so the reversed pairs are valid data.
+    """
+    return PairSet(torch.cat([pairs.x_t, pairs.x_tau]), torch.cat([pairs.x_tau, pairs.x_t]),
+                   torch.cat([pairs.atom_types, pairs.atom_types]), torch.cat([pairs.mask, pairs.mask]),
+                   torch.cat([pairs.molecule, pairs.molecule]), pairs.molecules)
+
+
 def align_rotation(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Rotate each ``mobile`` configuration about its centroid to best fit ``target`` (Kabsch).
 

@@ -21,14 +21,16 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from tqdm import tqdm
 
+from ..models.export import FLOW_CLASSES
 from ..models.flow import TimewarpFlow
-from .dataset import PairSet, load_pairs, random_rotations, rotate_pairs
+from .dataset import PairSet, load_pairs, random_rotations, reversed_pairs, rotate_pairs
 from .energies import molecule_energies
+from .internal import internal_acceptance, internal_log_scales, internal_nll_loss, molecule_zmatrices
 from .losses import ReducedEnergy, acceptance_loss, log_acceptance, nll_loss
 
 
@@ -53,12 +55,16 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0: torch's default; use 1 on a busy machine, where idle-waiting threads stall)")
+    p.add_argument("--architecture", choices=sorted(FLOW_CLASSES), default="internal",
+                   help="internal: moves in internal coordinates (default); cartesian: moves of the Cartesian positions")
+    p.add_argument("--no-time-reversal", dest="time_reversal", action="store_false",
+                   help="do not add the reversed pairs (x(t+tau), x(t)); equilibrium MD pairs are time-symmetric")
     p.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"])
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--couplings", type=int, default=6)
-    p.add_argument("--blocks", type=int, default=1)
-    p.add_argument("--embed-dim", type=int, default=16)
-    p.add_argument("--length-scales", type=float, nargs="+", default=[0.1, 0.2, 0.5, 1.2])
+    p.add_argument("--hidden", type=int, help="network width (default: the architecture's)")
+    p.add_argument("--couplings", type=int, help="coupling layers (default: the architecture's)")
+    p.add_argument("--blocks", type=int, help="attention blocks per network (default: the architecture's)")
+    p.add_argument("--embed-dim", type=int, help="element embedding width (default: the architecture's)")
+    p.add_argument("--length-scales", type=float, nargs="+", help="attention kernel length scales, nm")
     args = p.parse_args(argv)
     args.command = " ".join(["python -m openmm_timewarp.training.train"] + list(argv))
     return args
@@ -85,8 +91,9 @@ def element_log_scales(pairs: PairSet, num_elements: int) -> torch.Tensor:
     return torch.log(rms.clamp(min=1e-4))
 
 
-def validation_nll(flow: TimewarpFlow, pairs: PairSet, batch_size: int, device: torch.device, seed: int) -> float:
-    """Mean per-atom NLL over the validation pairs, with fixed auxiliary noise."""
+def validation_nll(loss_fn: Callable[[Dict[str, torch.Tensor]], torch.Tensor], pairs: PairSet, batch_size: int,
+                   device: torch.device, seed: int) -> float:
+    """Mean NLL ``loss_fn`` over the validation pairs, with fixed auxiliary noise."""
     if len(pairs) == 0:
         return float("nan")
     total = 0.0
@@ -94,7 +101,7 @@ def validation_nll(flow: TimewarpFlow, pairs: PairSet, batch_size: int, device: 
         torch.manual_seed(seed)
         for start in range(0, len(pairs), batch_size):
             index = torch.arange(start, min(start + batch_size, len(pairs)))
-            total += nll_loss(flow, pairs.batch(index, device)).item() * len(index)
+            total += loss_fn(pairs.batch(index, device)).item() * len(index)
     return total / len(pairs)
 
 
@@ -113,10 +120,11 @@ def validation_acceptance(flow: TimewarpFlow, pairs: PairSet, energies: Dict[int
     return total / len(subset)
 
 
-def save_checkpoint(path: Path, flow: TimewarpFlow, optimizer: torch.optim.Optimizer, state: Dict, info: Dict) -> None:
+def save_checkpoint(path: Path, flow: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Dict, info: Dict) -> None:
     """Write a checkpoint atomically (see ``models.export.load_checkpoint`` for the keys it reads)."""
     tmp = path.with_suffix(".tmp")
     torch.save({
+        "architecture": info["architecture"],
         "flow_config": json.loads(flow.config_json),
         "flow_state": flow.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -139,6 +147,10 @@ def train(args: argparse.Namespace) -> Path:
     splits = load_pairs(args.data, elements, args.val_fraction, args.align)
     train_pairs, val_pairs = splits["train"], splits["val"]
     molecules = train_pairs.molecules
+    architecture = args.architecture if checkpoint is None else checkpoint.get("architecture", "cartesian")
+    internal = architecture == "internal"
+    if args.time_reversal:
+        train_pairs = reversed_pairs(train_pairs)
     temperature = common_value(molecules, "temperature_K")
     info = {
         "lag_ps": common_value(molecules, "lag_ps"),
@@ -150,20 +162,33 @@ def train(args: argparse.Namespace) -> Path:
         "train_pairs": len(train_pairs),
         "val_pairs": len(val_pairs),
         "aligned_pairs": args.align,
+        "architecture": architecture,
+        "time_reversal": args.time_reversal,
         "epochs": args.epochs,
         "acceptance_epochs": args.acceptance_epochs,
     }
 
     torch.manual_seed(args.seed)
+    flow_class = FLOW_CLASSES[architecture]
     if checkpoint is None:
-        flow = TimewarpFlow(elements, hidden=args.hidden, num_couplings=args.couplings, num_blocks=args.blocks,
-                            embed_dim=args.embed_dim, length_scales=args.length_scales)
-        with torch.no_grad():
-            flow.element_log_scale.copy_(element_log_scales(train_pairs, len(elements)))
+        sizes = dict(hidden=args.hidden, num_couplings=args.couplings, num_blocks=args.blocks,
+                     embed_dim=args.embed_dim, length_scales=args.length_scales)
+        flow = flow_class(elements, **{k: v for k, v in sizes.items() if v is not None})
     else:  # the architecture of the run being resumed, whatever the size options say
-        flow = TimewarpFlow.from_config(checkpoint["flow_config"])
+        flow = flow_class.from_config(checkpoint["flow_config"])
         flow.load_state_dict(checkpoint["flow_state"])
+    zmatrices = molecule_zmatrices(flow, train_pairs) if internal else {}
+    if checkpoint is None:
+        with torch.no_grad():
+            if internal:
+                flow.log_scale_table.copy_(internal_log_scales(flow, train_pairs, zmatrices))
+            else:
+                flow.element_log_scale.copy_(element_log_scales(train_pairs, len(elements)))
     flow.to(device)
+
+    def likelihood_loss(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return internal_nll_loss(flow, batch, zmatrices) if internal else nll_loss(flow, batch)
+
     optimizer = torch.optim.Adam(flow.parameters(), lr=args.lr)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_val": math.inf}
     if checkpoint is not None:
@@ -175,6 +200,8 @@ def train(args: argparse.Namespace) -> Path:
     # Energies serve the acceptance phase and, whenever the shards name their Systems, a validation
     # acceptance rate after every epoch.
     have_systems = all("system_xml" in m or "topology_pdb" in m for m in molecules)
+    if args.acceptance_epochs > 0 and internal:
+        raise ValueError("acceptance fine-tuning is implemented for the cartesian architecture only")
     if args.acceptance_epochs > 0 and not have_systems:
         raise ValueError("acceptance fine-tuning needs energies: every shard must carry system_xml or topology_pdb")
     energies = molecule_energies(args.data, molecules, temperature) if have_systems else {}
@@ -200,15 +227,16 @@ def train(args: argparse.Namespace) -> Path:
         for index in bar:
             batch = train_pairs.batch(index, device)
             r = rotations[state["batch"] * args.batch_size:(state["batch"] + 1) * args.batch_size]
-            batch["x_t"], batch["x_tau"] = rotate_pairs(batch["x_t"], batch["x_tau"], batch["mask"], r)
+            if not internal:  # the internal flow is invariant under rotations
+                batch["x_t"], batch["x_tau"] = rotate_pairs(batch["x_t"], batch["x_tau"], batch["mask"], r)
             if acceptance_phase:
                 loss_acc, accept = acceptance_loss(flow, batch, energies, jump_weight=args.jump_weight)
-                loss_nll = nll_loss(flow, batch)
+                loss_nll = likelihood_loss(batch)
                 loss = loss_acc + args.nll_weight * loss_nll
                 postfix = {"acc_loss": f"{loss_acc.item():.3f}", "p_acc": f"{accept.item():.3f}",
                            "nll": f"{loss_nll.item():.3f}"}
             else:
-                loss = nll_loss(flow, batch)
+                loss = likelihood_loss(batch)
                 postfix = {"nll": f"{loss.item():.3f}"}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -220,11 +248,13 @@ def train(args: argparse.Namespace) -> Path:
             if state["step"] % args.checkpoint_every == 0:
                 save_checkpoint(last, flow, optimizer, state, info)
         flow.eval()
-        val = validation_nll(flow, val_pairs, 4 * args.batch_size, device, args.seed)
+        val = validation_nll(likelihood_loss, val_pairs, 4 * args.batch_size, device, args.seed)
         record = {"epoch": epoch + 1, "step": state["step"], "val_nll": val, "phase":
                   "acceptance" if acceptance_phase else "likelihood", "seconds": time.perf_counter() - started}
         if energies:
-            record["val_p_acc"] = validation_acceptance(flow, val_pairs, energies, 4 * args.batch_size, device, args.seed)
+            record["val_p_acc"] = (internal_acceptance(flow, val_pairs, energies) if internal else
+                                   validation_acceptance(flow, val_pairs, energies, 4 * args.batch_size, device,
+                                                         args.seed))
         record.update({k: float(v) for k, v in postfix.items()})
         log.write(json.dumps(record) + "\n")
         log.flush()

@@ -1,0 +1,120 @@
+"""Training pieces of the internal-coordinate flow: Z-matrices per molecule, move scales, NLL,
+and the MH acceptance of its proposals.
+
+The acceptance of each proposal kernel on the validation pairs, to choose ``export --kernels``::
+
+    python -m openmm_timewarp.training.internal RUN_DIR/best.pt --data DATA_DIR [--limit 256]
+"""
+import argparse
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+from torch import Tensor
+
+from ..models.internal_flow import InternalTimewarpFlow, _wrap
+from ..models.zmatrix import to_internal
+from .dataset import PairSet
+from .losses import ReducedEnergy
+
+
+def molecule_zmatrices(flow: InternalTimewarpFlow, pairs: PairSet) -> Dict[int, Tensor]:
+    """The Z-matrix of every molecule of ``pairs``, from its first x(t); all its pairs must share
+    its bond graph (checked lazily by the NLL, which would see broken bonds as huge moves)."""
+    zmatrices = {}
+    for molecule_id in torch.unique(pairs.molecule).tolist():
+        row = int((pairs.molecule == molecule_id).nonzero()[0])
+        atoms = int(pairs.mask[row].sum())
+        zmatrices[molecule_id] = flow.zmatrix(pairs.x_t[row, :atoms], pairs.atom_types[row, :atoms])
+    return zmatrices
+
+
+def internal_log_scales(flow: InternalTimewarpFlow, pairs: PairSet, zmatrices: Dict[int, Tensor]) -> Tensor:
+    """log RMS move per (element, sibling-torsion flag, coordinate) over ``pairs``, the initial
+    ``log_scale_table``; torsion moves are wrapped into [-pi, pi)."""
+    shape = flow.log_scale_table.shape
+    total = torch.zeros(shape, dtype=torch.float64)
+    count = torch.zeros(shape, dtype=torch.float64)
+    for molecule_id, zm in zmatrices.items():
+        rows = (pairs.molecule == molecule_id).nonzero().squeeze(1)
+        atoms = zm.shape[0]
+        types = pairs.atom_types[rows[0], :atoms]
+        q_t = to_internal(pairs.x_t[rows, :atoms].double(), zm)
+        q_tau = to_internal(pairs.x_tau[rows, :atoms].double(), zm)
+        delta = q_tau - q_t
+        delta[..., 2] = _wrap(delta[..., 2])
+        dims = (zm[:, :3] >= 0).double()
+        for atom in range(atoms):
+            key = (int(types[atom]), int(zm[atom, 4]))
+            total[key] += (delta[:, atom] ** 2 * dims[atom]).sum(0)
+            count[key] += dims[atom] * len(rows)
+    rms = torch.sqrt(total / count.clamp(min=1))
+    fallback = torch.tensor([0.003, 0.05, 0.5], dtype=torch.float64).expand(shape)
+    return torch.log(torch.where(count > 0, rms, fallback).clamp(min=1e-4)).float()
+
+
+def internal_nll_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], zmatrices: Dict[int, Tensor]) -> Tensor:
+    """Negative log-likelihood of the moves, per internal coordinate and auxiliary, batch mean.
+
+    The constant log J of the Z-matrix is left out: it does not depend on the parameters.
+    """
+    losses: List[Tensor] = []
+    for molecule_id in torch.unique(batch["molecule"]).tolist():
+        rows = (batch["molecule"] == molecule_id).nonzero().squeeze(1)
+        zm = zmatrices[molecule_id].to(batch["x_t"].device)
+        atoms = zm.shape[0]
+        x_t = batch["x_t"][rows, :atoms]
+        q_tau = to_internal(batch["x_tau"][rows, :atoms].double(), zm)
+        w = torch.randn_like(x_t)
+        log_p = flow.log_prob_internal(x_t, q_tau, w, batch["atom_types"][rows[0], :atoms], zm)
+        losses.append(-log_p / (6 * atoms - 6))
+    return torch.cat(losses).mean()
+
+
+def internal_acceptance(flow: InternalTimewarpFlow, pairs: PairSet, energies: Dict[int, ReducedEnergy],
+                        limit: int = 256, proposals: int = 4) -> float:
+    """Mean MH acceptance probability of ``proposals`` exported-style proposals from each of
+    ``limit`` x(t) spread over ``pairs``."""
+    subset = torch.linspace(0, len(pairs) - 1, min(limit, len(pairs))).long().unique()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in subset.tolist():
+            atoms = int(pairs.mask[row].sum())
+            x = pairs.x_t[row, :atoms].double()
+            y, log_ratio = flow.propose(x, pairs.atom_types[row, :atoms], proposals)
+            energy = energies[int(pairs.molecule[row])]
+            delta = energy(y).double() - energy(x[None]).double()
+            log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
+            log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+            total += torch.exp(log_alpha).sum().item()
+            count += proposals
+    return total / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Validation MH acceptance of each proposal kernel of a checkpoint.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="the pair shards the model was trained on")
+    parser.add_argument("--limit", type=int, default=256, help="validation x(t) to propose from")
+    parser.add_argument("--local-steps", type=float, nargs="+", default=[0.1, 0.3])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    from ..models.export import load_checkpoint
+    from .dataset import load_pairs
+    from .energies import molecule_energies
+
+    torch.set_num_threads(args.threads)
+    flow, info = load_checkpoint(args.checkpoint)
+    pairs = load_pairs(args.data, flow.element_symbols, 0.1)["val"]
+    energies = molecule_energies(args.data, pairs.molecules, info["temperature_K"])
+    torch.manual_seed(0)
+    for name, weights in (("full", (1.0, 0.0, 0.0)), ("torsion", (0.0, 1.0, 0.0))):
+        flow.set_kernels(*weights, local_step=0.1)
+        print(f"{name:8s} acceptance {internal_acceptance(flow, pairs, energies, args.limit):.4f}", flush=True)
+    for step in args.local_steps:
+        flow.set_kernels(0.0, 0.0, 1.0, local_step=step)
+        print(f"local {step:<4g} acceptance {internal_acceptance(flow, pairs, energies, args.limit):.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
