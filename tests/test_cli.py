@@ -173,11 +173,12 @@ def test_sample_with_the_shipped_default_model(tmp_path):
     if "ace-ala-nme" not in openmm_timewarp.available_models():
         pytest.skip("no default model shipped")
     out = str(tmp_path / "default")
-    done = cli("sample", PDB, "--steps", "300", "--seed", "2", "--out", out, "--no-progress")
+    done = cli("sample", PDB, "--steps", "600", "--seed", "2", "--out", out, "--no-progress")
     assert done.returncode == 0, done.stderr
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["model"] == "ace-ala-nme" and summary["lag_time_ps"] == 500.0
-    assert summary["num_proposed"] == 300 and summary["num_accepted"] > 3
+    # About 2.4% of its proposals are accepted (benchmarks/ala_sampling.py): about 14 here.
+    assert summary["num_proposed"] == 600 and summary["num_accepted"] >= 3
 
 
 def test_default_model_missing_is_explained(capsys, tmp_path):

@@ -156,7 +156,7 @@ def _plot(result: Dict, path: str) -> None:
             e = np.nan_to_num(np.array([pops[n][1] for n in BASIN_NAMES]))
             ax.bar(x + shift, p, 0.4, yerr=e, capsize=3, label=result["labels"][k])
         ax.set(xticks=x, xticklabels=BASIN_NAMES, ylabel="population", ylim=(0, 1),
-               title=f"{label}: JSD(A, B) = {result['jsd'][r]:.3f}; min ESS/s "
+               title=f"{label}: JSD(A, B) = {result['jsd'][r]:.3f}\nmin ESS/s "
                      f"{result['ess_per_s'][0][0]:.3g} vs {result['ess_per_s'][1][0]:.3g}")
         ax.legend(fontsize=8)
     fig.tight_layout()
