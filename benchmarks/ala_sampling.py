@@ -136,11 +136,7 @@ def main() -> None:
     topology, positions = systems.peptide_from_sequence("A")
     system = systems.create_system(topology)
     platform = fastest_platform(system, positions)
-    relax = mm.Context(system, mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, 0.001), platform)
-    relax.setPositions(positions)
-    mm.LocalEnergyMinimizer.minimize(relax)
-    relax.getIntegrator().step(20000)
-    start = relax.getState(getPositions=True).getPositions()
+    start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
 
     reference = analysis.load_reference("ace-ala-nme_310K")
     required = [f"basin:{name}" for name, (p, _) in reference.populations.items() if p > 0]

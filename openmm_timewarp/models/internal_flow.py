@@ -253,10 +253,7 @@ class InternalTimewarpFlow(nn.Module):
         squashed = math.pi * torch.tanh(step[..., 2] / math.pi)
         new = internal + torch.stack([step[..., 0], step[..., 1], squashed], -1)
         new = torch.stack([new[..., 0], new[..., 1], _wrap(new[..., 2])], -1) * dims
-        log_tanh = torch.log1p(-torch.tanh(step[..., 2] / math.pi) ** 2)
-        log_det = log_scales.expand_as(step) + torch.stack(
-            [torch.zeros_like(log_tanh), torch.zeros_like(log_tanh), log_tanh], -1)
-        return new, log_det * dims
+        return new, _move_log_det(log_scales, torch.log1p(-torch.tanh(step[..., 2] / math.pi) ** 2), dims)
 
     def recover_move(self, internal: Tensor, target: Tensor, log_scales: Tensor, dims: Tensor) -> Tuple[Tensor, Tensor]:
         """Inverse of :meth:`apply_move`: the move u from ``internal`` to ``target``, and log|dq'/du|."""
@@ -266,10 +263,7 @@ class InternalTimewarpFlow(nn.Module):
         step_t = math.pi * torch.atanh(torsion)
         step = torch.stack([delta[..., 0], delta[..., 1], step_t], -1) * dims
         u = step * torch.exp(-log_scales) * dims
-        log_tanh = torch.log1p(-torsion ** 2)
-        log_det = log_scales.expand_as(step) + torch.stack(
-            [torch.zeros_like(log_tanh), torch.zeros_like(log_tanh), log_tanh], -1)
-        return u, log_det * dims
+        return u, _move_log_det(log_scales, torch.log1p(-torsion ** 2), dims)
 
     def log_prob_internal(self, x_t: Tensor, internal_tau: Tensor, w: Tensor, atom_types: Tensor,
                           zmatrix: Tensor) -> Tensor:
@@ -310,10 +304,16 @@ class InternalTimewarpFlow(nn.Module):
         z_v = torch.randn(num_proposals, n, 3, dtype=torch.float32, device=x.device)
         v = torch.randn(num_proposals, n, 3, dtype=torch.float32, device=x.device)
         # Kernel 2 (local): a symmetric random walk of bonds and angles; its ratio is log J(q') - log J(q).
+        # Each row is built in Cartesian coordinates once, by its own kernel.
         new_internal = internal + z_u.to(torch.float64) * self.local_step * torch.exp(log_scales) * geometry_dims
         origin, e1, e2 = frame(x, zm)
-        proposals = to_cartesian(new_internal, zm, origin, e1, e2)
-        log_ratio = self.log_volume(new_internal, zm) - self.log_volume(internal, zm)
+        proposals = x[None].repeat(num_proposals, 1, 1)
+        log_ratio = torch.zeros(num_proposals, dtype=torch.float64, device=x.device)
+        local = torch.nonzero(kind == 2).flatten()
+        if local.numel() > 0:
+            stepped = new_internal[local]
+            proposals = proposals.index_copy(0, local, to_cartesian(stepped, zm, origin, e1, e2))
+            log_ratio = log_ratio.index_copy(0, local, self.log_volume(stepped, zm) - self.log_volume(internal, zm))
 
         # Kernels 0 (full) and 1 (torsions only) run the flow; only their rows pay for it.
         rows = torch.nonzero(kind < 2).flatten()
@@ -358,6 +358,12 @@ class InternalTimewarpFlow(nn.Module):
         log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # REJECT
         proposals = torch.where(valid[:, None, None], proposals, x[None])
         return proposals.to(positions.dtype), log_ratio
+
+
+def _move_log_det(log_scales: Tensor, log_tanh: Tensor, dims: Tensor) -> Tensor:
+    """log|dq'/du| per coordinate (B, N, 3): the scales, plus the tanh squashing of the torsions."""
+    squash = torch.stack([torch.zeros_like(log_tanh), torch.zeros_like(log_tanh), log_tanh], -1)
+    return (log_scales.expand_as(squash) + squash) * dims
 
 
 def _wrap(angle: Tensor) -> Tensor:
