@@ -167,7 +167,7 @@ def _setup_summary(command: str, pdb: PathLike, prepared, temperature: float, se
 def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, out: Optional[PathLike] = None,
            explore: bool = False, seed: int = 1, temperature: Union[float, unit.Quantity] = 310.0,
            frame_every: int = 10, strip_solvent: bool = False, overwrite: bool = False, progress: bool = False,
-           threads: int = 1, platform: str = "Reference") -> SamplingResult:
+           threads: int = 1, platform: str = "Reference", hmc_interval: Optional[int] = None) -> SamplingResult:
     """Sample a peptide from a PDB file with a Timewarp model and Metropolis-Hastings.
 
     Parameters
@@ -198,6 +198,9 @@ def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, 
         Torch threads for the model (process-wide); 1 is fastest where cores are shared.
     platform
         OpenMM platform; Reference is the fastest for small peptides on CPUs.
+    hmc_interval
+        Steps between the integrator's hybrid Monte Carlo moves (0: none); by default the model's
+        recommendation (see :class:`~openmm_timewarp.TimewarpIntegrator`).
 
     Raises
     ------
@@ -212,7 +215,7 @@ def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, 
     torch.set_num_threads(threads)
     prepared, system = _prepare(pdb, facts, strip_solvent, seed)
     integrator = TimewarpIntegrator(facts.path, prepared.topology, kelvin, metropolis_hastings=not explore,
-                                    random_seed=seed)
+                                    random_seed=seed, hmc_interval=hmc_interval)
     simulation = app.Simulation(prepared.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
     # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
     simulation.context.setPositions(thermalize(system, prepared.positions, kelvin, seed=seed))
@@ -220,6 +223,7 @@ def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, 
     xyz, rows, wall = _run(simulation, steps, frame_every, progress, "timewarp" + (" (explore)" if explore else ""),
                            lambda state: round(integrator.getAcceptanceRate(), 6))
     summary = _setup_summary("sample", pdb, prepared, kelvin, seed, steps, frame_every, facts.lag_time_ps, platform)
+    summary.update(hmc_interval=integrator.getHMCInterval(), hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6))
     summary.update(model=os.fspath(model), model_path=facts.path, lag_time_ps=facts.lag_time_ps,
                    model_temperature_K=facts.temperature_K, mode="exploration" if explore else "metropolis-hastings")
     title = "Timewarp exploration (BIASED)" if explore else "Timewarp MH"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import warnings
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -13,6 +14,7 @@ from .trained import model_path
 
 Temperature = Union[float, unit.Quantity]
 Energy = Union[float, unit.Quantity]
+Time = Union[float, unit.Quantity]
 
 
 def _value_in(value, units: unit.Unit) -> float:
@@ -32,6 +34,15 @@ def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
     return symbols
 
 
+def recommended_hmc_interval(model: Union[str, os.PathLike]) -> int:
+    """The ``hmc_interval`` recorded for a model in the JSON file beside it (``integrator``), else 0."""
+    sidecar = os.path.splitext(model_path(model))[0] + ".json"
+    if not os.path.isfile(sidecar):
+        return 0
+    with open(sidecar) as f:
+        return int(json.load(f).get("integrator", {}).get("hmc_interval", 0))
+
+
 class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     """Sample the Boltzmann distribution with large moves proposed by a learned model.
 
@@ -43,6 +54,11 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
 
     Velocities carry no dynamics: after every call to ``step()`` they are drawn afresh from the
     Maxwell-Boltzmann distribution at ``temperature``, so reporters show the sampling temperature.
+
+    Large learned moves mix the slow coordinates; bonds, angles and rotors then relax through
+    hybrid Monte Carlo moves interleaved with the steps (``hmc_interval``): fresh velocities, a
+    short velocity Verlet trajectory and a Metropolis test on the total energy, exact on their own.
+    ``getHMCAcceptanceRate()`` reports them; they do not count as steps.
 
     Parameters
     ----------
@@ -67,6 +83,14 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
         Largest energy increase exploration mode accepts (kJ/mol if a float).
     random_seed
         Seed of the acceptance test, the velocities and the model's proposals; 0 picks a unique one.
+    hmc_interval
+        One hybrid Monte Carlo move (exact, see below) after every ``hmc_interval`` steps; 0 for
+        none. By default the model's recommendation (``integrator`` in the JSON file beside it, as
+        shipped models have), else 0.
+    hmc_steps
+        Velocity Verlet steps per hybrid Monte Carlo move.
+    hmc_step_size
+        Velocity Verlet step size of hybrid Monte Carlo moves (ps if a float).
     chiral_centers
         ``(center, a, b, c)`` atom index quadruplets whose handedness exploration mode keeps. By
         default the C-alpha atoms of the topology's amino acids.
@@ -76,9 +100,13 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
                  temperature: Temperature = 310.0 * unit.kelvin, *, metropolis_hastings: bool = True,
                  proposals_per_batch: int = 256, adaptive_batch_size: bool = True,
                  exploration_energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
-                 chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None):
+                 chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
+                 hmc_interval: Optional[int] = None, hmc_steps: int = 10, hmc_step_size: Time = 1.0 * unit.femtosecond):
         kelvin = _value_in(temperature, unit.kelvin)
         super().__init__(model_path(model), _element_symbols(topology), kelvin)
+        self.setHMCInterval(recommended_hmc_interval(model) if hmc_interval is None else hmc_interval)
+        self.setHMCSteps(hmc_steps)
+        self.setHMCStepSize(_value_in(hmc_step_size, unit.picosecond))
         self.setProposalsPerBatch(proposals_per_batch)
         self.setAdaptiveBatchSize(adaptive_batch_size)
         self.setExplorationEnergyThreshold(_value_in(exploration_energy_threshold, unit.kilojoule_per_mole))

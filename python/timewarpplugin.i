@@ -54,6 +54,9 @@ from openmm import unit
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getModelLagTime() const %{
     val = unit.Quantity(val, unit.picosecond)
 %}
+%pythonappend TimewarpPlugin::TimewarpIntegrator::getHMCStepSize() const %{
+    val = unit.Quantity(val, unit.picosecond)
+%}
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getExplorationEnergyThreshold() const %{
     val = unit.Quantity(val, unit.kilojoule_per_mole)
 %}
@@ -78,6 +81,12 @@ public:
     void setAdaptiveBatchSize(bool adaptive);
     double getExplorationEnergyThreshold() const;
     void setExplorationEnergyThreshold(double threshold);
+    int getHMCInterval() const;
+    void setHMCInterval(int interval);
+    int getHMCSteps() const;
+    void setHMCSteps(int steps);
+    double getHMCStepSize() const;
+    void setHMCStepSize(double stepSize);
     int addChiralCenter(int center, int atom1, int atom2, int atom3);
     int getNumChiralCenters() const;
     void getChiralCenterParameters(int index, int& center, int& atom1, int& atom2, int& atom3) const;
@@ -86,6 +95,9 @@ public:
     long long getNumProposed() const;
     long long getNumAccepted() const;
     double getAcceptanceRate() const;
+    long long getNumHMCProposed() const;
+    long long getNumHMCAccepted() const;
+    double getHMCAcceptanceRate() const;
     void resetStatistics();
     double getModelLagTime() const;
     double getModelTemperature() const;

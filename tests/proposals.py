@@ -88,3 +88,12 @@ if __name__ == "__main__":
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
     args = parser.parse_args()
     save(GaussianDriftProposal(args.drift, args.width, args.elements, temperature=args.temperature), args.out)
+
+
+class RejectAllProposal(GaussianDriftProposal):
+    """Proposals that are certain rejections (log ratio -1e30): only hybrid Monte Carlo moves the chain."""
+
+    def forward(self, positions: torch.Tensor, atom_types: torch.Tensor,
+                num_proposals: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        y = positions.unsqueeze(0).repeat(num_proposals, 1, 1)
+        return y, torch.full((num_proposals,), -1e30, dtype=torch.float64)

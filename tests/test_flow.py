@@ -345,5 +345,9 @@ def test_internal_architecture_trains_resumes_and_reports_acceptance(tmp_path):
     assert checkpoint["architecture"] == "internal" and checkpoint["info"]["time_reversal"]
     # 90% of 256 pairs for training, doubled by the time-reversed copies
     assert checkpoint["info"]["train_pairs"] == 2 * 230
-    with pytest.raises(ValueError, match="cartesian architecture only"):
-        train(parse_args(argv[:2] + ["--out", str(tmp_path / "other"), "--acceptance-epochs", "1"]))
+    # acceptance fine-tuning of the torsion kernel continues from the same run
+    argv[argv.index("--epochs") + 1] = "3"
+    train(parse_args(argv + ["--resume", "--acceptance-epochs", "1", "--acceptance-kernel", "torsion"]))
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["phase"] == "acceptance" and 0.0 <= records[-1]["val_p_acc"] <= 1.0
+    assert (out / "finetuned.pt").exists()

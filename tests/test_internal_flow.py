@@ -12,8 +12,7 @@ from openmm import app
 from pymbar import timeseries
 from scipy import integrate, stats
 
-from conftest import BOLTZMANN
-from openmm_timewarp import TimewarpIntegrator
+from conftest import BOLTZMANN, sample_positions
 from openmm_timewarp.models import internal_flow, zmatrix
 from openmm_timewarp.models.export import ExportedProposal
 from openmm_timewarp.models.internal_flow import InternalTimewarpFlow
@@ -220,14 +219,7 @@ def exact_mean(density, low, high, power=1):
 
 
 def sample_chain(model_path: Path, steps: int, seed: int = 5):
-    integrator = TimewarpIntegrator(str(model_path), ["S"] * 4, TEMPERATURE, random_seed=seed)
-    context = mm.Context(chain_system(), integrator, mm.Platform.getPlatformByName("Reference"))
-    context.setPositions(chain_start())
-    x = np.empty((steps, 4, 3))
-    for i in range(steps):
-        integrator.step(1)
-        x[i] = context.getState(getPositions=True).getPositions(asNumpy=True)._value
-    return x, integrator.getAcceptanceRate()
+    return sample_positions(model_path, ["S"] * 4, chain_system(), chain_start(), steps, seed, TEMPERATURE)
 
 
 def chain_z_scores(x: np.ndarray) -> dict:
@@ -292,3 +284,35 @@ def test_mh_without_the_jacobian_is_detected(tmp_path):
     x, _ = sample_chain(export_chain_model(tmp_path, NoJacobianFlow), 20000)
     scores = chain_z_scores(x[500:])
     assert max(abs(z) for z in scores.values()) > 4.5, scores
+
+
+def test_internal_acceptance_loss_gradient_improves_acceptance():
+    """Steps on the acceptance loss of the torsion kernel raise the acceptance on the chain's law."""
+    from openmm_timewarp.training.internal import internal_acceptance_loss
+
+    kt_over_kt = CHAIN["kt_over_kt"]
+
+    def reduced_energy(x):  # the chain's torsion energy / kT; bonds and angles are kept by this kernel
+        b1, b2, b3 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 1], x[:, 3] - x[:, 2]
+        n1, n2 = torch.cross(b1, b2, dim=-1), torch.cross(b2, b3, dim=-1)
+        m1 = torch.cross(n1, b2 / torch.linalg.norm(b2, dim=-1, keepdim=True), dim=-1)
+        phi = torch.atan2((m1 * n2).sum(-1), (n1 * n2).sum(-1))
+        return kt_over_kt * (1 + torch.cos(3 * phi))
+
+    torch.manual_seed(0)
+    flow = InternalTimewarpFlow(["S"], hidden=16, num_couplings=2, embed_dim=4)
+    with torch.no_grad():
+        flow.log_scale_table.copy_(torch.log(torch.tensor([0.02, 0.15, 3.0])).expand_as(flow.log_scale_table))
+    flow.set_kernels(0.0, 1.0, 0.0, local_step=0.1)
+    x = torch.tensor(np.array([[list(p) for p in chain_start()]]), dtype=torch.float32).repeat(8, 1, 1)
+    batch = {"x_t": x, "atom_types": torch.zeros(8, 4, dtype=torch.long), "mask": torch.ones(8, 4),
+             "molecule": torch.zeros(8, dtype=torch.long)}
+    optimizer = torch.optim.Adam(flow.parameters(), lr=3e-2)
+    accepts = []
+    for _ in range(20):
+        loss, accept = internal_acceptance_loss(flow, batch, {0: reduced_energy}, starts=8, proposals=8)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        accepts.append(accept.item())
+    assert np.mean(accepts[-4:]) > 1.5 * np.mean(accepts[:4]), accepts

@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--explore", action="store_true",
                         help="exploration mode: no Metropolis-Hastings; fast but BIASED (not Boltzmann)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
+    parser.add_argument("--hmc-interval", type=int, default=None, metavar="N",
+                        help="a hybrid Monte Carlo move after every N steps, 0 for none (default: the model's "
+                             "recommendation, 1 for the shipped models)")
     parser.set_defaults(run=run)
 
 
@@ -56,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     result = sample(args.input, model=args.model, steps=args.steps, out=args.out, explore=args.explore,
                     seed=args.seed, temperature=args.temperature, frame_every=args.frame_every,
                     strip_solvent=args.strip_solvent, overwrite=args.overwrite, progress=args.progress,
-                    threads=args.threads, platform=args.platform)
+                    threads=args.threads, platform=args.platform, hmc_interval=args.hmc_interval)
     report(result)
     return 0

@@ -15,8 +15,10 @@ from typing import Any, Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from .backbone import BackboneProposal
 from .flow import TimewarpFlow
 from .internal_flow import InternalTimewarpFlow
+from .mixture import ProposalMixture
 
 FLOW_CLASSES = {"cartesian": TimewarpFlow, "internal": InternalTimewarpFlow}
 """Flow class of each ``architecture`` name stored in training checkpoints."""
@@ -102,10 +104,24 @@ def load_checkpoint(path: Path) -> Tuple[nn.Module, Dict[str, Any]]:
     return flow.eval(), checkpoint["info"]
 
 
+def load_backbone(path: Path) -> Tuple[BackboneProposal, Dict[str, Any]]:
+    """The backbone pivot kernel of a checkpoint of ``training.backbone``, and its provenance."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    kernel = BackboneProposal.from_config(checkpoint["backbone_config"])
+    kernel.load_state_dict(checkpoint["backbone_state"])
+    return kernel.eval(), checkpoint["info"]
+
+
 def export_flow(flow: nn.Module, info: Dict[str, Any], out: Path) -> None:
-    """Script ``flow`` with its metadata and save it to ``out``."""
+    """Script ``flow`` (or a :class:`ProposalMixture`) with its metadata and save it to ``out``.
+
+    Flow networks are stored in float32; a backbone kernel's density stays float64.
+    """
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
-    module = ExportedProposal(flow.cpu().float(), info["lag_ps"], info["temperature_K"], metadata)
+    flow = flow.cpu().float()
+    if isinstance(flow, ProposalMixture):
+        flow.backbone.double()
+    module = ExportedProposal(flow, info["lag_ps"], info["temperature_K"], metadata)
     torch.jit.save(torch.jit.script(module), str(out))
 
 
@@ -118,6 +134,11 @@ def main() -> None:
                              "kernels (see InternalTimewarpFlow)")
     parser.add_argument("--local-step", type=float, default=0.1,
                         help="internal architecture: local random-walk step, as a fraction of the learned move scale")
+    parser.add_argument("--backbone", type=Path,
+                        help="checkpoint of a backbone pivot kernel (python -m openmm_timewarp.training.backbone) to mix "
+                             "with the flow")
+    parser.add_argument("--backbone-weight", type=float, default=0.5,
+                        help="with --backbone: probability that a proposal is a backbone pivot")
     parser.add_argument("--max-residues", type=int,
                         help="largest peptide (residues, caps included) the model is meant for; the command line "
                              "refuses larger ones")
@@ -131,6 +152,10 @@ def main() -> None:
             parser.error("--kernels applies to the internal architecture only")
         flow.set_kernels(*args.kernels, local_step=args.local_step)
         info = dict(info, kernels=dict(zip(("full", "torsion", "local"), args.kernels)), local_step=args.local_step)
+    if args.backbone is not None:
+        kernel, kernel_info = load_backbone(args.backbone)
+        flow = ProposalMixture(flow, kernel, args.backbone_weight)
+        info = dict(info, backbone=dict(kernel_info, checkpoint=str(args.backbone), weight=args.backbone_weight))
     if args.max_residues is not None:
         info = dict(info, max_residues=args.max_residues)
     export_flow(flow, info, args.out)

@@ -168,16 +168,18 @@ def _dihedral(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
 def to_internal(positions: Tensor, zmatrix: Tensor) -> Tensor:
     """Internal coordinates (..., N, 3): bond length (nm), angle and torsion (rad); 0 where absent."""
     index = zmatrix[:, :3].clamp(min=0)
+    exists = zmatrix[:, :3] >= 0
+    # A missing reference is replaced by a point off the axes of the others, so that every value
+    # and gradient below is finite (a NaN there would poison gradients through the final select).
+    offsets = torch.eye(3, dtype=positions.dtype, device=positions.device)
     xi = positions
-    xp = positions.index_select(-2, index[:, 0])
-    xk = positions.index_select(-2, index[:, 1])
-    xl = positions.index_select(-2, index[:, 2])
+    xp = torch.where(exists[:, 0:1], positions.index_select(-2, index[:, 0]), xi + offsets[0])
+    xk = torch.where(exists[:, 1:2], positions.index_select(-2, index[:, 1]), xp + offsets[1])
+    xl = torch.where(exists[:, 2:3], positions.index_select(-2, index[:, 2]), xk + offsets[2])
     bond = torch.linalg.norm(xi - xp, dim=-1)
     cos_angle = (_unit(xi - xp) * _unit(xk - xp)).sum(-1)
     angle = torch.acos(cos_angle.clamp(-1.0, 1.0))
     torsion = _dihedral(xl, xk, xp, xi)
-    exists = zmatrix[:, :3] >= 0
-    # Missing references point at the atom itself (0/0 above): select, do not multiply, to drop NaN.
     values = torch.stack([bond, angle, torsion], dim=-1)
     return torch.where(exists, values, torch.zeros_like(values))
 

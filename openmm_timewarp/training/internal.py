@@ -7,7 +7,7 @@ The acceptance of each proposal kernel on the validation pairs, to choose ``expo
 """
 import argparse
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor
@@ -15,7 +15,7 @@ from torch import Tensor
 from ..models.internal_flow import InternalTimewarpFlow, _wrap
 from ..models.zmatrix import to_internal
 from .dataset import PairSet
-from .losses import ReducedEnergy
+from .losses import ReducedEnergy, acceptance_objective, distance_jump
 
 
 def molecule_zmatrices(flow: InternalTimewarpFlow, pairs: PairSet) -> Dict[int, Tensor]:
@@ -69,6 +69,40 @@ def internal_nll_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], zmat
         log_p = flow.log_prob_internal(x_t, q_tau, w, batch["atom_types"][rows[0], :atoms], zm)
         losses.append(-log_p / (6 * atoms - 6))
     return torch.cat(losses).mean()
+
+
+def internal_acceptance_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], energies: Dict[int, ReducedEnergy],
+                             starts: int = 8, proposals: int = 8, soft_floor: float = 100.0,
+                             jump_weight: float = 0.0) -> Tuple[Tensor, Tensor]:
+    """Timewarp's acceptance loss for the internal flow: ``proposals`` exported-style proposals (of
+    the kernels ``flow.kernel_weights`` selects) from each of the first ``starts`` x(t) of ``batch``,
+    differentiated through the reparametrised proposal and OpenMM's forces.
+
+    Certain rejections (another bond graph, an angle out of range) carry no gradient; they count
+    in the returned mean acceptance but not in the loss. Returns (loss, mean acceptance).
+    """
+    losses: List[Tensor] = []
+    accepted = 0.0
+    count = 0
+    for row in range(min(starts, batch["x_t"].shape[0])):
+        atoms = int(batch["mask"][row].sum())
+        x = batch["x_t"][row, :atoms].double()
+        y, log_ratio = flow.propose(x, batch["atom_types"][row, :atoms], proposals)
+        energy = energies[int(batch["molecule"][row])]
+        with torch.no_grad():
+            u_x = energy(x[None]).double()
+        delta = energy(y).double() - u_x
+        log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
+        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+        accepted += float(torch.exp(log_alpha.detach()).sum())
+        count += proposals
+        valid = log_ratio > -1e29
+        if bool(valid.any()):
+            jump = distance_jump(x[None].expand_as(y)[valid], y[valid], torch.ones(int(valid.sum()), atoms,
+                                                                                  dtype=y.dtype, device=y.device))
+            losses.append(acceptance_objective(log_alpha[valid], soft_floor, jump_weight, jump))
+    loss = torch.stack(losses).mean() if losses else torch.zeros((), dtype=torch.float64, requires_grad=True)
+    return loss, torch.tensor(accepted / max(count, 1))
 
 
 def internal_acceptance(flow: InternalTimewarpFlow, pairs: PairSet, energies: Dict[int, ReducedEnergy],

@@ -1,5 +1,5 @@
 """Training losses: maximum likelihood and Timewarp's acceptance loss."""
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -51,13 +51,19 @@ def acceptance_loss(flow: TimewarpFlow, batch: Dict[str, Tensor], energies: Dict
         The loss (scalar) and the mean acceptance probability of the batch (detached).
     """
     log_alpha, y = log_acceptance(flow, batch, energies)
+    jump = distance_jump(batch["x_t"], y, batch["mask"]) if jump_weight > 0 else None
+    return acceptance_objective(log_alpha, soft_floor, jump_weight, jump), torch.exp(log_alpha).mean().detach()
+
+
+def acceptance_objective(log_alpha: Tensor, soft_floor: float, jump_weight: float = 0.0,
+                         jump: Optional[Tensor] = None) -> Tensor:
+    """-mean(log alpha), compressed below -soft_floor, minus ``jump_weight`` * log E[alpha * jump]."""
     excess = torch.clamp(-log_alpha - soft_floor, min=0.0)
     soft = torch.where(excess > 0, -soft_floor - torch.log1p(excess), log_alpha)
     loss = -soft.mean()
-    if jump_weight > 0:
-        jump = distance_jump(batch["x_t"], y, batch["mask"])
+    if jump_weight > 0 and jump is not None:
         loss = loss - jump_weight * torch.log((torch.exp(log_alpha) * jump).mean() + 1e-12)
-    return loss, torch.exp(log_alpha).mean().detach()
+    return loss
 
 
 def distance_jump(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:

@@ -30,8 +30,13 @@ from ..models.export import FLOW_CLASSES
 from ..models.flow import TimewarpFlow
 from .dataset import PairSet, load_pairs, random_rotations, reversed_pairs, rotate_pairs
 from .energies import molecule_energies
-from .internal import internal_acceptance, internal_log_scales, internal_nll_loss, molecule_zmatrices
+from .internal import (internal_acceptance, internal_acceptance_loss, internal_log_scales, internal_nll_loss,
+                       molecule_zmatrices)
 from .losses import ReducedEnergy, acceptance_loss, log_acceptance, nll_loss
+
+
+ACCEPTANCE_KERNELS = {"full": (1.0, 0.0, 0.0), "torsion": (0.0, 1.0, 0.0)}
+"""Kernel weights (full, torsion, local) of the internal flow's proposals in the acceptance phase."""
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -47,6 +52,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--nll-weight", type=float, default=1.0, help="weight of the NLL kept in the acceptance phase")
     p.add_argument("--jump-weight", type=float, default=0.0,
                    help="weight of the log expected squared jump in the acceptance phase (0: Timewarp's loss)")
+    p.add_argument("--acceptance-kernel", choices=sorted(ACCEPTANCE_KERNELS), default="torsion",
+                   help="internal architecture: the proposal kernel the acceptance phase trains (default torsion, "
+                        "the one the shipped exports use)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--no-align", dest="align", action="store_false",
                    help="keep the rigid rotation between x(t) and x(t+tau) in the training targets")
@@ -200,8 +208,6 @@ def train(args: argparse.Namespace) -> Path:
     # Energies serve the acceptance phase and, whenever the shards name their Systems, a validation
     # acceptance rate after every epoch.
     have_systems = all("system_xml" in m or "topology_pdb" in m for m in molecules)
-    if args.acceptance_epochs > 0 and internal:
-        raise ValueError("acceptance fine-tuning is implemented for the cartesian architecture only")
     if args.acceptance_epochs > 0 and not have_systems:
         raise ValueError("acceptance fine-tuning needs energies: every shard must carry system_xml or topology_pdb")
     energies = molecule_energies(args.data, molecules, temperature) if have_systems else {}
@@ -214,6 +220,8 @@ def train(args: argparse.Namespace) -> Path:
         acceptance_phase = epoch >= args.epochs
         for group in optimizer.param_groups:
             group["lr"] = args.acceptance_lr if acceptance_phase else args.lr
+        if acceptance_phase and internal:  # also the kernel whose acceptance is validated after the epoch
+            flow.set_kernels(*ACCEPTANCE_KERNELS[args.acceptance_kernel], local_step=flow.local_step)
         # The shuffle and augmentation of an epoch depend only on (seed, epoch): resume skips exactly.
         order = torch.Generator().manual_seed(args.seed * 100003 + epoch)
         rotation_rng = torch.Generator().manual_seed(args.seed * 100019 + epoch)
@@ -229,8 +237,11 @@ def train(args: argparse.Namespace) -> Path:
             r = rotations[state["batch"] * args.batch_size:(state["batch"] + 1) * args.batch_size]
             if not internal:  # the internal flow is invariant under rotations
                 batch["x_t"], batch["x_tau"] = rotate_pairs(batch["x_t"], batch["x_tau"], batch["mask"], r)
-            if acceptance_phase:
+            if acceptance_phase and internal:
+                loss_acc, accept = internal_acceptance_loss(flow, batch, energies, jump_weight=args.jump_weight)
+            elif acceptance_phase:
                 loss_acc, accept = acceptance_loss(flow, batch, energies, jump_weight=args.jump_weight)
+            if acceptance_phase:
                 loss_nll = likelihood_loss(batch)
                 loss = loss_acc + args.nll_weight * loss_nll
                 postfix = {"acc_loss": f"{loss_acc.item():.3f}", "p_acc": f"{accept.item():.3f}",

@@ -35,6 +35,14 @@ class ProposalModel;
  * System has a CMMotionRemover), so the Context holds a sample of the canonical ensemble in phase
  * space and reporters show the sampling temperature.
  *
+ * Optionally, every getHMCInterval() steps (counted by the Context's step count) the step is followed
+ * by one hybrid Monte Carlo move: velocities drawn at the integrator's temperature, getHMCSteps()
+ * velocity Verlet steps of getHMCStepSize() (varied by up to 20% from move to move, against
+ * resonances) with the integration force groups, and a Metropolis test
+ * on the total energy.  Such a move is exact on its own and cheap for the fast coordinates (bonds,
+ * angles, rotors) that large learned moves mix poorly, so interleaving it keeps the chain exact and
+ * lets it mix them.
+ *
  * The potential energy of the current state is recomputed at the start of every call to step(), so
  * forces whose parameters change between calls (metadynamics biases, restraints switched on or off)
  * are honoured; within one call the System must not change.
@@ -94,6 +102,27 @@ public:
     }
     /** Set the largest energy increase exploration mode accepts, in kJ/mol. */
     void setExplorationEnergyThreshold(double threshold);
+    /** Get the number of model steps between hybrid Monte Carlo moves (0: none). */
+    int getHMCInterval() const {
+        return hmcInterval;
+    }
+    /**
+     * Set the number of model steps between hybrid Monte Carlo moves: a step whose Context step count
+     * becomes a multiple of it is followed by one move.  0 (the default) disables them.
+     */
+    void setHMCInterval(int interval);
+    /** Get the number of velocity Verlet steps of a hybrid Monte Carlo move. */
+    int getHMCSteps() const {
+        return hmcSteps;
+    }
+    /** Set the number of velocity Verlet steps of a hybrid Monte Carlo move. */
+    void setHMCSteps(int steps);
+    /** Get the velocity Verlet step size of hybrid Monte Carlo moves, in ps. */
+    double getHMCStepSize() const {
+        return hmcStepSize;
+    }
+    /** Set the velocity Verlet step size of hybrid Monte Carlo moves, in ps. */
+    void setHMCStepSize(double stepSize);
     /**
      * Register a chiral centre that exploration mode must not invert: the sign of the triple product
      * of the vectors from center to atom1, atom2 and atom3 must not change.
@@ -123,7 +152,13 @@ public:
     long long getNumAccepted() const;
     /** Get the fraction of proposals accepted since the statistics were last reset (0 before any). */
     double getAcceptanceRate() const;
-    /** Reset the acceptance statistics to zero. */
+    /** Get the number of hybrid Monte Carlo moves made since the statistics were last reset. */
+    long long getNumHMCProposed() const;
+    /** Get the number of hybrid Monte Carlo moves accepted since the statistics were last reset. */
+    long long getNumHMCAccepted() const;
+    /** Get the fraction of hybrid Monte Carlo moves accepted since the statistics were last reset (0 before any). */
+    double getHMCAcceptanceRate() const;
+    /** Reset the acceptance statistics (of the model's proposals and of hybrid Monte Carlo) to zero. */
     void resetStatistics();
     /** Get the lag time of the model, in ps (also the step size). */
     double getModelLagTime() const;
@@ -162,9 +197,9 @@ private:
     std::vector<std::string> elements;
     std::vector<int64_t> atomTypes;
     std::shared_ptr<ProposalModel> model;
-    double temperature, explorationThreshold;
+    double temperature, explorationThreshold, hmcStepSize;
     bool metropolisHastings, adaptiveBatchSize;
-    int proposalsPerBatch, randomNumberSeed;
+    int proposalsPerBatch, randomNumberSeed, hmcInterval, hmcSteps;
     std::vector<int> chiralCenters;
     OpenMM::Kernel kernel;
 };

@@ -42,6 +42,10 @@ public:
     virtual long long getNumProposed() const = 0;
     /** Get the number of proposals accepted since the last reset. */
     virtual long long getNumAccepted() const = 0;
+    /** Get the number of hybrid Monte Carlo moves made since the last reset. */
+    virtual long long getNumHMCProposed() const = 0;
+    /** Get the number of hybrid Monte Carlo moves accepted since the last reset. */
+    virtual long long getNumHMCAccepted() const = 0;
     /** Reset the acceptance statistics. */
     virtual void resetStatistics() = 0;
     /** Write the chain's state (random streams, pending proposals, statistics) to a checkpoint. */

@@ -18,7 +18,8 @@ static void fail(const string& message) {
 
 TimewarpIntegrator::TimewarpIntegrator(const string& modelFile, const vector<string>& elements, double temperature) :
         modelFile(modelFile), elements(elements), explorationThreshold(300.0), metropolisHastings(true),
-        adaptiveBatchSize(true), proposalsPerBatch(256), randomNumberSeed(0) {
+        adaptiveBatchSize(true), proposalsPerBatch(256), randomNumberSeed(0), hmcStepSize(0.001), hmcInterval(0),
+        hmcSteps(10) {
     setTemperature(temperature);
     model = ProposalModel::load(modelFile);
     const vector<string>& known = model->getElements();
@@ -68,6 +69,24 @@ void TimewarpIntegrator::setExplorationEnergyThreshold(double threshold) {
     explorationThreshold = threshold;
 }
 
+void TimewarpIntegrator::setHMCInterval(int interval) {
+    if (interval < 0)
+        fail("the hybrid Monte Carlo interval must be 0 (none) or positive");
+    hmcInterval = interval;
+}
+
+void TimewarpIntegrator::setHMCSteps(int steps) {
+    if (steps < 1)
+        fail("a hybrid Monte Carlo move needs at least one velocity Verlet step");
+    hmcSteps = steps;
+}
+
+void TimewarpIntegrator::setHMCStepSize(double stepSize) {
+    if (!(stepSize > 0) || !isfinite(stepSize))
+        fail("the hybrid Monte Carlo step size must be positive and finite");
+    hmcStepSize = stepSize;
+}
+
 int TimewarpIntegrator::addChiralCenter(int center, int atom1, int atom2, int atom3) {
     int atoms[] = {center, atom1, atom2, atom3};
     for (int atom : atoms)
@@ -101,6 +120,19 @@ long long TimewarpIntegrator::getNumAccepted() const {
 double TimewarpIntegrator::getAcceptanceRate() const {
     long long proposed = getNumProposed();
     return proposed == 0 ? 0.0 : getNumAccepted() / (double) proposed;
+}
+
+long long TimewarpIntegrator::getNumHMCProposed() const {
+    return context == NULL ? 0 : kernel.getAs<IntegrateTimewarpStepKernel>().getNumHMCProposed();
+}
+
+long long TimewarpIntegrator::getNumHMCAccepted() const {
+    return context == NULL ? 0 : kernel.getAs<IntegrateTimewarpStepKernel>().getNumHMCAccepted();
+}
+
+double TimewarpIntegrator::getHMCAcceptanceRate() const {
+    long long proposed = getNumHMCProposed();
+    return proposed == 0 ? 0.0 : getNumHMCAccepted() / (double) proposed;
 }
 
 void TimewarpIntegrator::resetStatistics() {

@@ -28,6 +28,9 @@ void TimewarpIntegratorProxy::serialize(const void* object, SerializationNode& n
     node.setBoolProperty("adaptiveBatchSize", integrator.getAdaptiveBatchSize());
     node.setDoubleProperty("explorationEnergyThreshold", integrator.getExplorationEnergyThreshold());
     node.setIntProperty("randomSeed", integrator.getRandomNumberSeed());
+    node.setIntProperty("hmcInterval", integrator.getHMCInterval());
+    node.setIntProperty("hmcSteps", integrator.getHMCSteps());
+    node.setDoubleProperty("hmcStepSize", integrator.getHMCStepSize());
     node.setIntProperty("integrationForceGroups", integrator.getIntegrationForceGroups());
     SerializationNode& centers = node.createChildNode("ChiralCenters");
     for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
@@ -49,6 +52,10 @@ void* TimewarpIntegratorProxy::deserialize(const SerializationNode& node) const 
         integrator->setAdaptiveBatchSize(node.getBoolProperty("adaptiveBatchSize"));
         integrator->setExplorationEnergyThreshold(node.getDoubleProperty("explorationEnergyThreshold"));
         integrator->setRandomNumberSeed(node.getIntProperty("randomSeed"));
+        // Files written before hybrid Monte Carlo existed have none.
+        integrator->setHMCInterval(node.getIntProperty("hmcInterval", 0));
+        integrator->setHMCSteps(node.getIntProperty("hmcSteps", 10));
+        integrator->setHMCStepSize(node.getDoubleProperty("hmcStepSize", 0.001));
         integrator->setIntegrationForceGroups(node.getIntProperty("integrationForceGroups"));
         for (const SerializationNode& center : node.getChildNode("ChiralCenters").getChildren())
             integrator->addChiralCenter(center.getIntProperty("center"), center.getIntProperty("a"), center.getIntProperty("b"), center.getIntProperty("c"));

@@ -13,7 +13,7 @@ using namespace std;
 
 // Boltzmann's constant in kJ/mol/K (the molar gas constant / 1000, as OpenMM uses it).
 static const double BOLTZMANN = 0.00831446261815324;
-static const int CHECKPOINT_VERSION = 1;
+static const int CHECKPOINT_VERSION = 2;
 
 namespace {
 
@@ -134,11 +134,8 @@ void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const T
             context.getPositions(positions);
             if (!allFinite(positions))
                 throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
-            if (positions != current) {
-                current = positions;
-                pending.clear();
-                nextProposal = 0;
-            }
+            if (positions != current)
+                moveTo(positions);
             currentEnergy = energy(context, groups);
             if (!isfinite(currentEnergy))
                 throw OpenMMException("TimewarpIntegrator: the energy of the current positions is not finite");
@@ -161,10 +158,8 @@ void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const T
                 accept = isfinite(deltaEnergy) && deltaEnergy <= integrator.getExplorationEnergyThreshold() &&
                          preservesChirality(integrator, proposal);
             if (accept) {
-                current = proposal;
                 currentEnergy = proposalEnergy;
-                pending.clear();
-                nextProposal = 0;
+                moveTo(proposal);
             }
             else
                 context.setPositions(current);
@@ -177,8 +172,73 @@ void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const T
         }
         context.setTime(context.getTime() + integrator.getStepSize());
         context.setStepCount(context.getStepCount() + 1);
+        if (integrator.getHMCInterval() > 0 && context.getStepCount() % integrator.getHMCInterval() == 0)
+            hybridMonteCarloMove(context, integrator, currentEnergy);
     }
     resampleVelocities(context, integrator.getTemperature());
+}
+
+void ReferenceIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& context, const TimewarpIntegrator& integrator,
+                                                                double& currentEnergy) {
+    // Velocity Verlet from fresh Maxwell-Boltzmann velocities, accepted on the change of the total
+    // energy: exact for the Boltzmann distribution of the integration force groups.  The step size
+    // varies by up to 20% from move to move, independently of the state, so that no vibration whose
+    // period the trajectory length matches stays frozen (a resonance of fixed-length HMC).
+    int groups = integrator.getIntegrationForceGroups();
+    double kT = BOLTZMANN * integrator.getTemperature();
+    double dt = integrator.getHMCStepSize() * (0.8 + 0.4 * uniform());
+    int numParticles = masses.size();
+    vector<Vec3> x = current, v(numParticles), f;
+    double kinetic = 0;
+    for (int i = 0; i < numParticles; i++) {
+        if (masses[i] == 0)
+            continue;
+        v[i] = Vec3(gaussian(), gaussian(), gaussian()) * sqrt(kT / masses[i]);
+        kinetic += 0.5 * masses[i] * v[i].dot(v[i]);
+    }
+    double initial = currentEnergy + kinetic;
+    context.calcForcesAndEnergy(true, false, groups);
+    context.getForces(f);
+    double potential = NAN;
+    for (int step = 0; step < integrator.getHMCSteps(); step++) {
+        for (int i = 0; i < numParticles; i++)
+            if (masses[i] != 0) {
+                v[i] += f[i] * (0.5 * dt / masses[i]);
+                x[i] += v[i] * dt;
+            }
+        context.setPositions(x);
+        try {
+            potential = context.calcForcesAndEnergy(true, true, groups);
+        }
+        catch (const OpenMMException&) {
+            potential = NAN;
+        }
+        if (!isfinite(potential))
+            break;
+        context.getForces(f);
+        for (int i = 0; i < numParticles; i++)
+            if (masses[i] != 0)
+                v[i] += f[i] * (0.5 * dt / masses[i]);
+    }
+    kinetic = 0;
+    for (int i = 0; i < numParticles; i++)
+        kinetic += 0.5 * masses[i] * v[i].dot(v[i]);
+    double deltaH = potential + kinetic - initial;
+    numHMCProposed++;
+    if (isfinite(deltaH) && log(uniform()) < -deltaH / kT) {
+        numHMCAccepted++;
+        currentEnergy = potential;
+        moveTo(x);
+    }
+    else
+        context.setPositions(current);
+}
+
+void ReferenceIntegrateTimewarpStepKernel::moveTo(const vector<Vec3>& positions) {
+    // Pending proposals were drawn from the old state: they are no longer valid proposals.
+    current = positions;
+    pending.clear();
+    nextProposal = 0;
 }
 
 void ReferenceIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& context, double temperature) {
@@ -217,6 +277,8 @@ void ReferenceIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context
     writeValue(stream, numAccepted);
     writeValue(stream, adaptProposed);
     writeValue(stream, adaptAccepted);
+    writeValue(stream, numHMCProposed);
+    writeValue(stream, numHMCAccepted);
     writePositions(stream, current);
     writeValue<long long>(stream, pending.size());
     for (const vector<Vec3>& proposal : pending)
@@ -235,6 +297,8 @@ void ReferenceIntegrateTimewarpStepKernel::loadCheckpoint(ContextImpl& context, 
     numAccepted = readValue<long long>(stream);
     adaptProposed = readValue<long long>(stream);
     adaptAccepted = readValue<long long>(stream);
+    numHMCProposed = readValue<long long>(stream);
+    numHMCAccepted = readValue<long long>(stream);
     current = readPositions(stream);
     pending.resize(readValue<long long>(stream));
     for (vector<Vec3>& proposal : pending)

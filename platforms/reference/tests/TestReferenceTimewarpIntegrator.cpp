@@ -47,14 +47,7 @@ static Vec3 position(Context& context) {
 }
 
 /** The chain's mean and variance of x match N(0, sigma^2) within 4.5 standard errors from batch means. */
-static void testHarmonicSampling() {
-    const double sigma = 0.5;
-    unique_ptr<System> system(harmonicSystem(sigma));
-    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
-    integrator.setRandomNumberSeed(17);
-    Context context(*system, integrator, *platform);
-    context.setPositions({Vec3()});
-    const int batches = 50, perBatch = 400;
+static void checkHarmonicMoments(TimewarpIntegrator& integrator, Context& context, double sigma, int batches, int perBatch) {
     vector<double> means, squares;
     for (int b = 0; b < batches; b++) {
         double sum = 0, sum2 = 0;
@@ -78,8 +71,36 @@ static void testHarmonicSampling() {
     };
     check(means, 0.0);
     check(squares, sigma * sigma);
+}
+
+static void testHarmonicSampling() {
+    const double sigma = 0.5;
+    const int batches = 50, perBatch = 400;
+    unique_ptr<System> system(harmonicSystem(sigma));
+    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
+    integrator.setRandomNumberSeed(17);
+    Context context(*system, integrator, *platform);
+    context.setPositions({Vec3()});
+    checkHarmonicMoments(integrator, context, sigma, batches, perBatch);
     ASSERT(integrator.getNumProposed() == batches * perBatch);
     ASSERT(integrator.getNumAccepted() > 0 && integrator.getNumAccepted() < integrator.getNumProposed());
+}
+
+/** Hybrid Monte Carlo moves, one after every second step, keep the chain exact and are counted. */
+static void testHybridMonteCarlo() {
+    const double sigma = 0.5;
+    const int batches = 50, perBatch = 400;
+    unique_ptr<System> system(harmonicSystem(sigma));
+    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
+    integrator.setRandomNumberSeed(23);
+    integrator.setHMCInterval(2);
+    integrator.setHMCSteps(5);
+    integrator.setHMCStepSize(1.5);  // omega dt = 0.75 in this well: large energy errors, often rejected
+    Context context(*system, integrator, *platform);
+    context.setPositions({Vec3()});
+    checkHarmonicMoments(integrator, context, sigma, batches, perBatch);
+    ASSERT(integrator.getNumHMCProposed() == batches * perBatch / 2);
+    ASSERT(integrator.getNumHMCAccepted() > 0 && integrator.getNumHMCAccepted() < integrator.getNumHMCProposed());
 }
 
 /** A chain restarted from a checkpoint continues bit for bit. */
@@ -116,6 +137,9 @@ static void testSerialization() {
     integrator.setExplorationEnergyThreshold(123.0);
     integrator.setRandomNumberSeed(42);
     integrator.addChiralCenter(0, 1, 1, 1);
+    integrator.setHMCInterval(3);
+    integrator.setHMCSteps(4);
+    integrator.setHMCStepSize(0.002);
     stringstream xml;
     XmlSerializer::serialize<Integrator>(&integrator, "Integrator", xml);
     unique_ptr<Integrator> copy(XmlSerializer::deserialize<Integrator>(xml));
@@ -126,6 +150,7 @@ static void testSerialization() {
     ASSERT(restored.getProposalsPerBatch() == 12 && !restored.getAdaptiveBatchSize());
     ASSERT(restored.getExplorationEnergyThreshold() == 123.0 && restored.getRandomNumberSeed() == 42);
     ASSERT(restored.getNumChiralCenters() == 1);
+    ASSERT(restored.getHMCInterval() == 3 && restored.getHMCSteps() == 4 && restored.getHMCStepSize() == 0.002);
     ASSERT(restored.getStepSize() == 100.0);
 }
 
@@ -159,6 +184,7 @@ int main(int argc, char* argv[]) {
         registerKernelFactories();
         platform = &Platform::getPlatformByName(argv[2]);
         testHarmonicSampling();
+        testHybridMonteCarlo();
         testCheckpoint();
         testSerialization();
         testErrors();

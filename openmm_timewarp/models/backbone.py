@@ -1,0 +1,252 @@
+"""Backbone pivot proposals: new (phi, psi) of one residue from a learned Ramachandran density.
+
+A proposal picks one residue uniformly, draws its new (phi, psi) from
+:class:`~.ramachandran.RamachandranDensity` given the residue's chemistry, and turns N's side of
+the N-CA bond and C's side of the CA-C bond rigidly about those bonds, C-alpha's fragment staying
+in place; every other internal coordinate is kept. For fixed angles such a move is volume
+preserving, and the density does not depend on the current state, so the Metropolis-Hastings
+ratio is
+
+    log_ratio = log g(phi, psi) - log g(phi', psi').
+
+The residue choice depends on the bond graph only, which proposals never change (a proposal with
+another bond graph is a certain rejection), so it is symmetric.
+
+Residues are found from the bond graph and the elements alone, as the proposal contract gives a
+model nothing else: a carbonyl carbon is a carbon bonded to an oxygen that has no other bond, an
+amide nitrogen is a nitrogen bonded to a carbonyl carbon, and a C-alpha is a carbon, itself no
+carbonyl, bonded to an amide nitrogen N and to a carbonyl carbon C whose own amide nitrogen is
+another one: phi = C(i-1)-N-CA-C and psi = N-CA-C-N(i+1). Capped peptides (ACE ... NME) give
+every residue both angles. A torsion bond inside a ring (proline's N-CA) is never rotated.
+"""
+import json
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .ramachandran import RamachandranDensity, wrap
+from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph
+
+SIDE_CHAIN_SHELLS = 3
+"""Side-chain atoms are counted per element at 1..SIDE_CHAIN_SHELLS bonds from C-alpha."""
+REJECT = -1e30
+"""log_ratio of a certain rejection (a proposal that changed the bond graph)."""
+
+
+def find_backbone(adjacency: Tensor, atom_types: Tensor, carbon: int, nitrogen: int, oxygen: int) -> Tensor:
+    """Backbone atoms (R, 5) int64, [C(i-1), N, CA, C, N(i+1)] per residue, in order of CA index."""
+    a = adjacency
+    is_c, is_n, is_o = atom_types == carbon, atom_types == nitrogen, atom_types == oxygen
+    terminal_o = is_o & (a.sum(1) == 1)
+    carbonyl = is_c & (a & terminal_o[None, :]).any(1)
+    amide_n = is_n & (a & carbonyl[None, :]).any(1)
+    rows: List[List[int]] = []
+    alphas: List[int] = torch.nonzero(is_c & ~carbonyl).flatten().tolist()
+    for ca in alphas:
+        found = False
+        nitrogens: List[int] = torch.nonzero(a[ca] & amide_n).flatten().tolist()
+        carbons: List[int] = torch.nonzero(a[ca] & carbonyl).flatten().tolist()
+        for n in nitrogens:
+            for c in carbons:
+                prev_c = torch.nonzero(a[n] & carbonyl).flatten()
+                next_n = torch.nonzero(a[c] & amide_n).flatten()
+                next_n = next_n[next_n != n]
+                if not found and prev_c.numel() > 0 and next_n.numel() > 0:
+                    rows.append([int(prev_c[0]), n, ca, c, int(next_n[0])])
+                    found = True
+    if len(rows) == 0:
+        return torch.zeros(0, 5, dtype=torch.int64)
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def _reachable(adjacency: Tensor, start: int) -> Tensor:
+    """Atoms (N,) bool connected to ``start`` in ``adjacency``."""
+    adj = adjacency.to(torch.float32)
+    reach = torch.zeros(adjacency.shape[0], dtype=torch.float32)
+    reach[start] = 1.0
+    for _ in range(adjacency.shape[0]):
+        grown = ((reach + adj @ reach) > 0).to(torch.float32)
+        if bool(torch.equal(grown, reach)):
+            break
+        reach = grown
+    return reach > 0
+
+
+def far_side(adjacency: Tensor, near: int, far: int) -> Tensor:
+    """The atoms (N,) bool on ``far``'s side of the bond near-far (far included); all False when
+    the bond lies in a ring, where no rigid torsion about it exists."""
+    cut = adjacency.clone()
+    cut[near, far] = False
+    cut[far, near] = False
+    side = _reachable(cut, far)
+    if bool(side[near]):
+        return torch.zeros_like(side)
+    return side
+
+
+def residue_features(adjacency: Tensor, atom_types: Tensor, heavy: Tensor, backbone: Tensor, num_elements: int,
+                     phi_free: Tensor, shells: int = SIDE_CHAIN_SHELLS) -> Tensor:
+    """Chemistry-only features (R, num_elements * shells + 2) of each residue.
+
+    Side-chain atoms (reachable from CA without passing N or C) counted per element at 1 to
+    ``shells`` bonds from CA, divided by 4; whether phi can rotate; whether the next residue's N carries a
+    third heavy atom (a proline next).
+    """
+    heavy_neighbours = (adjacency & heavy[None, :]).sum(1)
+    out: List[Tensor] = []
+    for r in range(backbone.shape[0]):
+        n, ca, c, next_n = int(backbone[r, 1]), int(backbone[r, 2]), int(backbone[r, 3]), int(backbone[r, 4])
+        keep = torch.ones(adjacency.shape[0], dtype=torch.bool)
+        keep[n] = False
+        keep[c] = False
+        sub = adjacency & keep[:, None] & keep[None, :]
+        counts = torch.zeros(shells, num_elements, dtype=torch.float64)
+        seen = torch.zeros(adjacency.shape[0], dtype=torch.bool)
+        seen[ca] = True
+        shell = seen.clone()
+        for d in range(shells):
+            shell = (sub[shell].any(0)) & ~seen
+            seen = seen | shell
+            counts[d] = torch.bincount(atom_types[shell], minlength=num_elements)[:num_elements].to(torch.float64)
+        next_pro = float(int(heavy_neighbours[next_n]) >= 3)
+        out.append(torch.cat([counts.flatten() / 4.0,
+                              torch.tensor([float(bool(phi_free[r])), next_pro], dtype=torch.float64)]))
+    if len(out) == 0:
+        return torch.zeros(0, num_elements * shells + 2, dtype=torch.float64)
+    return torch.stack(out)
+
+
+def backbone_angles(x: Tensor, backbone: Tensor) -> Tuple[Tensor, Tensor]:
+    """phi and psi (..., R) radians of positions x (..., N, 3), IUPAC sign as in OpenMM and mdtraj
+    (``zmatrix`` uses the opposite sign for its internal torsions)."""
+    p = [x.index_select(-2, backbone[:, i]) for i in range(5)]
+    return -_dihedral(p[0], p[1], p[2], p[3]), -_dihedral(p[1], p[2], p[3], p[4])
+
+
+def rotation_matrices(axis: Tensor, angle: Tensor) -> Tensor:
+    """Right-handed rotations (B, 3, 3) by ``angle`` (B,) about the unit vectors ``axis`` (B, 3)."""
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    a0, a1, a2 = axis[:, 0], axis[:, 1], axis[:, 2]
+    zero = torch.zeros_like(a0)
+    cross = torch.stack([zero, -a2, a1, a2, zero, -a0, -a1, a0, zero], -1).view(-1, 3, 3)
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
+    return eye * cos + cross * sin + axis[:, :, None] * axis[:, None, :] * (1.0 - cos)
+
+
+class BackboneProposal(nn.Module):
+    """Backbone pivot proposals of the residues of a peptide (see the module docstring).
+
+    Parameters
+    ----------
+    elements : list of str
+        Element symbols that ``atom_types`` index into; must include C, N and O for residues to be
+        found.
+    density : RamachandranDensity, optional
+        The learned (phi, psi) density; a fresh one if None.
+    """
+
+    def __init__(self, elements: List[str], density: RamachandranDensity = None) -> None:
+        super().__init__()
+        unknown = [e for e in elements if e not in COVALENT_RADII_NM]
+        if unknown:
+            raise ValueError(f"no covalent radius for elements {unknown}")
+        self.element_symbols = list(elements)
+        self.num_elements = len(elements)
+        self.carbon = elements.index("C") if "C" in elements else -1
+        self.nitrogen = elements.index("N") if "N" in elements else -1
+        self.oxygen = elements.index("O") if "O" in elements else -1
+        self.density = RamachandranDensity(self.num_features()) if density is None else density
+        self.config_json = json.dumps(dict(elements=list(elements), density=json.loads(self.density.config_json)))
+        self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
+        self.register_buffer("is_heavy", torch.tensor([e != "H" for e in elements]))
+        # Residues of the last bond graph seen (finding them costs several ms).
+        self.cached_graph = torch.zeros(0, 0, dtype=torch.bool)
+        self.cached_types = torch.zeros(0, dtype=torch.int64)
+        self.cached_backbone = torch.zeros(0, 5, dtype=torch.int64)
+        self.cached_sides = torch.zeros(0, 2, 0, dtype=torch.bool)
+        self.cached_features = torch.zeros(0, 0, dtype=torch.float64)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "BackboneProposal":
+        return cls(config["elements"], RamachandranDensity.from_config(config["density"]))
+
+    def num_features(self) -> int:
+        return self.num_elements * SIDE_CHAIN_SHELLS + 2
+
+    def residues(self, positions: Tensor, atom_types: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Backbone atoms (R, 5), moving sides (R, 2, N) bool and features (R, F) of the residues of
+        the bond graph of ``positions``; side 0 (N's side of N-CA, all False for a ring) turns phi,
+        side 1 (C's side of CA-C) turns psi. Cached per bond graph."""
+        adjacency = bond_graph(positions.to(torch.float64), self.radii[atom_types])
+        if (self.cached_graph.shape == adjacency.shape and bool(torch.equal(self.cached_graph, adjacency))
+                and bool(torch.equal(self.cached_types, atom_types))):
+            return self.cached_backbone, self.cached_sides, self.cached_features
+        if self.carbon < 0 or self.nitrogen < 0 or self.oxygen < 0:
+            backbone = torch.zeros(0, 5, dtype=torch.int64)
+        else:
+            backbone = find_backbone(adjacency, atom_types, self.carbon, self.nitrogen, self.oxygen)
+        sides = torch.zeros(backbone.shape[0], 2, positions.shape[0], dtype=torch.bool)
+        for r in range(backbone.shape[0]):
+            n, ca, c = int(backbone[r, 1]), int(backbone[r, 2]), int(backbone[r, 3])
+            sides[r, 0] = far_side(adjacency, ca, n)
+            sides[r, 1] = far_side(adjacency, ca, c)
+        movable = sides[:, 1].any(1)
+        backbone, sides = backbone[movable], sides[movable]
+        features = residue_features(adjacency, atom_types, self.is_heavy[atom_types], backbone, self.num_elements,
+                                    sides[:, 0].any(1))
+        self.cached_graph, self.cached_types = adjacency, atom_types.clone()
+        self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
+        return backbone, sides, features
+
+    def num_residues(self, positions: Tensor, atom_types: Tensor) -> int:
+        """Residues this kernel can move: psi always, phi unless its bond lies in a ring (proline)."""
+        return self.residues(positions, atom_types)[0].shape[0]
+
+    def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
+        """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,).
+
+        C-alpha's fragment stays in place: N's side of N-CA turns about that bond, C's side of
+        CA-C about that one (the two sides are disjoint unless a bond lies in a ring).
+        """
+        backbone, sides, features = self.residues(positions, atom_types)
+        return self.pivots(positions, atom_types, num_proposals, backbone, sides, features)
+
+    def pivots(self, positions: Tensor, atom_types: Tensor, num_proposals: int, backbone: Tensor, sides: Tensor,
+               features: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`propose` for residues already found by :meth:`residues` for these positions."""
+        x = positions.to(torch.float64)
+        if backbone.shape[0] == 0:
+            raise ValueError("BackboneProposal: the molecule has no residue with a rotatable psi")
+        pick = torch.randint(0, backbone.shape[0], (num_proposals,))
+        phi_free = sides[:, 0].any(1)[pick]
+        params = self.density.mixture(features)
+        params = (params[0][pick], params[1][pick], params[2][pick], params[3][pick], params[4][pick])
+        phi_now, psi_now = backbone_angles(x, backbone)
+        phi_now, psi_now = phi_now[pick], psi_now[pick]
+        phi_new, psi_new = self.density.sample(params)
+        phi_new = torch.where(phi_free, phi_new, phi_now)
+        both = (torch.cat([params[0], params[0]]), torch.cat([params[1], params[1]]),
+                torch.cat([params[2], params[2]]), torch.cat([params[3], params[3]]), torch.cat([params[4], params[4]]))
+        log_g = self.density.log_prob(both, torch.cat([phi_now, phi_new]), torch.cat([psi_now, psi_new]),
+                                      torch.cat([phi_free, phi_free]))
+        log_ratio = log_g[:num_proposals] - log_g[num_proposals:]
+
+        atoms = backbone[pick]
+        centre = x[atoms[:, 2]]
+        # Axes N -> CA and CA -> C. A right-handed turn by d about b -> c changes the dihedral a-b-c-d
+        # by -d when it moves a's side and by +d when it moves d's side.
+        axes = torch.cat([centre - x[atoms[:, 1]], x[atoms[:, 3]] - centre])
+        turns = rotation_matrices(axes / torch.linalg.norm(axes, dim=-1, keepdim=True),
+                                  torch.cat([phi_now - phi_new, psi_new - psi_now]))
+        relative = x[None] - centre[:, None]
+        moved = torch.bmm(torch.cat([relative, relative]), turns.transpose(1, 2))
+        moved_n, moved_c = moved[:num_proposals], moved[num_proposals:]
+        side = sides[pick]
+        y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative)) + centre[:, None]
+
+        same_graph = (bond_graph(y, self.radii[atom_types]) == self.cached_graph[None]).flatten(1).all(-1)
+        valid = same_graph & torch.isfinite(log_ratio) & torch.isfinite(y).flatten(1).all(-1)
+        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # REJECT
+        y = torch.where(valid[:, None, None], y, x[None])
+        return y.to(positions.dtype), log_ratio

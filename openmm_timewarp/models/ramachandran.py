@@ -1,0 +1,112 @@
+"""A learned density of backbone dihedrals (phi, psi) per residue, conditioned on its chemistry.
+
+Each residue's (phi, psi) density on the torus is a mixture of ``num_components`` products of
+wrapped normals whose weights, centres and widths a small network computes from chemistry-only
+features of the residue (see ``backbone.residue_features``), plus a uniform floor of weight
+``floor`` that lets every region be proposed. Where phi cannot rotate (proline, whose N-CA bond
+lies in a ring) the density is the exact psi marginal of the same mixture.
+
+Everything is float64: the density enters the Metropolis-Hastings ratio.
+"""
+import json
+import math
+from typing import Tuple
+
+import torch
+from torch import Tensor, nn
+
+_WRAPS = 3
+"""Images +-1..3 periods away are summed; with widths below MAX_LOG_SIGMA the rest is below 1e-30."""
+MIN_LOG_SIGMA = math.log(0.03)
+MAX_LOG_SIGMA = math.log(1.5)
+
+
+def wrap(angle: Tensor) -> Tensor:
+    """Angles mapped into [-pi, pi)."""
+    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
+
+
+def wrapped_normal_log_prob(theta: Tensor, mu: Tensor, log_sigma: Tensor, wraps: int = _WRAPS) -> Tensor:
+    """log density per radian of a wrapped normal, broadcast over ``theta``, ``mu``, ``log_sigma``."""
+    shifts = torch.arange(-wraps, wraps + 1, dtype=theta.dtype, device=theta.device) * (2.0 * math.pi)
+    distance = wrap(theta - mu)[..., None] + shifts
+    sigma = torch.exp(log_sigma)[..., None]
+    return (torch.logsumexp(-0.5 * (distance / sigma) ** 2, -1)
+            - log_sigma - 0.5 * math.log(2.0 * math.pi))
+
+
+class RamachandranDensity(nn.Module):
+    """Conditional density g(phi, psi | residue features) on the torus.
+
+    Parameters
+    ----------
+    num_features : int
+        Length of a residue's feature vector.
+    num_components : int
+        Wrapped-normal product components of the mixture.
+    hidden : int
+        Width of the network that maps features to mixture parameters.
+    floor : float
+        Weight of the uniform component (0 < floor < 1).
+    """
+
+    def __init__(self, num_features: int, num_components: int = 16, hidden: int = 64, floor: float = 0.02) -> None:
+        super().__init__()
+        if not 0.0 < floor < 1.0:
+            raise ValueError(f"floor must lie in (0, 1), got {floor}")
+        self.config_json = json.dumps(dict(num_features=num_features, num_components=num_components,
+                                           hidden=hidden, floor=floor))
+        self.num_components = num_components
+        self.floor = floor
+        self.min_log_sigma, self.max_log_sigma = MIN_LOG_SIGMA, MAX_LOG_SIGMA
+        self.net = nn.Sequential(nn.Linear(num_features, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 5 * num_components))
+        with torch.no_grad():
+            # Start from components spread over the torus on a golden-angle lattice, 0.6 rad wide.
+            last = self.net[-1]
+            last.weight.mul_(0.01)
+            k = torch.arange(num_components, dtype=torch.float32)
+            bias = torch.zeros(5, num_components)
+            bias[1] = (2.0 * math.pi * (k + 0.5) / num_components) - math.pi
+            bias[2] = wrap(2.0 * math.pi * k * 0.6180339887 - math.pi)
+            bias[3:] = math.log(0.6)
+            last.bias.copy_(bias.flatten())
+        self.double()
+
+    @classmethod
+    def from_config(cls, config: dict) -> "RamachandranDensity":
+        return cls(**config)
+
+    def mixture(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Mixture parameters of each feature row (R, F): log weights, phi and psi centres, phi and
+        psi log widths, each (R, K)."""
+        out = self.net(features.to(torch.float64)).view(-1, 5, self.num_components)
+        log_sigma = self.min_log_sigma + (self.max_log_sigma - self.min_log_sigma) * torch.sigmoid(out[:, 3:])
+        return (torch.log_softmax(out[:, 0], -1), wrap(out[:, 1]), wrap(out[:, 2]),
+                log_sigma[:, 0], log_sigma[:, 1])
+
+    def log_prob(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor], phi: Tensor, psi: Tensor,
+                 phi_free: Tensor) -> Tensor:
+        """log g per rad^2 (per rad where phi is not free) of rows (B,) with mixture ``params`` (B, K)."""
+        log_w, mu_phi, mu_psi, ls_phi, ls_psi = params
+        term_phi = wrapped_normal_log_prob(phi.to(torch.float64)[:, None], mu_phi, ls_phi)
+        term_psi = wrapped_normal_log_prob(psi.to(torch.float64)[:, None], mu_psi, ls_psi)
+        free = phi_free.to(torch.float64)
+        mixture = torch.logsumexp(log_w + term_psi + term_phi * free[:, None], -1)
+        uniform = -(1.0 + free) * math.log(2.0 * math.pi)
+        return torch.logaddexp(math.log(1.0 - self.floor) + mixture, math.log(self.floor) + uniform)
+
+    def sample(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+        """One (phi, psi) per row of ``params`` (B, K), from torch's default generator."""
+        log_w, mu_phi, mu_psi, ls_phi, ls_psi = params
+        rows = log_w.shape[0]
+        component = torch.multinomial(torch.exp(log_w), 1).squeeze(1)
+        pick = component[:, None]
+        z = torch.randn(rows, 2, dtype=torch.float64, device=log_w.device)
+        phi = mu_phi.gather(1, pick).squeeze(1) + torch.exp(ls_phi.gather(1, pick).squeeze(1)) * z[:, 0]
+        psi = mu_psi.gather(1, pick).squeeze(1) + torch.exp(ls_psi.gather(1, pick).squeeze(1)) * z[:, 1]
+        uniform = torch.rand(rows, 3, dtype=torch.float64, device=log_w.device)
+        from_floor = uniform[:, 0] < self.floor
+        phi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 1] - math.pi, phi)
+        psi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 2] - math.pi, psi)
+        return wrap(phi), wrap(psi)

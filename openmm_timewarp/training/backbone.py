@@ -1,0 +1,125 @@
+"""Fit the Ramachandran density of the backbone pivot kernel to the frames of pair shards.
+
+Usage::
+
+    python -m openmm_timewarp.training.backbone --data DIR --out RUN_DIR/backbone.pt --seed 0
+
+Maximum likelihood of every residue's (phi, psi) in every frame (x(t) and x(t+tau)) of the
+training split; the validation split of ``load_pairs`` (the last pairs of each trajectory) gives
+the validation NLL. The checkpoint holds the kernel's config and state and the provenance;
+``python -m openmm_timewarp.models.export FLOW.pt OUT.pt --backbone RUN_DIR/backbone.pt`` mixes it
+with a flow. The data come from MD started in every basin, so the density over-weights rare
+basins relative to Boltzmann: harmless in a proposal (the MH ratio corrects it), and it makes
+the rare basins cheap to reach.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..models.backbone import BackboneProposal, backbone_angles
+from .dataset import PairSet, load_pairs
+
+
+def residue_samples(kernel: BackboneProposal, pairs: PairSet) -> Dict[str, Tensor]:
+    """Features (S, F), phi and psi (S,) and phi-free flags (S,) of every residue in every frame."""
+    features: List[Tensor] = []
+    phis: List[Tensor] = []
+    psis: List[Tensor] = []
+    free: List[Tensor] = []
+    for molecule_id in torch.unique(pairs.molecule).tolist():
+        rows = (pairs.molecule == molecule_id).nonzero().squeeze(1)
+        atoms = int(pairs.mask[rows[0]].sum())
+        types = pairs.atom_types[rows[0], :atoms]
+        frames = torch.cat([pairs.x_t[rows, :atoms], pairs.x_tau[rows, :atoms]]).double()
+        backbone, sides, feats = kernel.residues(frames[0], types)
+        phi, psi = backbone_angles(frames, backbone)
+        for r in range(backbone.shape[0]):
+            features.append(feats[r].expand(len(frames), -1))
+            phis.append(phi[:, r])
+            psis.append(psi[:, r])
+            free.append(torch.full((len(frames),), bool(sides[r, 0].any())))
+    if not features:
+        raise ValueError("no residue with a rotatable backbone in these pairs")
+    return {"features": torch.cat(features), "phi": torch.cat(phis), "psi": torch.cat(psis), "free": torch.cat(free)}
+
+
+def mean_nll(kernel: BackboneProposal, samples: Dict[str, Tensor]) -> Tensor:
+    """Mean negative log density of the samples."""
+    params = kernel.density.mixture(samples["features"])
+    return -kernel.density.log_prob(params, samples["phi"], samples["psi"], samples["free"]).mean()
+
+
+def fit(kernel: BackboneProposal, train: Dict[str, Tensor], val: Dict[str, Tensor], steps: int, batch_size: int,
+        lr: float, seed: int) -> Tuple[float, float]:
+    """Adam on minibatches of ``train``; returns the final train and validation NLL per residue."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(kernel.density.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    count = train["phi"].shape[0]
+    bar = tqdm(range(steps), desc="backbone density", dynamic_ncols=True)
+    for step in bar:
+        index = torch.randint(0, count, (min(batch_size, count),), generator=generator)
+        loss = mean_nll(kernel, {k: v[index] for k, v in train.items()})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 100 == 0 or step == steps - 1:
+            bar.set_postfix(nll=f"{loss.item():.3f}")
+    with torch.no_grad():
+        return float(mean_nll(kernel, train)), float(mean_nll(kernel, val)) if val["phi"].numel() else float("nan")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="directory with manifest.json and *.npz pair shards")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (refused if it exists)")
+    parser.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"],
+                        help="element vocabulary; must equal the flow's for export")
+    parser.add_argument("--components", type=int, default=16, help="mixture components")
+    parser.add_argument("--hidden", type=int, default=64, help="width of the feature network")
+    parser.add_argument("--floor", type=float, default=0.02, help="weight of the uniform component")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    torch.manual_seed(args.seed)
+    from ..models.ramachandran import RamachandranDensity
+
+    splits = load_pairs(args.data, args.elements, args.val_fraction, align=False)
+    probe = BackboneProposal(args.elements)
+    density = RamachandranDensity(probe.num_features(), args.components, args.hidden, args.floor)
+    kernel = BackboneProposal(args.elements, density)
+    train = residue_samples(kernel, splits["train"])
+    val = residue_samples(kernel, splits["val"]) if len(splits["val"]) else {k: v[:0] for k, v in train.items()}
+    train_nll, val_nll = fit(kernel, train, val, args.steps, args.batch_size, args.lr, args.seed)
+    molecules = splits["train"].molecules
+    info = {
+        "command": " ".join(["python -m openmm_timewarp.training.backbone"] + list(sys.argv[1:] if argv is None else argv)),
+        "data": str(args.data),
+        "seed": args.seed,
+        "sequences": sorted({str(m.get("sequence", m["shard"])) for m in molecules}),
+        "train_residue_frames": int(train["phi"].shape[0]),
+        "val_residue_frames": int(val["phi"].shape[0]),
+        "train_nll": train_nll,
+        "val_nll": val_nll,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"backbone_config": json.loads(kernel.config_json), "backbone_state": kernel.state_dict(),
+                "info": info}, args.out)
+    print(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""MD frames of capped dipeptides from the train split, for the transferable backbone density.
+
+Which dipeptides (a fixed rule, so that the choice is not tuned): every ``--stride``-th sequence of
+the split's ``train`` list in its order, then, for each amino acid that none of those contains, the
+first train sequence that does. Only ``train`` sequences are ever used; the validation and held-out
+sequences are never touched.
+
+Each dipeptide gets 7 short trajectories (``--trajectory-ns``), each started in another basin
+(the generator's restrained starts), so that the frames cover every basin, rare ones included.
+
+    python scripts/make_dipeptide_data.py --split ../shared/data/dipeptide_split.json --out data/dipeptides
+
+Resumable: a dipeptide whose trajectories are complete is skipped. Writes ``OUT/sequences.json``
+(the chosen sequences and the rule) and one data folder per sequence.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def choose(train: List[str], stride: int) -> List[str]:
+    """Every ``stride``-th train sequence, then the first one containing each amino acid still missing."""
+    chosen = train[::stride]
+    for amino_acid in AMINO_ACIDS:
+        if not any(amino_acid in s for s in chosen):
+            chosen.append(next(s for s in train if amino_acid in s))
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", type=Path, required=True, help="dipeptide_split.json")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--stride", type=int, default=10)
+    parser.add_argument("--trajectory-ns", type=float, default=0.3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    train = json.loads(args.split.read_text())["train"]
+    sequences = choose(train, args.stride)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sequences.json").write_text(json.dumps({
+        "rule": f"every {args.stride}th train sequence of {args.split.name}, then the first train sequence "
+                "containing each amino acid still missing", "sequences": sequences}, indent=1))
+    frames_per_trajectory = round(args.trajectory_ns * 1000 / 5)
+    pairs = 7 * (frames_per_trajectory + 1 - 20)  # frames every 5 ps, lag 100 ps: 7 trajectories
+    for i, sequence in enumerate(sequences):
+        print(f"[{i + 1}/{len(sequences)}] {sequence}", flush=True)
+        subprocess.run([sys.executable, "-m", "openmm_timewarp.data.generate", "--sequence", sequence,
+                        "--lag-ps", "100", "--frame-ps", "5", "--trajectory-ns", str(args.trajectory_ns),
+                        "--pairs", str(pairs), "--out", str(args.out / sequence), "--workers", str(args.workers),
+                        "--seed", str(args.seed), "--no-progress"], check=True)
+
+
+if __name__ == "__main__":
+    main()
