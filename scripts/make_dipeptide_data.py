@@ -10,8 +10,9 @@ Each dipeptide gets 7 short trajectories (``--trajectory-ns``), each started in 
 
     python scripts/make_dipeptide_data.py --split ../shared/data/dipeptide_split.json --out data/dipeptides
 
-Resumable: a dipeptide whose trajectories are complete is skipped. Writes ``OUT/sequences.json``
-(the chosen sequences and the rule) and one data folder per sequence.
+Resumable: a dipeptide whose trajectories are complete is skipped; one whose MD fails is reported
+and the others still run. Writes one data folder per sequence and ``OUT/sequences.json`` (the
+rule, the chosen sequences and those that failed).
 """
 import argparse
 import json
@@ -44,17 +45,21 @@ def main() -> None:
     train = json.loads(args.split.read_text())["train"]
     sequences = choose(train, args.stride)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sequences.json").write_text(json.dumps({
-        "rule": f"every {args.stride}th train sequence of {args.split.name}, then the first train sequence "
-                "containing each amino acid still missing", "sequences": sequences}, indent=1))
     frames_per_trajectory = round(args.trajectory_ns * 1000 / 5)
     pairs = 7 * (frames_per_trajectory + 1 - 20)  # frames every 5 ps, lag 100 ps: 7 trajectories
+    failed = []
     for i, sequence in enumerate(sequences):
         print(f"[{i + 1}/{len(sequences)}] {sequence}", flush=True)
-        subprocess.run([sys.executable, "-m", "openmm_timewarp.data.generate", "--sequence", sequence,
-                        "--lag-ps", "100", "--frame-ps", "5", "--trajectory-ns", str(args.trajectory_ns),
-                        "--pairs", str(pairs), "--out", str(args.out / sequence), "--workers", str(args.workers),
-                        "--seed", str(args.seed), "--no-progress"], check=True)
+        run = subprocess.run([sys.executable, "-m", "openmm_timewarp.data.generate", "--sequence", sequence,
+                              "--lag-ps", "100", "--frame-ps", "5", "--trajectory-ns", str(args.trajectory_ns),
+                              "--pairs", str(pairs), "--out", str(args.out / sequence), "--workers",
+                              str(args.workers), "--seed", str(args.seed), "--no-progress"])
+        if run.returncode != 0:  # reported by the generator; the other dipeptides still run
+            failed.append(sequence)
+    (args.out / "sequences.json").write_text(json.dumps({
+        "rule": f"every {args.stride}th train sequence of {args.split.name}, then the first train sequence "
+                "containing each amino acid still missing", "sequences": sequences, "failed": failed}, indent=1))
+    print(f"done; failed: {', '.join(failed) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ def test_pivots_turn_one_residue_rigidly_and_the_ratio_is_the_density_ratio(sequ
     phi_y, psi_y = backbone_angles(y, backbone)
     changed = ((phi_y - phi_x).abs() > 1e-9) | ((psi_y - psi_x).abs() > 1e-9)
     assert (changed.sum(1) <= 1).all(), "a pivot moves one residue"
+    assert torch.allclose(y.mean(1), x.mean(0).expand(len(y), 3), atol=1e-12), "the atom mean is kept"
     free = sides[:, 0].any(1)
     assert torch.allclose(phi_y[:, ~free], phi_x[~free]), "a phi in a ring never turns"
     # Rigid pieces: every distance within C-alpha's fragment and within each turned side is kept.

@@ -78,3 +78,17 @@ def test_cli_runs(tmp_path):
     with open(tmp_path / "manifest.json") as f:
         manifest = json.load(f)
     assert manifest["n_pairs"] == 5 and manifest["settings"]["lag_ps"] == 0.2
+
+
+def test_unstable_frames_are_refused_with_their_place():
+    from openmm_timewarp.data.generate import check_frame
+
+    first = np.zeros((3, 3))
+    first[1, 0] = 0.15
+    check_frame(first + 0.01, first, "trajectory 0")
+    with pytest.raises(RuntimeError, match="trajectory 2, frame 7: non-finite"):
+        check_frame(np.full((3, 3), np.nan), first, "trajectory 2, frame 7")
+    exploded = first.copy()
+    exploded[2] = [-5e12, 0, 0]
+    with pytest.raises(RuntimeError, match="spread"):
+        check_frame(exploded, first, "trajectory 3")

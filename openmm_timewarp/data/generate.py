@@ -193,6 +193,8 @@ def run_trajectory(task: Tuple[Settings, str, int, str]) -> Dict:
             integrator.step(frame_steps)
         frames[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
             unit.nanometer)
+        check_frame(frames[i], frames[0], f"trajectory {trajectory} (start {'/'.join(n for n, _, _ in targets)}, "
+                                          f"seed {seed}), frame {i}")
     seconds = time.time() - started
     text = io.StringIO()
     app.PDBFile.writeFile(topology, frames[0] * 10.0, text)
@@ -205,6 +207,16 @@ def run_trajectory(task: Tuple[Settings, str, int, str]) -> Dict:
                           elements, metadata)
     return {"trajectory": trajectory, "n_pairs": n_pairs, "seconds": seconds,
             "start": [n for n, _, _ in targets]}
+
+
+def check_frame(frame: np.ndarray, first: np.ndarray, where: str, max_spread_nm: float = 5.0) -> None:
+    """Refuse a frame with non-finite coordinates or one whose atoms spread over more than
+    ``max_spread_nm`` beyond the first frame's extent (an integration that blew up), naming ``where``."""
+    if not np.isfinite(frame).all():
+        raise RuntimeError(f"MD became unstable in {where}: non-finite coordinates")
+    spread = np.ptp(frame, axis=0).max() - np.ptp(first, axis=0).max()
+    if spread > max_spread_nm:
+        raise RuntimeError(f"MD became unstable in {where}: the molecule spread by {spread:.3g} nm")
 
 
 def _common_metadata(topology: app.Topology) -> Dict:

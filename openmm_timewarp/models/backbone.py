@@ -3,9 +3,9 @@
 A proposal picks one residue uniformly, draws its new (phi, psi) from
 :class:`~.ramachandran.RamachandranDensity` given the residue's chemistry, and turns N's side of
 the N-CA bond and C's side of the CA-C bond rigidly about those bonds, C-alpha's fragment staying
-in place; every other internal coordinate is kept. For fixed angles such a move is volume
-preserving, and the density does not depend on the current state, so the Metropolis-Hastings
-ratio is
+in place, then the whole proposal is shifted back onto the atom mean of x; every other internal
+coordinate is kept. For fixed angles such a move is volume preserving, and the density does not
+depend on the current state, so the Metropolis-Hastings ratio is
 
     log_ratio = log g(phi, psi) - log g(phi', psi').
 
@@ -243,7 +243,10 @@ class BackboneProposal(nn.Module):
         moved = torch.bmm(torch.cat([relative, relative]), turns.transpose(1, 2))
         moved_n, moved_c = moved[:num_proposals], moved[num_proposals:]
         side = sides[pick]
-        y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative)) + centre[:, None]
+        y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative))
+        # Keep the atom mean of x, as the flows do: the turn then acts on positions relative to the
+        # mean only, where it is volume preserving, and leaves the mean unchanged.
+        y = y - y.mean(1, keepdim=True) + x.mean(0)
 
         same_graph = (bond_graph(y, self.radii[atom_types]) == self.cached_graph[None]).flatten(1).all(-1)
         valid = same_graph & torch.isfinite(log_ratio) & torch.isfinite(y).flatten(1).all(-1)
