@@ -62,6 +62,13 @@ def test_residues_are_found_from_the_bond_graph(sequence, expected):
     assert [bool(f[-1]) for f in features] == [sequence[i + 1:i + 2] == "P" for i in range(len(sequence))]
 
 
+def test_local_steps_settings_are_checked():
+    kernel = BackboneProposal(ELEMENTS)
+    for fraction, width in ((1.0, 0.3), (-0.1, 0.3), (0.2, 0.0), (0.2, 2.0)):
+        with pytest.raises(ValueError, match="local fraction"):
+            kernel.set_local(fraction, width)
+
+
 def test_molecule_without_backbone_gets_only_flow_proposals():
     x = torch.tensor([[0.0, 0.0, 0.0], [0.2, 0.0, 0.0], [0.2, 0.2, 0.0], [0.4, 0.2, 0.1]], dtype=torch.float64)
     types = torch.tensor([4, 4, 4, 4])
@@ -242,15 +249,16 @@ def backbone_positions() -> list:
     return [mm.Vec3(*p) for p in x]
 
 
-def export_backbone_model(tmp_path, drop_ratio: bool = False):
+def export_backbone_model(tmp_path, drop_ratio: bool = False, local_fraction: float = 0.0):
     kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
+    kernel.set_local(local_fraction, 0.4)
     flow = InternalTimewarpFlow(["C", "N", "O"], hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
     with torch.no_grad():
         flow.log_scale_table.copy_(torch.log(torch.tensor([0.005, 0.1, 1.0])).expand_as(flow.log_scale_table))
     flow.set_kernels(0.0, 0.0, 1.0, local_step=1.0)  # bonds and angles by a symmetric random walk
     if drop_ratio:
         kernel = NoRatio(kernel)
-    path = tmp_path / f"backbone_{drop_ratio}.pt"
+    path = tmp_path / f"backbone_{drop_ratio}_{local_fraction}.pt"
     module = ExportedProposal(ProposalMixture(flow, kernel, 0.7).eval(), 1.0, TEMPERATURE, {})
     torch.jit.save(torch.jit.script(module), str(path))
     return path
@@ -275,8 +283,10 @@ def torsion_z_scores(model_path, steps: int, seed: int = 3) -> dict:
     return scores, acceptance
 
 
-def test_mh_with_backbone_pivots_samples_the_exact_torsion_law(tmp_path):
-    scores, acceptance = torsion_z_scores(export_backbone_model(tmp_path), 8000)
+@pytest.mark.parametrize("local_fraction", [0.0, 0.5])
+def test_mh_with_backbone_pivots_samples_the_exact_torsion_law(tmp_path, local_fraction):
+    """Pivots from the density alone, and half of them local random-walk steps (mixture ratio)."""
+    scores, acceptance = torsion_z_scores(export_backbone_model(tmp_path, local_fraction=local_fraction), 8000)
     assert 0.02 < acceptance < 0.95
     assert all(abs(z) < 4.5 for z in scores.values()), scores
 

@@ -20,12 +20,13 @@ another one: phi = C(i-1)-N-CA-C and psi = N-CA-C-N(i+1). Capped peptides (ACE .
 every residue both angles. A torsion bond inside a ring (proline's N-CA) is never rotated.
 """
 import json
+import math
 from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .ramachandran import RamachandranDensity, wrap
+from .ramachandran import RamachandranDensity, wrap, wrapped_normal_log_prob
 from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph
 
 SIDE_CHAIN_SHELLS = 3
@@ -158,6 +159,8 @@ class BackboneProposal(nn.Module):
         self.oxygen = elements.index("O") if "O" in elements else -1
         self.density = RamachandranDensity(self.num_features()) if density is None else density
         self.config_json = json.dumps(dict(elements=list(elements), density=json.loads(self.density.config_json)))
+        self.local_fraction = 0.0
+        self.local_log_width = math.log(0.3)
         self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
         self.register_buffer("is_heavy", torch.tensor([e != "H" for e in elements]))
         # Residues of the last bond graph seen (finding them costs several ms).
@@ -166,6 +169,16 @@ class BackboneProposal(nn.Module):
         self.cached_backbone = torch.zeros(0, 5, dtype=torch.int64)
         self.cached_sides = torch.zeros(0, 2, 0, dtype=torch.bool)
         self.cached_features = torch.zeros(0, 0, dtype=torch.float64)
+
+    def set_local(self, fraction: float, width: float) -> None:
+        """Draw a fraction of the new (phi, psi) as a symmetric wrapped-normal step of ``width`` (rad)
+        from the current ones instead of from the density (0: none). The proposal density is then
+        the mixture (1 - fraction) g + fraction n, with both terms in the ratio; local steps keep
+        the chain moving where the target is far from g (a bias that flattens (phi, psi))."""
+        if not 0.0 <= fraction < 1.0 or not 0.0 < width <= 1.5:
+            raise ValueError(f"local fraction must lie in [0, 1) and width in (0, 1.5] rad, got {fraction}, {width}")
+        self.local_fraction = float(fraction)
+        self.local_log_width = math.log(width)
 
     @classmethod
     def from_config(cls, config: dict) -> "BackboneProposal":
@@ -225,12 +238,27 @@ class BackboneProposal(nn.Module):
         phi_now, psi_now = backbone_angles(x, backbone)
         phi_now, psi_now = phi_now[pick], psi_now[pick]
         phi_new, psi_new = self.density.sample(params)
+        if self.local_fraction > 0:
+            local = torch.rand(num_proposals, dtype=torch.float64) < self.local_fraction
+            step = torch.randn(num_proposals, 2, dtype=torch.float64) * math.exp(self.local_log_width)
+            phi_new = torch.where(local, wrap(phi_now + step[:, 0]), phi_new)
+            psi_new = torch.where(local, wrap(psi_now + step[:, 1]), psi_new)
         phi_new = torch.where(phi_free, phi_new, phi_now)
         both = (torch.cat([params[0], params[0]]), torch.cat([params[1], params[1]]),
                 torch.cat([params[2], params[2]]), torch.cat([params[3], params[3]]), torch.cat([params[4], params[4]]))
         log_g = self.density.log_prob(both, torch.cat([phi_now, phi_new]), torch.cat([psi_now, psi_new]),
                                       torch.cat([phi_free, phi_free]))
-        log_ratio = log_g[:num_proposals] - log_g[num_proposals:]
+        log_reverse, log_forward = log_g[:num_proposals], log_g[num_proposals:]
+        if self.local_fraction > 0:
+            # q(new | now) = (1 - f) g(new) + f n(new - now); n is symmetric, so it is the same both ways.
+            width = torch.full_like(phi_now, self.local_log_width)
+            log_n = (wrapped_normal_log_prob(wrap(psi_new - psi_now), torch.zeros_like(psi_now), width)
+                     + phi_free.to(torch.float64) * wrapped_normal_log_prob(wrap(phi_new - phi_now),
+                                                                            torch.zeros_like(phi_now), width))
+            log_f, log_1f = math.log(self.local_fraction), math.log(1.0 - self.local_fraction)
+            log_reverse = torch.logaddexp(log_1f + log_reverse, log_f + log_n)
+            log_forward = torch.logaddexp(log_1f + log_forward, log_f + log_n)
+        log_ratio = log_reverse - log_forward
 
         atoms = backbone[pick]
         centre = x[atoms[:, 2]]

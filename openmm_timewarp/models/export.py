@@ -139,6 +139,9 @@ def main() -> None:
                              "with the flow")
     parser.add_argument("--backbone-weight", type=float, default=0.5,
                         help="with --backbone: probability that a proposal is a backbone pivot")
+    parser.add_argument("--pivot-local", type=float, nargs=2, metavar=("FRACTION", "WIDTH"), default=(0.0, 0.3),
+                        help="with --backbone: fraction of pivots that are a symmetric wrapped-normal step of WIDTH rad "
+                             "from the current (phi, psi) instead of a draw from the density (for biased runs)")
     parser.add_argument("--max-residues", type=int,
                         help="largest peptide (residues, caps included) the model is meant for; the command line "
                              "refuses larger ones")
@@ -154,8 +157,10 @@ def main() -> None:
         info = dict(info, kernels=dict(zip(("full", "torsion", "local"), args.kernels)), local_step=args.local_step)
     if args.backbone is not None:
         kernel, kernel_info = load_backbone(args.backbone)
+        kernel.set_local(*args.pivot_local)
         flow = ProposalMixture(flow, kernel, args.backbone_weight)
-        info = dict(info, backbone=dict(kernel_info, checkpoint=str(args.backbone), weight=args.backbone_weight))
+        info = dict(info, backbone=dict(kernel_info, checkpoint=str(args.backbone), weight=args.backbone_weight,
+                                        local_fraction=args.pivot_local[0], local_width=args.pivot_local[1]))
     if args.max_residues is not None:
         info = dict(info, max_residues=args.max_residues)
     export_flow(flow, info, args.out)
