@@ -26,13 +26,11 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
-from .ramachandran import RamachandranDensity, wrap, wrapped_normal_log_prob
-from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph
+from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
+from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, wrap_angle
 
 SIDE_CHAIN_SHELLS = 3
 """Side-chain atoms are counted per element at 1..SIDE_CHAIN_SHELLS bonds from C-alpha."""
-REJECT = -1e30
-"""log_ratio of a certain rejection (a proposal that changed the bond graph)."""
 
 
 def find_backbone(adjacency: Tensor, atom_types: Tensor, carbon: int, nitrogen: int, oxygen: int) -> Tensor:
@@ -212,10 +210,6 @@ class BackboneProposal(nn.Module):
         self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
         return backbone, sides, features
 
-    def num_residues(self, positions: Tensor, atom_types: Tensor) -> int:
-        """Residues this kernel can move: psi always, phi unless its bond lies in a ring (proline)."""
-        return self.residues(positions, atom_types)[0].shape[0]
-
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
         """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,).
 
@@ -241,8 +235,8 @@ class BackboneProposal(nn.Module):
         if self.local_fraction > 0:
             local = torch.rand(num_proposals, dtype=torch.float64) < self.local_fraction
             step = torch.randn(num_proposals, 2, dtype=torch.float64) * math.exp(self.local_log_width)
-            phi_new = torch.where(local, wrap(phi_now + step[:, 0]), phi_new)
-            psi_new = torch.where(local, wrap(psi_now + step[:, 1]), psi_new)
+            phi_new = torch.where(local, wrap_angle(phi_now + step[:, 0]), phi_new)
+            psi_new = torch.where(local, wrap_angle(psi_now + step[:, 1]), psi_new)
         phi_new = torch.where(phi_free, phi_new, phi_now)
         both = (torch.cat([params[0], params[0]]), torch.cat([params[1], params[1]]),
                 torch.cat([params[2], params[2]]), torch.cat([params[3], params[3]]), torch.cat([params[4], params[4]]))
@@ -252,8 +246,8 @@ class BackboneProposal(nn.Module):
         if self.local_fraction > 0:
             # q(new | now) = (1 - f) g(new) + f n(new - now); n is symmetric, so it is the same both ways.
             width = torch.full_like(phi_now, self.local_log_width)
-            log_n = (wrapped_normal_log_prob(wrap(psi_new - psi_now), torch.zeros_like(psi_now), width)
-                     + phi_free.to(torch.float64) * wrapped_normal_log_prob(wrap(phi_new - phi_now),
+            log_n = (wrapped_normal_log_prob(wrap_angle(psi_new - psi_now), torch.zeros_like(psi_now), width)
+                     + phi_free.to(torch.float64) * wrapped_normal_log_prob(wrap_angle(phi_new - phi_now),
                                                                             torch.zeros_like(phi_now), width))
             log_f, log_1f = math.log(self.local_fraction), math.log(1.0 - self.local_fraction)
             log_reverse = torch.logaddexp(log_1f + log_reverse, log_f + log_n)
@@ -278,6 +272,6 @@ class BackboneProposal(nn.Module):
 
         same_graph = (bond_graph(y, self.radii[atom_types]) == self.cached_graph[None]).flatten(1).all(-1)
         valid = same_graph & torch.isfinite(log_ratio) & torch.isfinite(y).flatten(1).all(-1)
-        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # REJECT
+        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # internal_flow.REJECT
         y = torch.where(valid[:, None, None], y, x[None])
         return y.to(positions.dtype), log_ratio

@@ -118,9 +118,8 @@ def export_flow(flow: nn.Module, info: Dict[str, Any], out: Path) -> None:
     Flow networks are stored in float32; a backbone kernel's density stays float64.
     """
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
-    flow = flow.cpu().float()
-    if isinstance(flow, ProposalMixture):
-        flow.backbone.double()
+    flow = flow.cpu()
+    (flow.flow if isinstance(flow, ProposalMixture) else flow).float()
     module = ExportedProposal(flow, info["lag_ps"], info["temperature_K"], metadata)
     torch.jit.save(torch.jit.script(module), str(out))
 

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from .attention import KernelAttentionBlock, kernel_attention_weights, length_scale_tensor
-from .zmatrix import COVALENT_RADII_NM, bond_graph, build_zmatrix, frame, log_jacobian, to_cartesian, to_internal
+from .zmatrix import (COVALENT_RADII_NM, bond_graph, build_zmatrix, frame, log_jacobian, to_cartesian, to_internal,
+                      wrap_angle)
 
 REJECT = -1e30
 """log_ratio of proposals that are certain rejections (another bond graph, an angle outside (0, pi))."""
@@ -252,13 +253,13 @@ class InternalTimewarpFlow(nn.Module):
         step = u.to(torch.float64) * torch.exp(log_scales)
         squashed = math.pi * torch.tanh(step[..., 2] / math.pi)
         new = internal + torch.stack([step[..., 0], step[..., 1], squashed], -1)
-        new = torch.stack([new[..., 0], new[..., 1], _wrap(new[..., 2])], -1) * dims
+        new = torch.stack([new[..., 0], new[..., 1], wrap_angle(new[..., 2])], -1) * dims
         return new, _move_log_det(log_scales, torch.log1p(-torch.tanh(step[..., 2] / math.pi) ** 2), dims)
 
     def recover_move(self, internal: Tensor, target: Tensor, log_scales: Tensor, dims: Tensor) -> Tuple[Tensor, Tensor]:
         """Inverse of :meth:`apply_move`: the move u from ``internal`` to ``target``, and log|dq'/du|."""
         delta = target - internal
-        torsion = _wrap(delta[..., 2]) / math.pi
+        torsion = wrap_angle(delta[..., 2]) / math.pi
         # |torsion| < 1 except for a move of exactly pi, which has density zero (atanh = inf).
         step_t = math.pi * torch.atanh(torsion)
         step = torch.stack([delta[..., 0], delta[..., 1], step_t], -1) * dims
@@ -364,11 +365,6 @@ def _move_log_det(log_scales: Tensor, log_tanh: Tensor, dims: Tensor) -> Tensor:
     """log|dq'/du| per coordinate (B, N, 3): the scales, plus the tanh squashing of the torsions."""
     squash = torch.stack([torch.zeros_like(log_tanh), torch.zeros_like(log_tanh), log_tanh], -1)
     return (log_scales.expand_as(squash) + squash) * dims
-
-
-def _wrap(angle: Tensor) -> Tensor:
-    """Angles mapped into [-pi, pi)."""
-    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
 
 
 def _normal_log_prob(z: Tensor, dims: Tensor) -> Tensor:

@@ -48,11 +48,11 @@ class ProposalMixture(nn.Module):
         backbone, sides, features = self.backbone.residues(positions, atom_types)
         weight = self.backbone_weight if backbone.shape[0] > 0 else 0.0
         pivot = torch.rand(num_proposals, dtype=torch.float64) < weight
-        proposals = positions.to(torch.float64)[None].repeat(num_proposals, 1, 1)
-        log_ratio = torch.zeros(num_proposals, dtype=torch.float64)
         rows = torch.nonzero(pivot).flatten()
         if rows.numel() == num_proposals:  # no flow row: skip the assembly
             return self.backbone.pivots(positions, atom_types, num_proposals, backbone, sides, features)
+        proposals = positions.to(torch.float64)[None].repeat(num_proposals, 1, 1)
+        log_ratio = torch.zeros(num_proposals, dtype=torch.float64)
         if rows.numel() > 0:
             y, ratio = self.backbone.pivots(positions, atom_types, rows.numel(), backbone, sides, features)
             proposals = proposals.index_copy(0, rows, y.to(torch.float64))

@@ -15,21 +15,18 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
+from .zmatrix import wrap_angle
+
 _WRAPS = 3
 """Images +-1..3 periods away are summed; with widths below MAX_LOG_SIGMA the rest is below 1e-30."""
 MIN_LOG_SIGMA = math.log(0.03)
 MAX_LOG_SIGMA = math.log(1.5)
 
 
-def wrap(angle: Tensor) -> Tensor:
-    """Angles mapped into [-pi, pi)."""
-    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
-
-
 def wrapped_normal_log_prob(theta: Tensor, mu: Tensor, log_sigma: Tensor, wraps: int = _WRAPS) -> Tensor:
     """log density per radian of a wrapped normal, broadcast over ``theta``, ``mu``, ``log_sigma``."""
     shifts = torch.arange(-wraps, wraps + 1, dtype=theta.dtype, device=theta.device) * (2.0 * math.pi)
-    distance = wrap(theta - mu)[..., None] + shifts
+    distance = wrap_angle(theta - mu)[..., None] + shifts
     sigma = torch.exp(log_sigma)[..., None]
     return (torch.logsumexp(-0.5 * (distance / sigma) ** 2, -1)
             - log_sigma - 0.5 * math.log(2.0 * math.pi))
@@ -68,7 +65,7 @@ class RamachandranDensity(nn.Module):
             k = torch.arange(num_components, dtype=torch.float32)
             bias = torch.zeros(5, num_components)
             bias[1] = (2.0 * math.pi * (k + 0.5) / num_components) - math.pi
-            bias[2] = wrap(2.0 * math.pi * k * 0.6180339887 - math.pi)
+            bias[2] = wrap_angle(2.0 * math.pi * k * 0.6180339887 - math.pi)
             bias[3:] = math.log(0.6)
             last.bias.copy_(bias.flatten())
         self.double()
@@ -82,7 +79,7 @@ class RamachandranDensity(nn.Module):
         psi log widths, each (R, K)."""
         out = self.net(features.to(torch.float64)).view(-1, 5, self.num_components)
         log_sigma = self.min_log_sigma + (self.max_log_sigma - self.min_log_sigma) * torch.sigmoid(out[:, 3:])
-        return (torch.log_softmax(out[:, 0], -1), wrap(out[:, 1]), wrap(out[:, 2]),
+        return (torch.log_softmax(out[:, 0], -1), wrap_angle(out[:, 1]), wrap_angle(out[:, 2]),
                 log_sigma[:, 0], log_sigma[:, 1])
 
     def log_prob(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor], phi: Tensor, psi: Tensor,
@@ -109,4 +106,4 @@ class RamachandranDensity(nn.Module):
         from_floor = uniform[:, 0] < self.floor
         phi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 1] - math.pi, phi)
         psi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 2] - math.pi, psi)
-        return wrap(phi), wrap(psi)
+        return wrap_angle(phi), wrap_angle(psi)

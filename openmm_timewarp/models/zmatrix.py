@@ -20,6 +20,7 @@ proposal built this way changes only the 3N - 6 internal coordinates; the volume
 with g the rigid-body motion, so the Cartesian density of a proposal is its density in q divided
 by J (:func:`log_jacobian`).
 """
+import math
 from typing import List, Tuple
 
 import torch
@@ -150,6 +151,11 @@ def build_zmatrix(adjacency: Tensor, heavy: Tensor) -> Tensor:
 def coordinate_mask(zmatrix: Tensor) -> Tensor:
     """(N, 3) float mask of the internal coordinates that exist: bond, angle, torsion per atom."""
     return (zmatrix[:, :3] >= 0).to(torch.float64)
+
+
+def wrap_angle(angle: Tensor) -> Tensor:
+    """Angles mapped into [-pi, pi)."""
+    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
 
 
 def _unit(v: Tensor) -> Tensor:

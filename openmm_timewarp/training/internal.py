@@ -12,8 +12,8 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
-from ..models.internal_flow import InternalTimewarpFlow, _wrap
-from ..models.zmatrix import to_internal
+from ..models.internal_flow import InternalTimewarpFlow
+from ..models.zmatrix import to_internal, wrap_angle
 from .dataset import PairSet
 from .losses import ReducedEnergy, acceptance_objective, distance_jump
 
@@ -42,7 +42,7 @@ def internal_log_scales(flow: InternalTimewarpFlow, pairs: PairSet, zmatrices: D
         q_t = to_internal(pairs.x_t[rows, :atoms].double(), zm)
         q_tau = to_internal(pairs.x_tau[rows, :atoms].double(), zm)
         delta = q_tau - q_t
-        delta[..., 2] = _wrap(delta[..., 2])
+        delta[..., 2] = wrap_angle(delta[..., 2])
         dims = (zm[:, :3] >= 0).double()
         for atom in range(atoms):
             key = (int(types[atom]), int(zm[atom, 4]))
