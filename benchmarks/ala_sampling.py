@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import openmm as mm
@@ -51,14 +51,19 @@ def fastest_platform(system: mm.System, positions) -> mm.Platform:
     return best
 
 
-def run_for(seconds: float, advance: Callable[[], None], context: mm.Context) -> Dict:
-    """Call ``advance`` and record positions until ``seconds`` of wall time have passed."""
+def run_for(seconds: float, advance: Callable[[], None], context: mm.Context,
+            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 200) -> Dict:
+    """Call ``advance`` and record positions until ``seconds`` of wall time have passed, or until
+    ``stop`` (given the frames recorded so far, every ``check_every`` frames) returns True."""
     frames, times = [], []
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         advance()
         frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
         times.append(time.perf_counter() - start)
+        if stop is not None and len(frames) % check_every == 0 and stop(np.array(frames)):
+            elapsed = time.perf_counter() - start
+            break
     return {"frames": np.array(frames), "times": np.array(times), "seconds": elapsed}
 
 
@@ -78,13 +83,14 @@ def md_run(topology, positions, seconds: float, step_fs: float, frame_ps: float,
 
 
 def timewarp_run(model: str, topology, system: mm.System, positions, seconds: float, seed: int,
-                 explore: bool = False, batch: int = 0, hmc_interval: int = 1) -> Dict:
+                 explore: bool = False, batch: int = 0, hmc_interval: Optional[int] = 1,
+                 stop: Optional[Callable[[np.ndarray], bool]] = None) -> Dict:
     options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
     integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
                                     hmc_interval=hmc_interval, **options)
     context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
-    result = run_for(seconds, lambda: integrator.step(1), context)
+    result = run_for(seconds, lambda: integrator.step(1), context, stop)
     result.update(acceptance=integrator.getAcceptanceRate(), proposals=integrator.getNumProposed(),
                   hmc_acceptance=integrator.getHMCAcceptanceRate())
     return result

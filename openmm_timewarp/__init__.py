@@ -19,10 +19,11 @@ except ImportError as _error:
 _openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file__), "libOpenMMTimewarpReference.so"))
 
 from .integrator import TimewarpIntegrator  # noqa: E402
+from .tito_integrator import TitoIntegrator  # noqa: E402
 from .trained import available_models, model_path  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["TimewarpIntegrator", "available_models", "model_path", "sample", "run_md"]
+__all__ = ["TimewarpIntegrator", "TitoIntegrator", "available_models", "model_path", "sample", "run_md"]
 
 
 def __getattr__(name: str):

@@ -43,6 +43,19 @@ def recommended_hmc_interval(model: Union[str, os.PathLike]) -> int:
         return int(json.load(f).get("integrator", {}).get("hmc_interval", 0))
 
 
+def _warn_outside_domain(path: str, topology: app.Topology) -> None:
+    """Warn (:class:`ModelDomainWarning`) when the peptide lies outside the model's training domain."""
+    from .domain import ModelDomainWarning, domain_warnings, model_metadata, trained_sequences
+    from .systems import CAPS, THREE_TO_ONE
+
+    residues = [r.name for r in topology.residues() if r.name not in CAPS]
+    if not residues or any(name not in THREE_TO_ONE for name in residues):
+        return  # not a capped peptide of standard residues: no sequence to compare
+    sequence = "".join(THREE_TO_ONE[name] for name in residues)
+    for message in domain_warnings(sequence, trained_sequences(model_metadata(path)), os.path.basename(path)):
+        warnings.warn(message, ModelDomainWarning, stacklevel=3)
+
+
 class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     """Sample the Boltzmann distribution with large moves proposed by a learned model.
 
@@ -117,6 +130,8 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
             chiral_centers = find_chiral_centers(topology)
         for center in chiral_centers or ():
             self.addChiralCenter(*center)
+        if isinstance(topology, app.Topology):
+            _warn_outside_domain(model_path(model), topology)
         trained_at = self.getModelTemperature().value_in_unit(unit.kelvin)
         if abs(trained_at - kelvin) > 1.0:
             warnings.warn(f"the model was trained at {trained_at:g} K but samples at {kelvin:g} K: Metropolis-Hastings "

@@ -5,8 +5,10 @@ the split's ``train`` list in its order, then, for each amino acid that none of 
 first train sequence that does. Only ``train`` sequences are ever used; the validation and held-out
 sequences are never touched.
 
-Each dipeptide gets 7 short trajectories (``--trajectory-ns``), each started in another basin
-(the generator's restrained starts), so that the frames cover every basin, rare ones included.
+They run in :func:`coverage_order`, and ``--count N`` keeps the first N of it (the shipped
+``dipeptides`` model used 14, which cover all 20 amino acids). Each dipeptide gets 7 short
+trajectories (``--trajectory-ns``), each started in another basin (the generator's restrained
+starts), so that the frames cover every basin, rare ones included.
 
     python scripts/make_dipeptide_data.py --split ../shared/data/dipeptide_split.json --out data/dipeptides
 
@@ -33,17 +35,30 @@ def choose(train: List[str], stride: int) -> List[str]:
     return chosen
 
 
+def coverage_order(sequences: List[str]) -> List[str]:
+    """The same sequences, each next one adding the most amino acids not yet covered (ties: list
+    order), so that a run cut short still covers as many residues as it can."""
+    remaining, covered, ordered = list(sequences), set(), []
+    while remaining:
+        best = max(remaining, key=lambda s: len(set(s) - covered))  # max keeps the first of ties
+        ordered.append(best)
+        covered |= set(best)
+        remaining.remove(best)
+    return ordered
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", type=Path, required=True, help="dipeptide_split.json")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--stride", type=int, default=10)
+    parser.add_argument("--count", type=int, help="only the first COUNT sequences of the coverage order")
     parser.add_argument("--trajectory-ns", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     train = json.loads(args.split.read_text())["train"]
-    sequences = choose(train, args.stride)
+    sequences = coverage_order(choose(train, args.stride))[:args.count]
     args.out.mkdir(parents=True, exist_ok=True)
     frames_per_trajectory = round(args.trajectory_ns * 1000 / 5)
     pairs = 7 * (frames_per_trajectory + 1 - 20)  # frames every 5 ps, lag 100 ps: 7 trajectories

@@ -1,20 +1,24 @@
-"""Equilibrium (phi, psi) reference of a capped dipeptide ACE-X-NME by metadynamics.
+"""Equilibrium backbone (phi, psi) reference of a capped peptide (ACE-X-NME, ACE-X-Y-NME) by metadynamics.
 
 Two phases, both on the Reference platform with the project's System (amber14 + built-in OBC2,
 no constraints) and hydrogen mass repartitioning (4 amu, 2 fs; masses do not change the
 configurational distribution):
 
-1. **Build**: well-tempered metadynamics on phi and psi (``openmm.app.Metadynamics``), which
-   fills the basins and the barriers between them until the bias has converged in shape.
-2. **Production**: the final bias V(phi, psi) is frozen as a static tabulated potential and
-   plain Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
-   w = exp(+beta V(phi, psi)) (the bias energy is read from its own force group, so the
+1. **Build**: well-tempered metadynamics on two backbone torsions (``openmm.app.Metadynamics``),
+   which fills the basins and the barriers between them until the bias has converged in shape.
+   The torsions (:func:`bias_torsions`): phi and psi for one residue; for longer peptides the
+   slow ones, the phi of every non-proline residue, then the psi of prolines (whose phi sits in
+   the ring), the first two of these.
+2. **Production**: the final bias V is frozen as a static tabulated potential and plain
+   Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
+   w = exp(+beta V) (the bias energy is read from its own force group, so the
    weight is exact for the bias the frame was sampled under).  The reweighted histogram
    sum_t w_t [frame t in bin] / sum_t w_t is an unbiased (ratio) estimator of the
    unbiased distribution; there is no quasi-static assumption as with time-dependent bias
-   reweighting.  Error bars: block averages over ``--blocks`` contiguous blocks of the
+   reweighting.  Every residue's (phi, psi) is recorded and gets its own histogram.  Error bars: block averages over ``--blocks`` contiguous blocks of the
    production run (standard error of the block means).  The well-tempered free-energy estimate
-   F = -gamma/(gamma - 1) V is stored as an independent cross-check of the populations.
+   F = -gamma/(gamma - 1) V is stored as an independent cross-check of the populations
+   (one residue only, where the bias acts on its own phi and psi).
 
 The run is chunked: each production chunk writes its frames and an OpenMM checkpoint
 atomically into the work folder, so rerunning the same command resumes (and a larger
@@ -24,6 +28,10 @@ Example::
 
     nohup nice -n 10 python scripts/make_reference.py --sequence A --seed 1 \\
         --production-ns 300 --max-wall-minutes 100 > runs/reference.log 2>&1 &
+
+Several peptides one after another (each resumes where it stopped)::
+
+    python scripts/make_reference.py --sequence AC DE --build-ns 4 --production-ns 8 --chunk-ns 1
 """
 
 from __future__ import annotations
@@ -44,8 +52,9 @@ import openmm
 from openmm import app, unit
 
 from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
-from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices
+from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices, backbone_dihedrals
 from openmm_timewarp.analysis.histogram import BIN_EDGES, ramachandran_histogram
+from openmm_timewarp.analysis.reference import reference_name
 from openmm_timewarp.data.generate import add_md_arguments, code_version
 from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_system,
                                      peptide_from_sequence)
@@ -55,6 +64,17 @@ KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelv
 
 def log(message: str) -> None:
     print(f"[{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {message}", flush=True)
+
+
+def bias_torsions(topology: app.Topology) -> List[Tuple[str, np.ndarray]]:
+    """The two biased torsions, (name, atom quadruplet): see the module docstring."""
+    phi_idx, psi_idx = backbone_dihedral_indices(topology)
+    if len(phi_idx) == 1:
+        return [("phi", phi_idx[0]), ("psi", psi_idx[0])]
+    names = [r.name for r in topology.residues() if r.name not in ("ACE", "NME")]
+    slow = [(f"phi{k + 1}", phi_idx[k]) for k, n in enumerate(names) if n != "PRO"]
+    slow += [(f"psi{k + 1}", psi_idx[k]) for k, n in enumerate(names) if n == "PRO"]
+    return slow[:2]
 
 
 def torsion_force(indices: np.ndarray) -> openmm.CustomTorsionForce:
@@ -80,11 +100,10 @@ def make_simulation(system: openmm.System, topology: app.Topology, args: argpars
 
 def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path: str) -> None:
     """Phase 1: well-tempered metadynamics; saves the final bias grid and state to ``path``."""
-    phi_idx, psi_idx = backbone_dihedral_indices(topology)
     system = create_system(topology, hydrogen_mass=args.hmr)
     sigma = math.radians(args.sigma_deg)
-    variables = [app.BiasVariable(torsion_force(idx[0]), -math.pi, math.pi, sigma, periodic=True,
-                                  gridWidth=args.grid) for idx in (phi_idx, psi_idx)]
+    variables = [app.BiasVariable(torsion_force(idx), -math.pi, math.pi, sigma, periodic=True,
+                                  gridWidth=args.grid) for _, idx in bias_torsions(topology)]
     np.random.seed(args.seed)  # Metadynamics draws its file id from numpy's global generator
     meta = app.Metadynamics(system, variables, args.temperature * unit.kelvin, args.bias_factor,
                             args.height * unit.kilojoule_per_mole, int(round(args.hill_ps * 1000 / args.timestep_fs)))
@@ -101,7 +120,7 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
         log(f"build {args.build_ns * (k + 1) / n_chunks:.2f} ns, {time.time() - start:.0f} s, "
             f"free-energy range {free.max() - free.min():.1f} kJ/mol")
     gamma = args.bias_factor
-    # getFreeEnergy() = -gamma/(gamma-1) * V on the grid [psi, phi]; recover V from it.
+    # getFreeEnergy() = -gamma/(gamma-1) * V on the grid [cv2, cv1]; recover V from it.
     bias = -np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)) * (gamma - 1) / gamma
     save_atomic(path, bias=bias, checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8),
                 seconds=time.time() - start)
@@ -109,14 +128,13 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
 
 
 def static_bias_force(bias: np.ndarray, topology: app.Topology) -> openmm.CustomCVForce:
-    """The frozen bias as a CustomCVForce on (phi, psi); same grid layout as Metadynamics."""
-    phi_idx, psi_idx = backbone_dihedral_indices(topology)
-    force = openmm.CustomCVForce("table(phi, psi)")
-    force.addCollectiveVariable("phi", torsion_force(phi_idx[0]))
-    force.addCollectiveVariable("psi", torsion_force(psi_idx[0]))
-    n_psi, n_phi = bias.shape
+    """The frozen bias as a CustomCVForce on the biased torsions; same grid layout as Metadynamics."""
+    force = openmm.CustomCVForce("table(cv1, cv2)")
+    for k, (_, idx) in enumerate(bias_torsions(topology)):
+        force.addCollectiveVariable(f"cv{k + 1}", torsion_force(idx))
+    n2, n1 = bias.shape
     force.addTabulatedFunction("table", openmm.Continuous2DFunction(
-        n_phi, n_psi, bias.ravel(), -math.pi, math.pi, -math.pi, math.pi, True))
+        n1, n2, bias.ravel(), -math.pi, math.pi, -math.pi, math.pi, True))
     return force
 
 
@@ -142,14 +160,17 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
         if (time.time() - start) / 60 > args.max_wall_minutes:
             log(f"wall-time limit reached after chunk {k}; rerun the command to continue")
             break
-        cvs = np.empty((frames_per_chunk, 3), np.float32)
+        positions = np.empty((frames_per_chunk, topology.getNumAtoms(), 3), np.float32)
+        bias = np.empty(frames_per_chunk)
         for i in range(frames_per_chunk):
             sim.step(save_steps)
-            energy = sim.context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
-            cvs[i, :2] = np.degrees(force.getCollectiveVariableValues(sim.context))
-            cvs[i, 2] = energy.value_in_unit(unit.kilojoule_per_mole)
-        save_atomic(os.path.join(args.work, f"chunk_{k:05d}.npz"), phi=cvs[:, 0], psi=cvs[:, 1],
-                    bias=cvs[:, 2], checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8))
+            state = sim.context.getState(getEnergy=True, getPositions=True, groups={group})
+            positions[i] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+            bias[i] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        phi, psi = backbone_dihedrals(positions, topology)
+        save_atomic(os.path.join(args.work, f"chunk_{k:05d}.npz"), phi=phi.astype(np.float32),
+                    psi=psi.astype(np.float32), bias=bias.astype(np.float32),
+                    checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8))
         elapsed = time.time() - start
         done = (k + 1 - len(chunks)) * args.chunk_ns
         log(f"production chunk {k + 1}/{n_total}: {(k + 1) * args.chunk_ns:.1f} ns, "
@@ -195,24 +216,28 @@ def finalize(args: argparse.Namespace) -> None:
         log("finalize: fewer than 2 production chunks, nothing written")
         return
     data = [np.load(c) for c in chunks]
-    phi = np.concatenate([d["phi"] for d in data]).astype(np.float64)
-    psi = np.concatenate([d["psi"] for d in data]).astype(np.float64)
     bias = np.concatenate([d["bias"] for d in data]).astype(np.float64)
+    # One column per residue (chunks of the first, one-residue runs stored flat arrays).
+    phi = np.concatenate([d["phi"] for d in data]).astype(np.float64).reshape(len(bias), -1)
+    psi = np.concatenate([d["psi"] for d in data]).astype(np.float64).reshape(len(bias), -1)
     beta = 1.0 / (KB * args.temperature)
     weights = np.exp(beta * (bias - bias.max()))
-    labels = assign_basins(phi, psi)
     n_blocks = min(args.blocks, len(chunks))
-    pops, errors, per_block = block_populations(labels, weights, n_blocks)
+    per_residue = [block_populations(assign_basins(phi[:, r], psi[:, r]), weights, n_blocks)
+                   for r in range(phi.shape[1])]
+    pops, errors, per_block = (np.array([x[i] for x in per_residue]) for i in range(3))
     build = np.load(os.path.join(args.work, "build.npz"))
     names = list(BASIN_NAMES) + ["phi>0"]
     production_ns = len(chunks) * args.chunk_ns
+    topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
     metadata = {
         "sequence": args.sequence,
-        "peptide": "ACE-" + ONE_TO_THREE[args.sequence] + "-NME",
+        "peptide": "-".join(r.name for r in topology.residues()),
         "forcefield": list(FORCEFIELD_FILES), "solvent": "GBSAOBCForce OBC2 (mbondi2, eps 1/78.5, ACE SA)",
         "constraints": None, "temperature_K": args.temperature, "friction_per_ps": args.friction,
         "timestep_fs": args.timestep_fs, "hydrogen_mass_amu": args.hmr, "platform": "Reference",
-        "method": "well-tempered metadynamics on (phi, psi), then static-bias production",
+        "method": "well-tempered metadynamics on two backbone torsions, then static-bias production",
+        "biased_torsions": [name for name, _ in bias_torsions(topology)],
         "estimator": "histogram of production frames weighted by exp(+beta V_frozen); "
                      "errors: standard error of block means",
         "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
@@ -222,21 +247,24 @@ def finalize(args: argparse.Namespace) -> None:
         "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
         "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
         "seed": args.seed, "basins": names,
-        "populations": dict(zip(names, pops.round(6).tolist())),
-        "population_errors": dict(zip(names, errors.round(6).tolist())),
-        "populations_wt_free_energy": dict(zip(names, wt_populations(build["bias"], args).round(6).tolist())),
+        "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
+        "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
+        "populations_wt_free_energy": (dict(zip(names, wt_populations(build["bias"], args).round(6).tolist()))
+                                       if phi.shape[1] == 1 else None),
         "command": production_command(args),
         "code_version": code_version(),
         "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp.npz"
-    np.savez_compressed(tmp, histogram=ramachandran_histogram(phi, psi, weights),
+    histograms = np.array([ramachandran_histogram(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])])
+    np.savez_compressed(tmp, histogram=histograms,
                         bin_edges_deg=BIN_EDGES, basin_names=np.array(names),
                         populations=pops, population_errors=errors,
                         block_populations=per_block, metadata=json.dumps(metadata))
     os.replace(tmp, args.out)
-    summary = ", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pops, errors))
+    summary = "; ".join(", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pr, er))
+                        for pr, er in zip(pops, errors))
     log(f"wrote {args.out}: {production_ns:.1f} ns production; {summary}")
 
 
@@ -249,9 +277,11 @@ def production_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(a) for a in ["python"] + sys.argv)
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
+def parse_args(argv: List[str]) -> List[argparse.Namespace]:
+    """One namespace per ``--sequence``, with its work folder and output file filled in."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sequence", default="A", help="one residue X of ACE-X-NME")
+    parser.add_argument("--sequence", nargs="+", default=["A"],
+                        help="one-letter residues between the caps (several: run one after another)")
     parser.add_argument("--seed", type=int, default=1)
     add_md_arguments(parser)
     parser.add_argument("--build-ns", type=float, default=10.0)
@@ -265,24 +295,31 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--save-ps", type=float, default=0.5, help="frame interval, ps")
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--finalize-every", type=int, default=5, help="chunks between outputs")
-    parser.add_argument("--max-wall-minutes", type=float, default=1e9)
-    parser.add_argument("--work", default=None, help="default: runs/reference/ace-<x>-nme_<T>K")
-    parser.add_argument("--out", default=None,
-                        help="default: openmm_timewarp/reference/ace-<x>-nme_<T>K.npz")
+    parser.add_argument("--max-wall-minutes", type=float, default=1e9, help="per sequence")
+    parser.add_argument("--work", default=None, help="default: runs/reference/<name>")
+    parser.add_argument("--out", default=None, help="default: openmm_timewarp/reference/<name>.npz")
     parser.add_argument("--finalize-only", action="store_true")
     args = parser.parse_args(argv)
-    args.sequence = args.sequence.upper()
-    if len(args.sequence) != 1 or args.sequence not in ONE_TO_THREE:
-        parser.error("--sequence must be one standard residue (the bias acts on one phi/psi pair)")
-    name = f"ace-{ONE_TO_THREE[args.sequence].lower()}-nme_{args.temperature:g}K"
+    sequences = [x.upper() for x in args.sequence]
+    for sequence in sequences:
+        if not sequence or set(sequence) - set(ONE_TO_THREE):
+            parser.error(f"--sequence {sequence}: use one-letter codes of {''.join(sorted(ONE_TO_THREE))}")
+    if len(sequences) > 1 and (args.work or args.out):
+        parser.error("--work and --out name one run: give a single --sequence with them")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    args.work = args.work or os.path.join(root, "runs", "reference", name)
-    args.out = args.out or os.path.join(root, "openmm_timewarp", "reference", name + ".npz")
-    return args
+    runs = []
+    for sequence in sequences:
+        run = argparse.Namespace(**vars(args))
+        run.sequence = sequence
+        name = reference_name(sequence, args.temperature)
+        run.work = args.work or os.path.join(root, "runs", "reference", name)
+        run.out = args.out or os.path.join(root, "openmm_timewarp", "reference", name + ".npz")
+        runs.append(run)
+    return runs
 
 
-def main(argv: List[str]) -> None:
-    args = parse_args(argv)
+def run_one(args: argparse.Namespace) -> None:
+    """Build, produce and finalize the reference of one sequence (resuming what exists)."""
     os.makedirs(args.work, exist_ok=True)
     config_path = os.path.join(args.work, "config.json")
     physics: Dict[str, object] = {k: getattr(args, k) for k in (
@@ -305,6 +342,12 @@ def main(argv: List[str]) -> None:
             build_bias(args, topology, positions, build_path)
         production(args, topology, build_path)
     finalize(args)
+
+
+def main(argv: List[str]) -> None:
+    for args in parse_args(argv):
+        log(f"{args.sequence}: {args.work}")
+        run_one(args)
 
 
 if __name__ == "__main__":

@@ -21,5 +21,5 @@ python -m openmm_timewarp.training.train --data "$work/data" --out "$work/run" -
 [ -f "$work/run/backbone.pt" ] || python -m openmm_timewarp.training.backbone --data "$work/data" \
     --out "$work/run/backbone.pt" --seed 0
 python -m openmm_timewarp.models.export "$work/run/best.pt" "$work/ace-ala-nme.pt" --overwrite \
-    --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/run/backbone.pt" --backbone-weight 0.9 --max-residues 1
+    --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/run/backbone.pt" --backbone-weight 1.0 --max-residues 1
 python benchmarks/ala_sampling.py --model "$work/ace-ala-nme.pt" --seconds 300 --json "$work/benchmark.json"

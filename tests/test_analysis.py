@@ -169,3 +169,19 @@ def test_reference_file_and_jsd_floor_in_nats():
     assert floor(1000) / math.log(2) > 1.4 * 0.044
     for n, design in ((3000, 0.016), (10000, 0.005)):
         assert 0.9 * design < floor(n) < 1.8 * design
+
+
+def test_reference_of_a_dipeptide_has_one_histogram_per_residue(tmp_path, monkeypatch):
+    from openmm_timewarp.analysis import reference as reference_module
+
+    histograms = np.full((2, 36, 36), 1.0 / 36 ** 2)
+    names = np.array(list(an.BASIN_NAMES) + ["phi>0"])
+    pops = np.array([[0.5, 0.4, 0.08, 0.02, 0.1], [0.6, 0.4, 0.0, 0.0, 0.0]])
+    np.savez(tmp_path / "ace-gly-met-nme_310K.npz", histogram=histograms, basin_names=names, populations=pops,
+             population_errors=pops / 10, metadata='{"sequence": "GM"}')
+    monkeypatch.setattr(reference_module, "REFERENCE_DIR", str(tmp_path))
+    assert an.reference_name("gm") == "ace-gly-met-nme_310K" and an.reference_name("A", 300) == "ace-ala-nme_300K"
+    ref = an.load_reference(an.reference_name("GM"))
+    assert ref.histograms.shape == (2, 36, 36) and ref.histogram.shape == (36, 36)
+    assert ref.residue_populations[1]["beta"] == (0.6, pytest.approx(0.06))
+    assert ref.populations["alpha_L"] == (0.08, pytest.approx(0.008)) and ref.metadata["sequence"] == "GM"

@@ -309,6 +309,7 @@ def test_a_model_trained_on_other_sequences_is_flagged(tmp_path):
     path = write_pdb(tmp_path / "gly.pdb", topology, positions)
     facts = prepare.ModelFacts("m.pt", ["H", "C", "N", "O", "S"], 500.0, 310.0, True, {"sequences": ["A"]}, 4, "test")
     notes = prepare.prepare_peptide(path, facts).notes
-    assert any("trained on A only, not on G" in note for note in notes), notes
+    assert any("residue(s) G of G occur in none of the sequences m.pt was trained on (A)" in note
+               for note in notes), notes
     facts.metadata["sequences"] = ["A", "G"]
     assert not any("trained on" in note for note in prepare.prepare_peptide(path, facts).notes)

@@ -92,3 +92,28 @@ def test_unstable_frames_are_refused_with_their_place():
     exploded[2] = [-5e12, 0, 0]
     with pytest.raises(RuntimeError, match="spread"):
         check_frame(exploded, first, "trajectory 3")
+
+
+def test_a_trajectory_that_blows_up_is_rerun_with_fresh_seeds(tmp_path, monkeypatch):
+    from openmm_timewarp.data import generate as gen
+
+    real, seeds = gen._sample_frames, []
+
+    def first_attempt_explodes(settings, topology, positions, trajectory, seed):
+        seeds.append(seed)
+        if len(seeds) == 1:
+            raise gen.UnstableMD(f"MD became unstable in trajectory {trajectory} (seed {seed}), frame 3")
+        return real(settings, topology, positions, trajectory, seed)
+
+    monkeypatch.setattr(gen, "_sample_frames", first_attempt_explodes)
+    generate(Settings(**TINY), str(tmp_path), n_pairs=9, progress=False)
+    assert seeds == [300001, 350001]  # seed 3, trajectory 0: attempt k adds k * 50000
+    metadata = read_shard(os.path.join(tmp_path, "traj_00000.npz"))["metadata"]
+    assert metadata["attempt"] == 1 and metadata["trajectory_seed"] == 350001
+
+    def always_explodes(settings, topology, positions, trajectory, seed):
+        raise gen.UnstableMD(f"MD became unstable (seed {seed})")
+
+    monkeypatch.setattr(gen, "_sample_frames", always_explodes)
+    with pytest.raises(gen.UnstableMD, match="unstable in all 3 attempts: .*seed 300002.*seed 400002"):
+        generate(Settings(**TINY), str(tmp_path), n_pairs=18, progress=False)

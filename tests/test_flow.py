@@ -351,3 +351,15 @@ def test_internal_architecture_trains_resumes_and_reports_acceptance(tmp_path):
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert records[-1]["phase"] == "acceptance" and 0.0 <= records[-1]["val_p_acc"] <= 1.0
     assert (out / "finetuned.pt").exists()
+
+
+def test_pairs_load_from_several_folders(tmp_path):
+    write_synthetic_shards(tmp_path / "one")
+    write_synthetic_shards(tmp_path / "two")
+    single = load_pairs(tmp_path / "one", ELEMENTS, 0.1, align=False)
+    both = load_pairs([tmp_path / "one", tmp_path / "two"], ELEMENTS, 0.1, align=False)
+    assert len(both["train"]) == 2 * len(single["train"]) and len(both["val"]) == 2 * len(single["val"])
+    assert len(both["train"].molecules) == 2 * len(single["train"].molecules)
+    with pytest.raises(FileNotFoundError, match="no \\*.npz pair shards in .*empty"):
+        (tmp_path / "empty").mkdir()
+        load_pairs([tmp_path / "one", tmp_path / "empty"], ELEMENTS, 0.1, align=False)

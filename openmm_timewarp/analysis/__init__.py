@@ -6,7 +6,7 @@ from .ess import (basin_entries, basin_populations, dihedral_features, effective
                   ess_report, fit_tica, observables, statistical_inefficiency)
 from .histogram import BIN_EDGES, N_BINS, jensen_shannon, ramachandran_histogram
 from .plot import plot_free_energy
-from .reference import Reference, load_reference
+from .reference import Reference, load_reference, reference_name
 
 __all__ = [
     "BASIN_NAMES", "PHI_POSITIVE", "assign_basins", "basin_indicators",
@@ -14,5 +14,5 @@ __all__ = [
     "basin_entries", "basin_populations", "dihedral_features", "effective_sample_size",
     "ess_report", "fit_tica", "observables", "statistical_inefficiency",
     "BIN_EDGES", "N_BINS", "jensen_shannon", "ramachandran_histogram",
-    "plot_free_energy", "Reference", "load_reference",
+    "plot_free_energy", "Reference", "load_reference", "reference_name",
 ]

@@ -1,8 +1,8 @@
 """``openmm-timewarp compare RUN_A RUN_B``: two run folders side by side, as a table and a PNG.
 
 For each residue: the Jensen-Shannon divergence between the two (phi, psi) histograms (36 x 36
-bins, nats), each run's divergence from the shipped reference where there is one (ACE-ALA-NME at
-310 K), the minimum ESS over the DESIGN.md observables per second of each run's recorded sampling
+bins, nats), each run's divergence from the shipped reference where there is one (``openmm_timewarp/reference``:
+ACE-ALA-NME and validation dipeptides at 310 K), the minimum ESS over the DESIGN.md observables per second of each run's recorded sampling
 wall time, and the basin populations with their error bars.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from openmm import unit
 
 from ..analysis import (BASIN_NAMES, backbone_dihedrals, ess_report, jensen_shannon, load_reference, observables,
-                        ramachandran_histogram)
+                        ramachandran_histogram, reference_name)
 from .outputs import load_run
 from .prepare import InputError
 
@@ -35,12 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reference(summary: Dict) -> Optional[np.ndarray]:
-    """The shipped reference histogram for this peptide and temperature, if there is one."""
-    if summary["sequence"] != "A" or abs(summary["temperature_K"] - 310.0) > 0.5:
-        return None
+    """The shipped reference histograms (one per residue) for this peptide and temperature, if any."""
     try:
-        return load_reference("ace-ala-nme_310K").histogram
-    except FileNotFoundError:
+        return load_reference(reference_name(summary["sequence"], round(summary["temperature_K"]))).histograms
+    except (FileNotFoundError, KeyError):  # no reference, or a residue without a one-letter code
         return None
 
 
@@ -73,7 +71,7 @@ def compare_runs(folder_a: str, folder_b: str) -> Dict:
         hists = [ramachandran_histogram(phi[:, r], psi[:, r]) for r in range(phi.shape[1])]
         reference = _reference(summary)
         result["histograms"].append(hists)
-        result["jsd_reference"].append(None if reference is None else [jensen_shannon(h, reference) for h in hists])
+        result["jsd_reference"].append(None if reference is None else [jensen_shannon(h, r) for h, r in zip(hists, reference)])
         series = observables(phi, psi)
         # DESIGN.md's minimum counts every basin (0 until all are visited); the dihedral-only minimum
         # still ranks two short runs that have not yet visited every basin.

@@ -17,7 +17,9 @@ import numpy as np
 from openmm import app, unit
 
 from .. import systems
+from ..domain import domain_warnings, trained_sequences
 from ..systems import THREE_TO_ONE, WATER_NAMES, place_atom
+from ..trained import load_module
 
 __all__ = ["InputError", "check_readable", "Prepared", "ModelFacts", "model_facts", "prepare_peptide",
            "DEFAULT_MAX_RESIDUES"]
@@ -62,14 +64,10 @@ class Prepared:
 
 def model_facts(path: str) -> ModelFacts:
     """Read a TorchScript proposal model's elements, lag, temperature and size limit."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch warns that TorchScript is deprecated
-        try:
-            module = torch.jit.load(path, map_location="cpu")
-        except Exception as error:  # torch raises RuntimeError or ValueError for corrupt files
-            raise InputError(f"cannot load model file {path}: {error}") from None
+    try:
+        module = load_module(path)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     metadata = json.loads(module.metadata_json()) if hasattr(module, "metadata_json") else {}
     limit, source = metadata.get("max_residues"), "the model's metadata"
     if limit is None:
@@ -245,8 +243,5 @@ def prepare_peptide(path: str, model: Optional[ModelFacts], strip_solvent: bool 
     if unknown:
         raise InputError(f"{path}: element(s) {', '.join(unknown)} unknown to the model "
                          f"{os.path.basename(model.path)} (it knows {' '.join(model.elements)})")
-    trained_on = model.metadata.get("sequences")
-    if trained_on and sequence not in trained_on:
-        notes.append(f"the model {os.path.basename(model.path)} was trained on {', '.join(trained_on)} only, not on "
-                     f"{sequence}: Metropolis-Hastings keeps the sampling exact, but expect a low acceptance rate")
+    notes += domain_warnings(sequence, trained_sequences(model.metadata), os.path.basename(model.path))
     return Prepared(topology, positions, sequence, notes)

@@ -11,11 +11,12 @@ Starts are spread over the metastable basins: trajectory i restrains every backb
 to a basin centre of :data:`START_CENTERS` (the first residue cycles through all of them, so
 alpha_L, C7ax and PII_L, which plain MD at 310 K rarely reaches, get their share), runs
 ``restraint_ps`` of restrained MD, then ``equilibrate_ps`` of free MD before frames are
-recorded.  Proline cannot reach phi > 0 and only gets the phi < 0 centres.
+recorded.  Proline cannot reach phi > 0 and only gets the phi < 0 centres.  A trajectory that
+blows up (:func:`check_frame`) is rerun with fresh seeds, at most ``MAX_ATTEMPTS`` times.
 
 Each trajectory writes one shard (:mod:`openmm_timewarp.data.storage`); a run skips shards that
 are already complete, so rerunning the same command resumes it.  Seeds: trajectory i uses
-``seed * 100000 + i + 1`` for its velocities and its integrator.
+``seed * 100000 + i + 1`` for its velocities and its integrator (a retry k adds ``k * 50000``).
 
 Command line::
 
@@ -58,6 +59,12 @@ START_CENTERS: Dict[str, Tuple[float, float]] = {
     "PII_L": (60.0, 180.0),
 }
 RESTRAINT_K = 500.0  # kJ/mol/rad^2: about 8 degrees r.m.s. at 310 K
+MAX_ATTEMPTS = 3
+RETRY_SEED_OFFSET = 50000  # attempt k of trajectory i uses seed * 100000 + k * 50000 + i + 1
+
+
+class UnstableMD(RuntimeError):
+    """An MD trajectory blew up (non-finite or exploding coordinates)."""
 
 
 def code_version() -> str:
@@ -165,11 +172,38 @@ def run_trajectory(task: Tuple[Settings, str, int, str]) -> Dict:
     started = time.time()
     pdb = app.PDBFile(io.StringIO(topology_pdb))
     topology, positions = pdb.topology, pdb.getPositions(asNumpy=True)
-    seed = settings.seed * 100000 + trajectory + 1
+    errors = []
+    for attempt in range(MAX_ATTEMPTS):
+        # A rare blow-up is retried with seeds no first attempt uses; the shard records the attempt.
+        seed = settings.seed * 100000 + attempt * RETRY_SEED_OFFSET + trajectory + 1
+        try:
+            frames, targets = _sample_frames(settings, topology, positions, trajectory, seed)
+            break
+        except UnstableMD as error:
+            log.warning("%s", error)
+            errors.append(str(error))
+    else:
+        raise UnstableMD(f"trajectory {trajectory} was unstable in all {MAX_ATTEMPTS} attempts: "
+                         + "; ".join(errors))
+    seconds = time.time() - started
+    text = io.StringIO()
+    app.PDBFile.writeFile(topology, frames[0] * 10.0, text)
+    metadata = dict(dataclasses.asdict(settings), **_common_metadata(topology))
+    metadata.update({"trajectory": trajectory, "trajectory_seed": seed, "attempt": attempt, "seconds": seconds,
+                     "start": [{"basin": n, "phi": p, "psi": q} for n, p, q in targets],
+                     "topology_pdb": text.getvalue()})
+    elements = [a.element.symbol for a in topology.atoms()]
+    n_pairs = write_shard(shard_path(folder, trajectory), frames, settings.frames(settings.lag_ps),
+                          elements, metadata)
+    return {"trajectory": trajectory, "n_pairs": n_pairs, "seconds": seconds,
+            "start": [n for n, _, _ in targets]}
+
+
+def _sample_frames(settings: Settings, topology: app.Topology, positions, trajectory: int,
+                   seed: int) -> Tuple[np.ndarray, List[Tuple[str, float, float]]]:
+    """Restrained relaxation into the chosen basins, free equilibration, then the recorded frames."""
     rng = np.random.default_rng(seed)
     targets = start_targets(topology, trajectory, rng)
-
-    # Restrained relaxation into the chosen basins, then free MD from there.
     system = create_system(topology, hydrogen_mass=settings.hydrogen_mass_amu)
     restrained = copy.deepcopy(system)
     restrained.addForce(_restraint(topology, targets))
@@ -195,28 +229,17 @@ def run_trajectory(task: Tuple[Settings, str, int, str]) -> Dict:
             unit.nanometer)
         check_frame(frames[i], frames[0], f"trajectory {trajectory} (start {'/'.join(n for n, _, _ in targets)}, "
                                           f"seed {seed}), frame {i}")
-    seconds = time.time() - started
-    text = io.StringIO()
-    app.PDBFile.writeFile(topology, frames[0] * 10.0, text)
-    metadata = dict(dataclasses.asdict(settings), **_common_metadata(topology))
-    metadata.update({"trajectory": trajectory, "trajectory_seed": seed, "seconds": seconds,
-                     "start": [{"basin": n, "phi": p, "psi": q} for n, p, q in targets],
-                     "topology_pdb": text.getvalue()})
-    elements = [a.element.symbol for a in topology.atoms()]
-    n_pairs = write_shard(shard_path(folder, trajectory), frames, settings.frames(settings.lag_ps),
-                          elements, metadata)
-    return {"trajectory": trajectory, "n_pairs": n_pairs, "seconds": seconds,
-            "start": [n for n, _, _ in targets]}
+    return frames, targets
 
 
 def check_frame(frame: np.ndarray, first: np.ndarray, where: str, max_spread_nm: float = 5.0) -> None:
     """Refuse a frame with non-finite coordinates or one whose atoms spread over more than
     ``max_spread_nm`` beyond the first frame's extent (an integration that blew up), naming ``where``."""
     if not np.isfinite(frame).all():
-        raise RuntimeError(f"MD became unstable in {where}: non-finite coordinates")
+        raise UnstableMD(f"MD became unstable in {where}: non-finite coordinates")
     spread = np.ptp(frame, axis=0).max() - np.ptp(first, axis=0).max()
     if spread > max_spread_nm:
-        raise RuntimeError(f"MD became unstable in {where}: the molecule spread by {spread:.3g} nm")
+        raise UnstableMD(f"MD became unstable in {where}: the molecule spread by {spread:.3g} nm")
 
 
 def _common_metadata(topology: app.Topology) -> Dict:

@@ -19,8 +19,9 @@ from .backbone import BackboneProposal
 from .flow import TimewarpFlow
 from .internal_flow import InternalTimewarpFlow
 from .mixture import ProposalMixture
+from .tito import TitoModel
 
-FLOW_CLASSES = {"cartesian": TimewarpFlow, "internal": InternalTimewarpFlow}
+FLOW_CLASSES = {"cartesian": TimewarpFlow, "internal": InternalTimewarpFlow, "tito": TitoModel}
 """Flow class of each ``architecture`` name stored in training checkpoints."""
 
 
@@ -47,6 +48,7 @@ class ExportedProposal(nn.Module):
         self.element_list: List[str] = list(flow.element_symbols)
         self.lag_ps = float(lag_time_ps)
         self.temperature_k = float(temperature_kelvin)
+        self.density = bool(getattr(flow, "exact_density", True))
         self.metadata = json.dumps(dict(metadata, flow_config=json.loads(flow.config_json)), sort_keys=True)
 
     def forward(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
@@ -78,8 +80,8 @@ class ExportedProposal(nn.Module):
 
     @torch.jit.export
     def has_density(self) -> bool:
-        """The log ratio is exact."""
-        return True
+        """Whether the log ratio is exact (a surrogate such as TITO returns NaN there instead)."""
+        return self.density
 
     @torch.jit.export
     def contract_version(self) -> int:
@@ -90,6 +92,21 @@ class ExportedProposal(nn.Module):
     def metadata_json(self) -> str:
         """Provenance of the model as a JSON string."""
         return self.metadata
+
+
+class ExportedTito(ExportedProposal):
+    """A TITO surrogate under contract version 1, whose lag can be changed within its trained range."""
+
+    @torch.jit.export
+    def set_lag_ps(self, lag_ps: float) -> None:
+        """Make later proposals lag-``lag_ps`` moves (and ``lag_time_ps()`` report it)."""
+        self.flow.set_lag_ps(lag_ps)
+        self.lag_ps = lag_ps
+
+    @torch.jit.export
+    def lag_range_ps(self) -> List[float]:
+        """The lags the model was trained for, [min, max] in ps."""
+        return [self.flow.min_lag_ps, self.flow.max_lag_ps]
 
 
 def load_checkpoint(path: Path) -> Tuple[nn.Module, Dict[str, Any]]:
@@ -120,7 +137,8 @@ def export_flow(flow: nn.Module, info: Dict[str, Any], out: Path) -> None:
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
     flow = flow.cpu()
     (flow.flow if isinstance(flow, ProposalMixture) else flow).float()
-    module = ExportedProposal(flow, info["lag_ps"], info["temperature_K"], metadata)
+    wrapper = ExportedTito if isinstance(flow, TitoModel) else ExportedProposal
+    module = wrapper(flow, info["lag_ps"], info["temperature_K"], metadata)
     torch.jit.save(torch.jit.script(module), str(out))
 
 
@@ -144,11 +162,17 @@ def main() -> None:
     parser.add_argument("--max-residues", type=int,
                         help="largest peptide (residues, caps included) the model is meant for; the command line "
                              "refuses larger ones")
+    parser.add_argument("--lag-ps", type=float, help="TITO: the lag of the exported moves (within the trained range)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args()
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")
     flow, info = load_checkpoint(args.checkpoint)
+    if args.lag_ps is not None:
+        if not isinstance(flow, TitoModel):
+            parser.error("--lag-ps applies to TITO models only (a Timewarp flow has the lag of its data)")
+        flow.set_lag_ps(args.lag_ps)
+        info = dict(info, lag_ps=args.lag_ps)
     if args.kernels is not None:
         if not isinstance(flow, InternalTimewarpFlow):
             parser.error("--kernels applies to the internal architecture only")

@@ -53,3 +53,23 @@ def model_path(model: str | os.PathLike) -> str:
         return shipped
     names = ", ".join(available_models()) or "none"
     raise FileNotFoundError(f"no model file '{model}' and no shipped model of that name (shipped models: {names})")
+
+
+def load_module(path: str | os.PathLike):
+    """Load a TorchScript model file on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read as a TorchScript module (missing, truncated or not a model).
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that TorchScript is deprecated
+        try:
+            return torch.jit.load(os.fspath(path), map_location="cpu")
+        except Exception as error:  # torch raises RuntimeError or ValueError for corrupt files
+            raise ValueError(f"cannot load model file {os.fspath(path)}: {error}") from None

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m openmm_timewarp.training.backbone --data DIR --out RUN_DIR/backbone.pt --seed 0
+    python -m openmm_timewarp.training.backbone --data DIR [DIR ...] --out RUN_DIR/backbone.pt --seed 0
 
 Maximum likelihood of every residue's (phi, psi) in every frame (x(t) and x(t+tau)) of the
 training split; the validation split of ``load_pairs`` (the last pairs of each trajectory) gives
@@ -78,7 +78,8 @@ def fit(kernel: BackboneProposal, train: Dict[str, Tensor], val: Dict[str, Tenso
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="directory with manifest.json and *.npz pair shards")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="directories with manifest.json and *.npz pair shards (one per peptide)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (refused if it exists)")
     parser.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"],
                         help="element vocabulary; must equal the flow's for export")
@@ -107,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     molecules = splits["train"].molecules
     info = {
         "command": " ".join(["python -m openmm_timewarp.training.backbone"] + list(sys.argv[1:] if argv is None else argv)),
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
         "seed": args.seed,
         "sequences": sorted({str(m.get("sequence", m["shard"])) for m in molecules}),
         "train_residue_frames": int(train["phi"].shape[0]),

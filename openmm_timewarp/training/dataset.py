@@ -8,7 +8,7 @@ padded to the largest one and carry a mask.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -62,8 +62,9 @@ class PairSet:
             yield order[start:start + batch_size]
 
 
-def load_pairs(directory: Path, elements: Sequence[str], val_fraction: float, align: bool = True) -> Dict[str, PairSet]:
-    """Load every shard in ``directory`` and split each into train and validation pairs.
+def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], val_fraction: float,
+               align: bool = True) -> Dict[str, PairSet]:
+    """Load every shard in ``directory`` (or in each of several) and split each into train and validation pairs.
 
     The validation pairs are the last ``val_fraction`` of each shard, so that (time-correlated)
     neighbours of a validation pair are rarely in the training set.
@@ -79,9 +80,13 @@ def load_pairs(directory: Path, elements: Sequence[str], val_fraction: float, al
         ``{"train": PairSet, "val": PairSet}``.
     """
     # "*.tmp.npz" are shards still being written by the data generator.
-    paths = sorted(p for p in Path(directory).glob("*.npz") if not p.name.endswith(".tmp.npz"))
-    if not paths:
-        raise FileNotFoundError(f"no *.npz pair shards in {directory}")
+    directories = [Path(directory)] if isinstance(directory, (str, Path)) else [Path(d) for d in directory]
+    paths = []
+    for folder in directories:
+        found = sorted(p for p in folder.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+        if not found:
+            raise FileNotFoundError(f"no *.npz pair shards in {folder}")
+        paths += found
     vocabulary = {symbol: i for i, symbol in enumerate(elements)}
     parts: Dict[str, List] = {"train": [], "val": []}
     molecules = []

@@ -128,10 +128,13 @@ def validation_acceptance(flow: TimewarpFlow, pairs: PairSet, energies: Dict[int
     return total / len(subset)
 
 
-def save_checkpoint(path: Path, flow: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Dict, info: Dict) -> None:
-    """Write a checkpoint atomically (see ``models.export.load_checkpoint`` for the keys it reads)."""
+def save_checkpoint(path: Path, flow: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Dict, info: Dict,
+                    extra: Optional[Dict] = None) -> None:
+    """Write a checkpoint atomically (see ``models.export.load_checkpoint`` for the keys it reads);
+    ``extra`` entries are stored beside the standard ones."""
     tmp = path.with_suffix(".tmp")
     torch.save({
+        **(extra or {}),
         "architecture": info["architecture"],
         "flow_config": json.loads(flow.config_json),
         "flow_state": flow.state_dict(),

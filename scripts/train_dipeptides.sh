@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The recipe of the shipped default model openmm_timewarp/trained/dipeptides.pt, from nothing:
+# MD data of 24 train dipeptides (chosen by the fixed rule of make_dipeptide_data.py) and of
+# ACE-ALA-NME, the transferable backbone (Ramachandran) density fitted to all of it, its export
+# with the ACE-ALA-NME flow (which moves molecules without a backbone), the references of the
+# validation dipeptides and the validation benchmark.
+# About 2 h of dipeptide MD on one core, the ACE-ALA-NME recipe for its data and flow (see
+# train_ace_ala_nme.sh), 2 min of density training, 2 h of references and 35 min of benchmark;
+# every step resumes or is skipped when done.
+#   bash scripts/train_dipeptides.sh [WORKDIR]
+set -euo pipefail
+work=${1:-work}
+split=../shared/data/dipeptide_split.json
+bash scripts/train_ace_ala_nme.sh "$work/ace-ala-nme"   # ACE-ALA-NME data and flow
+python scripts/make_dipeptide_data.py --split "$split" --out "$work/dipeptides" --count 14
+folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for s in json.load(open(sys.argv[1] + '/sequences.json'))['sequences']))" "$work/dipeptides")
+[ -f "$work/dipeptides-backbone.pt" ] || python -m openmm_timewarp.training.backbone \
+    --data "$work/ace-ala-nme/data" $folders --out "$work/dipeptides-backbone.pt" --seed 0
+python -m openmm_timewarp.models.export "$work/ace-ala-nme/run/best.pt" "$work/dipeptides.pt" --overwrite \
+    --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
+    --max-residues 4
+# References of every 5th validation dipeptide (AC DE GM KM ML PS RW TT), then the benchmark on them.
+PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS RW TT --build-ns 3 \
+    --production-ns 6 --chunk-ns 1 --save-ps 1 --finalize-every 2
+PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 60 \
+    --json "$work/dipeptide-validation.json"
