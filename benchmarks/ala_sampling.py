@@ -52,7 +52,7 @@ def fastest_platform(system: mm.System, positions) -> mm.Platform:
 
 
 def run_for(seconds: float, advance: Callable[[], None], context: mm.Context,
-            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 200) -> Dict:
+            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 50) -> Dict:
     """Call ``advance`` and record positions until ``seconds`` of wall time have passed, or until
     ``stop`` (given the frames recorded so far, every ``check_every`` frames) returns True."""
     frames, times = [], []

@@ -30,12 +30,10 @@ from .cli.prepare import InputError, ModelFacts, check_readable, model_facts, pr
 from .domain import ModelDomainWarning
 from .integrator import TimewarpIntegrator
 from .systems import create_system, thermalize
-from .trained import model_path
+from .trained import DEFAULT_MODEL, model_path
 
 __all__ = ["DEFAULT_MODEL", "RunResult", "SamplingResult", "MDResult", "resolve_model", "sample", "run_md"]
 
-#: The shipped model ``sample`` uses unless told otherwise.
-DEFAULT_MODEL = "ace-ala-nme"
 _KJ = unit.kilojoule_per_mole
 _R = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(_KJ / unit.kelvin)
 PathLike = Union[str, os.PathLike]

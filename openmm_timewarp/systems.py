@@ -33,6 +33,7 @@ __all__ = [
     "load_pdb",
     "create_system",
     "chiral_centers",
+    "inverted_centers",
     "sequence_of",
     "thermalize",
 ]
@@ -289,6 +290,19 @@ def chiral_centers(topology: app.Topology) -> List[Tuple[int, int, int, int]]:
         if all(name in atoms for name in ("CA", "N", "C", "CB")):
             centers.append((atoms["CA"], atoms["N"], atoms["C"], atoms["CB"]))
     return centers
+
+
+def inverted_centers(positions: np.ndarray, centers: Sequence[Tuple[int, int, int, int]]) -> np.ndarray:
+    """Which of the ``(CA, N, C, CB)`` centres (:func:`chiral_centers`) are D in each frame.
+
+    ``positions`` is (n_atoms, 3) or (n_frames, n_atoms, 3); returns a bool array of shape
+    (n_centers,) or (n_frames, n_centers): True where the signed volume is negative.
+    """
+    x = np.asarray(positions, dtype=np.float64)
+    if not len(centers):
+        return np.zeros(x.shape[:-2] + (0,), dtype=bool)
+    ca, n, c, cb = (x[..., list(idx), :] for idx in zip(*centers))
+    return np.einsum("...i,...i->...", n - ca, np.cross(c - ca, cb - ca)) < 0
 
 
 def thermalize(system: openmm.System, positions, temperature: Union[float, unit.Quantity] = 310.0,

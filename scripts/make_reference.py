@@ -2,7 +2,9 @@
 
 Two phases, both on the Reference platform with the project's System (amber14 + built-in OBC2,
 no constraints) and hydrogen mass repartitioning (4 amu, 2 fs; masses do not change the
-configurational distribution):
+configurational distribution), plus a flat-bottom term that keeps every C-alpha L
+(``chirality_restraint``; zero for L geometries, so the distribution of the molecule is unchanged:
+without it, one build, GM, turned its methionine into D-Met under the bias):
 
 1. **Build**: well-tempered metadynamics on two backbone torsions (``openmm.app.Metadynamics``),
    which fills the basins and the barriers between them until the bias has converged in shape.
@@ -53,9 +55,9 @@ from openmm import app, unit
 
 from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
 from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices, backbone_dihedrals
-from openmm_timewarp.analysis.histogram import BIN_EDGES, ramachandran_histogram
+from openmm_timewarp.analysis.histogram import BIN_EDGES, jensen_shannon, ramachandran_histogram
 from openmm_timewarp.analysis.reference import reference_name
-from openmm_timewarp.data.generate import add_md_arguments, code_version
+from openmm_timewarp.data.generate import add_md_arguments, chirality_restraint, code_version
 from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_system,
                                      peptide_from_sequence)
 
@@ -101,6 +103,7 @@ def make_simulation(system: openmm.System, topology: app.Topology, args: argpars
 def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path: str) -> None:
     """Phase 1: well-tempered metadynamics; saves the final bias grid and state to ``path``."""
     system = create_system(topology, hydrogen_mass=args.hmr)
+    system.addForce(chirality_restraint(topology))
     sigma = math.radians(args.sigma_deg)
     variables = [app.BiasVariable(torsion_force(idx), -math.pi, math.pi, sigma, periodic=True,
                                   gridWidth=args.grid) for _, idx in bias_torsions(topology)]
@@ -142,6 +145,7 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
     """Phase 2: static-bias MD in chunks, resuming from the last complete chunk."""
     build = np.load(build_path)
     system = create_system(topology, hydrogen_mass=args.hmr)
+    system.addForce(chirality_restraint(topology))
     force = static_bias_force(build["bias"], topology)
     group = 31
     force.setForceGroup(group)
@@ -258,6 +262,7 @@ def finalize(args: argparse.Namespace) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp.npz"
     histograms = np.array([ramachandran_histogram(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])])
+    metadata["jsd_between_halves"] = [jsd_between_halves(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])]
     np.savez_compressed(tmp, histogram=histograms,
                         bin_edges_deg=BIN_EDGES, basin_names=np.array(names),
                         populations=pops, population_errors=errors,
@@ -266,6 +271,14 @@ def finalize(args: argparse.Namespace) -> None:
     summary = "; ".join(", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pr, er))
                         for pr, er in zip(pops, errors))
     log(f"wrote {args.out}: {production_ns:.1f} ns production; {summary}")
+
+
+def jsd_between_halves(phi: np.ndarray, psi: np.ndarray, weights: np.ndarray) -> float:
+    """JSD between the histograms of the first and second halves of the production: a measure of
+    the reference's own statistical error (each half has twice the variance of the whole)."""
+    half = len(phi) // 2
+    first, second = (ramachandran_histogram(phi[s], psi[s], weights[s]) for s in (slice(0, half), slice(half, None)))
+    return float(jensen_shannon(first, second))
 
 
 def production_command(args: argparse.Namespace) -> str:

@@ -15,12 +15,12 @@ bash scripts/train_ace_ala_nme.sh "$work/ace-ala-nme"   # ACE-ALA-NME data and f
 python scripts/make_dipeptide_data.py --split "$split" --out "$work/dipeptides" --count 14
 folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for s in json.load(open(sys.argv[1] + '/sequences.json'))['sequences']))" "$work/dipeptides")
 [ -f "$work/dipeptides-backbone.pt" ] || python -m openmm_timewarp.training.backbone \
-    --data "$work/ace-ala-nme/data" $folders --out "$work/dipeptides-backbone.pt" --seed 0
+    --data "$work/ace-ala-nme/data" $folders --out "$work/dipeptides-backbone.pt" --seed 0 --rare-start-weight 0.1
 python -m openmm_timewarp.models.export "$work/ace-ala-nme/run/best.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
     --max-residues 4
 # References of every 5th validation dipeptide (AC DE GM KM ML PS RW TT), then the benchmark on them.
-PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS RW TT --build-ns 3 \
+PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS RW TT --bias-factor 3 --build-ns 3 \
     --production-ns 6 --chunk-ns 1 --save-ps 1 --finalize-every 2
-PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 60 \
+PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" \
     --json "$work/dipeptide-validation.json"

@@ -295,3 +295,19 @@ def test_mh_without_the_density_ratio_is_detected(tmp_path):
     """Power check: the same chain without log g(phi, psi) - log g(phi', psi') must fail."""
     scores, _ = torsion_z_scores(export_backbone_model(tmp_path, drop_ratio=True), 8000)
     assert max(abs(z) for z in scores.values()) > 4.5, scores
+
+
+def test_density_training_drops_frames_with_a_d_residue():
+    import io
+
+    from openmm import app, unit
+
+    from openmm_timewarp.training.backbone import d_frames
+
+    topology, positions = systems.peptide_from_sequence("AV", seed=1)
+    text = io.StringIO()
+    app.PDBFile.writeFile(topology, positions, text)
+    x = np.asarray(positions.value_in_unit(unit.nanometer))
+    frames = torch.tensor(np.stack([x, x * np.array([-1.0, 1.0, 1.0]), x + 0.1]))  # L, mirror image (D), L
+    assert d_frames(frames, {"topology_pdb": text.getvalue()}).tolist() == [False, True, False]
+    assert d_frames(frames, {}).tolist() == [False, False, False]  # no topology recorded: nothing to judge

@@ -24,6 +24,7 @@ import proposals
 import openmm_timewarp
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.cli import main
+from openmm_timewarp.trained import DEFAULT_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
@@ -170,19 +171,19 @@ def test_models_describes_a_model_file(model):
 
 
 def test_sample_with_the_shipped_default_model(tmp_path):
-    if "ace-ala-nme" not in openmm_timewarp.available_models():
+    if DEFAULT_MODEL not in openmm_timewarp.available_models():
         pytest.skip("no default model shipped")
     out = str(tmp_path / "default")
     done = cli("sample", PDB, "--steps", "600", "--seed", "2", "--out", out, "--no-progress")
     assert done.returncode == 0, done.stderr
     summary = json.load(open(os.path.join(out, "summary.json")))
-    assert summary["model"] == "ace-ala-nme" and summary["lag_time_ps"] == 500.0
-    # About 2.4% of its proposals are accepted (benchmarks/ala_sampling.py): about 14 here.
-    assert summary["num_proposed"] == 600 and summary["num_accepted"] >= 3
+    assert summary["model"] == DEFAULT_MODEL and summary["lag_time_ps"] == 500.0
+    # About half of its proposals are accepted on ACE-ALA-NME (benchmarks/ala_sampling.py): about 300 here.
+    assert summary["num_proposed"] == 600 and summary["num_accepted"] >= 150
 
 
 def test_default_model_missing_is_explained(capsys, tmp_path):
-    if "ace-ala-nme" in openmm_timewarp.available_models():
+    if DEFAULT_MODEL in openmm_timewarp.available_models():
         pytest.skip("the default model is shipped")
     assert main(["sample", PDB, "--out", str(tmp_path / "x")]) == 2
     assert "default model is not shipped" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -117,3 +117,37 @@ def test_a_trajectory_that_blows_up_is_rerun_with_fresh_seeds(tmp_path, monkeypa
     monkeypatch.setattr(gen, "_sample_frames", always_explodes)
     with pytest.raises(gen.UnstableMD, match="unstable in all 3 attempts: .*seed 300002.*seed 400002"):
         generate(Settings(**TINY), str(tmp_path), n_pairs=18, progress=False)
+
+
+def test_restrained_starts_keep_every_c_alpha_l():
+    """Minimizing ACE-ALA-ALA-NME into the C7eq/C7ax start of trajectory 3 (seed 100004) inverts the
+    second C-alpha unless the start also restrains chirality; a D frame is refused by name."""
+    import copy
+
+    import openmm
+    from openmm import unit
+
+    from openmm_timewarp import systems
+    from openmm_timewarp.data import generate as gen
+
+    settings = Settings(**dict(TINY, sequence="AA", seed=1))
+    topology, positions = systems.peptide_from_sequence("AA", seed=1)
+    centers = systems.chiral_centers(topology)
+    targets = gen.start_targets(topology, 3, np.random.default_rng(100004))
+    assert [name for name, _, _ in targets] == ["C7eq", "C7ax"]
+    inverted = []
+    for keep_chirality in (False, True):
+        system = copy.deepcopy(systems.create_system(topology, hydrogen_mass=4.0))
+        system.addForce(gen._restraint(topology, targets))
+        if keep_chirality:
+            system.addForce(gen.chirality_restraint(topology))
+        context = gen._context(system, settings, 100004)
+        context.setPositions(positions)
+        openmm.LocalEnergyMinimizer.minimize(context)
+        x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        inverted.append(systems.inverted_centers(x, centers).tolist())
+    assert inverted == [[False, True], [False, False]]
+    x = np.asarray(positions.value_in_unit(unit.nanometer))
+    mirrored = x * np.array([-1.0, 1.0, 1.0])  # the mirror image: every centre D
+    with pytest.raises(gen.UnstableMD, match="inverted the C-alpha of chiral centre\\(s\\) \\[0, 1\\] in trajectory 5"):
+        gen.check_frame(mirrored, x, "trajectory 5", centers=centers)

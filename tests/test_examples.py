@@ -65,3 +65,23 @@ def test_restraint_example_holds_psi_with_the_shipped_model(tmp_path):
     assert sampled > 0.8, result.stdout  # the restraint at -40 degrees holds psi in alpha_R
     acceptance = float(result.stdout.split("acceptance rate ")[1].split()[0])
     assert acceptance > 0.005, result.stdout
+
+
+def test_tito_trajectory_example(tmp_path):
+    import torch
+
+    from openmm_timewarp.models.export import export_flow
+    from openmm_timewarp.models.tito import TitoModel
+
+    torch.manual_seed(0)  # an untrained model: the example's plumbing, not TITO's quality (tests/test_tito.py)
+    model = TitoModel(["H", "C", "N", "O", "S"], hidden=8, layers=1, num_steps=2)
+    export_flow(model, {"lag_ps": 100.0, "temperature_K": 310.0}, tmp_path / "tito.pt")
+    out = tmp_path / "tito"
+    result = run_example("tito_trajectory.py", "--model", str(tmp_path / "tito.pt"), "--lag-ps", "250", "--steps",
+                         "20", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "20 steps of 250 ps (5 ns)" in result.stdout and "alpha_R" in result.stdout
+    for name in ("trajectory.dcd", "log.csv", "ramachandran.png"):
+        assert (out / name).stat().st_size > 0
+    times = np.loadtxt(out / "log.csv", delimiter=",", usecols=1, skiprows=1, ndmin=1)
+    assert times[-1] == 5000.0  # ps: the reporters' clock runs at one lag per step

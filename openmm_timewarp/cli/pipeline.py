@@ -1,4 +1,4 @@
-"""``generate-data``, ``train`` and ``export``: the training pipeline's own command lines, forwarded."""
+"""``generate-data``, ``train``, ``train-backbone``, ``train-tito`` and ``export``: the training pipeline's own command lines, forwarded."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,8 @@ __all__ = ["FORWARDED", "add_parsers", "forward"]
 FORWARDED: Dict[str, tuple] = {
     "generate-data": ("openmm_timewarp.data.generate", "MD training pairs x(t), x(t+tau) for a peptide"),
     "train": ("openmm_timewarp.training.train", "train a Timewarp flow on generated pairs"),
+    "train-backbone": ("openmm_timewarp.training.backbone", "fit the backbone pivot density to generated frames"),
+    "train-tito": ("openmm_timewarp.training.tito", "train a TITO transfer operator on generated trajectories"),
     "export": ("openmm_timewarp.models.export", "export a training checkpoint to a TorchScript model file"),
 }
 

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from ..trained import DEFAULT_MODEL
+
 __all__ = ["add_parser", "add_run_options", "report", "run"]
 
 
@@ -32,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "Metropolis-Hastings. Writes trajectory.dcd, log.csv, ramachandran_*.png, populations.csv, "
                     "summary.txt and summary.json to --out.")
     add_run_options(parser, steps=10_000, frame_every=10, out="timewarp-run")
-    parser.add_argument("--model", default="ace-ala-nme", help="shipped model name or model file (default ace-ala-nme)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     parser.add_argument("--explore", action="store_true",
                         help="exploration mode: no Metropolis-Hastings; fast but BIASED (not Boltzmann)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")

@@ -44,10 +44,12 @@ import openmm
 from openmm import app, unit
 
 from ..analysis.dihedrals import backbone_dihedral_indices
-from ..systems import FORCEFIELD_FILES, create_system, load_pdb, peptide_from_sequence, sequence_of
+from ..systems import (FORCEFIELD_FILES, chiral_centers, create_system, inverted_centers, load_pdb,
+                       peptide_from_sequence, sequence_of)
 from .storage import is_complete, shard_path, write_manifest, write_shard
 
-__all__ = ["START_CENTERS", "Settings", "code_version", "start_targets", "run_trajectory",
+__all__ = ["START_CENTERS", "Settings", "UnstableMD", "chirality_restraint", "code_version", "start_targets",
+           "run_trajectory",
            "generate", "main"]
 
 log = logging.getLogger("openmm_timewarp.data")
@@ -59,12 +61,13 @@ START_CENTERS: Dict[str, Tuple[float, float]] = {
     "PII_L": (60.0, 180.0),
 }
 RESTRAINT_K = 500.0  # kJ/mol/rad^2: about 8 degrees r.m.s. at 310 K
+CHIRALITY_K = 10000.0  # kJ/mol: well above the basin restraints' pull (up to about 4,000 kJ/mol)
 MAX_ATTEMPTS = 3
 RETRY_SEED_OFFSET = 50000  # attempt k of trajectory i uses seed * 100000 + k * 50000 + i + 1
 
 
 class UnstableMD(RuntimeError):
-    """An MD trajectory blew up (non-finite or exploding coordinates)."""
+    """An MD trajectory blew up (non-finite or exploding coordinates) or inverted a stereocentre."""
 
 
 def code_version() -> str:
@@ -146,6 +149,18 @@ def _restraint(topology: app.Topology, targets: Sequence[Tuple[str, float, float
     return force
 
 
+def chirality_restraint(topology: app.Topology) -> openmm.Force:
+    """Keep every C-alpha L while the basin restraints pull (phi, psi) far from where the peptide
+    was built: without it the restrained minimization can invert a stereocentre, the cheapest way
+    to a phi > 0 target. The improper N-CA-C-CB is about -125 degrees for L and +125 for D; the
+    penalty starts at -150 and -30 degrees (sin = -0.5), so both ways through a planar centre cost
+    at least CHIRALITY_K / 4."""
+    force = openmm.CustomTorsionForce(f"{CHIRALITY_K}*max(0, sin(theta) + 0.5)^2")
+    for ca, n, c, cb in chiral_centers(topology):
+        force.addTorsion(n, ca, c, cb, [])
+    return force
+
+
 def _context(system: openmm.System, settings: Settings, seed: int) -> openmm.Context:
     integrator = openmm.LangevinMiddleIntegrator(settings.temperature_K * unit.kelvin,
                                                  settings.friction_per_ps / unit.picosecond,
@@ -207,6 +222,7 @@ def _sample_frames(settings: Settings, topology: app.Topology, positions, trajec
     system = create_system(topology, hydrogen_mass=settings.hydrogen_mass_amu)
     restrained = copy.deepcopy(system)
     restrained.addForce(_restraint(topology, targets))
+    restrained.addForce(chirality_restraint(topology))
     prep = _context(restrained, settings, seed)
     prep.setPositions(positions)
     openmm.LocalEnergyMinimizer.minimize(prep)
@@ -222,19 +238,27 @@ def _sample_frames(settings: Settings, topology: app.Topology, positions, trajec
     n_frames = settings.frames(settings.trajectory_ps) + 1
     frame_steps = settings.steps(settings.frame_interval_ps)
     frames = np.empty((n_frames, topology.getNumAtoms(), 3), np.float32)
+    centers = chiral_centers(topology)
     for i in range(n_frames):
         if i:
             integrator.step(frame_steps)
         frames[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
             unit.nanometer)
         check_frame(frames[i], frames[0], f"trajectory {trajectory} (start {'/'.join(n for n, _, _ in targets)}, "
-                                          f"seed {seed}), frame {i}")
+                                          f"seed {seed}), frame {i}", centers=centers)
     return frames, targets
 
 
-def check_frame(frame: np.ndarray, first: np.ndarray, where: str, max_spread_nm: float = 5.0) -> None:
-    """Refuse a frame with non-finite coordinates or one whose atoms spread over more than
-    ``max_spread_nm`` beyond the first frame's extent (an integration that blew up), naming ``where``."""
+def check_frame(frame: np.ndarray, first: np.ndarray, where: str, max_spread_nm: float = 5.0,
+                centers: Sequence[Tuple[int, int, int, int]] = ()) -> None:
+    """Refuse a frame with non-finite coordinates, one whose atoms spread over more than
+    ``max_spread_nm`` beyond the first frame's extent (an integration that blew up), or one in which
+    a C-alpha of ``centers`` (:func:`~openmm_timewarp.systems.chiral_centers`) is D (another
+    molecule), naming ``where``."""
+    inverted = np.flatnonzero(inverted_centers(frame, centers))
+    if len(inverted):
+        raise UnstableMD(f"MD inverted the C-alpha of chiral centre(s) {inverted.tolist()} in {where} "
+                         "(a D-amino acid)")
     if not np.isfinite(frame).all():
         raise UnstableMD(f"MD became unstable in {where}: non-finite coordinates")
     spread = np.ptp(frame, axis=0).max() - np.ptp(first, axis=0).max()

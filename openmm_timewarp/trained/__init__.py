@@ -11,6 +11,9 @@ from typing import Dict, List
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
+#: The model ``sample`` and ``openmm-timewarp sample`` use unless told otherwise.
+DEFAULT_MODEL = "dipeptides"
+
 
 def available_models() -> List[str]:
     """Names of the shipped models, sorted."""

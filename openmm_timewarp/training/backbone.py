@@ -13,46 +13,77 @@ basins relative to Boltzmann: harmless in a proposal (the MH ratio corrects it),
 the rare basins cheap to reach.
 """
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
+from openmm import app
 from torch import Tensor
 from tqdm import tqdm
 
+from ..data.generate import START_CENTERS
 from ..models.backbone import BackboneProposal, backbone_angles
+from ..systems import chiral_centers, inverted_centers
 from .dataset import PairSet, load_pairs
 
 
-def residue_samples(kernel: BackboneProposal, pairs: PairSet) -> Dict[str, Tensor]:
-    """Features (S, F), phi and psi (S,) and phi-free flags (S,) of every residue in every frame."""
+def residue_samples(kernel: BackboneProposal, pairs: PairSet, rare_start_weight: float = 1.0) -> Dict[str, Tensor]:
+    """Features (S, F), phi and psi (S,), phi-free flags (S,) and weights (S,) of every residue in every frame.
+
+    A residue whose trajectory started it in a phi > 0 basin (the data generator's restrained
+    starts, ``start`` in the shard metadata) weighs ``rare_start_weight``, the others 1: three of the
+    seven start basins have phi > 0, which short trajectories over-represent against the
+    equilibrium (about 2% for alanine), and a proposal that favours them is rejected more often.
+    """
     features: List[Tensor] = []
     phis: List[Tensor] = []
     psis: List[Tensor] = []
     free: List[Tensor] = []
+    weights: List[Tensor] = []
     for molecule_id in torch.unique(pairs.molecule).tolist():
         rows = (pairs.molecule == molecule_id).nonzero().squeeze(1)
         atoms = int(pairs.mask[rows[0]].sum())
         types = pairs.atom_types[rows[0], :atoms]
         frames = torch.cat([pairs.x_t[rows, :atoms], pairs.x_tau[rows, :atoms]]).double()
+        frames = frames[~d_frames(frames, pairs.molecules[molecule_id])]
+        if not len(frames):
+            continue
         backbone, sides, feats = kernel.residues(frames[0], types)
         phi, psi = backbone_angles(frames, backbone)
+        starts = pairs.molecules[molecule_id].get("start", [])
         for r in range(backbone.shape[0]):
             features.append(feats[r].expand(len(frames), -1))
             phis.append(phi[:, r])
             psis.append(psi[:, r])
             free.append(torch.full((len(frames),), bool(sides[r, 0].any())))
+            rare = r < len(starts) and START_CENTERS[starts[r]["basin"]][0] > 0
+            weights.append(torch.full((len(frames),), rare_start_weight if rare else 1.0, dtype=torch.float64))
     if not features:
         raise ValueError("no residue with a rotatable backbone in these pairs")
-    return {"features": torch.cat(features), "phi": torch.cat(phis), "psi": torch.cat(psis), "free": torch.cat(free)}
+    return {"features": torch.cat(features), "phi": torch.cat(phis), "psi": torch.cat(psis), "free": torch.cat(free),
+            "weight": torch.cat(weights)}
 
 
-def mean_nll(kernel: BackboneProposal, samples: Dict[str, Tensor]) -> Tensor:
-    """Mean negative log density of the samples."""
+def d_frames(frames: Tensor, metadata: Dict) -> Tensor:
+    """Frames in which a C-alpha is D, by the topology the shard records (``topology_pdb``): another
+    molecule, which data made before the generator kept chirality in its restrained starts contain."""
+    if "topology_pdb" not in metadata:
+        return torch.zeros(len(frames), dtype=torch.bool)
+    topology = app.PDBFile(io.StringIO(metadata["topology_pdb"])).topology
+    inverted = inverted_centers(frames.numpy(), chiral_centers(topology))
+    return torch.from_numpy(inverted.any(axis=-1))
+
+
+def mean_nll(kernel: BackboneProposal, samples: Dict[str, Tensor], weighted: bool = True) -> Tensor:
+    """Mean negative log density of the samples (weighted by their ``weight`` unless ``weighted`` is False)."""
     params = kernel.density.mixture(samples["features"])
-    return -kernel.density.log_prob(params, samples["phi"], samples["psi"], samples["free"]).mean()
+    nll = -kernel.density.log_prob(params, samples["phi"], samples["psi"], samples["free"])
+    if not weighted:
+        return nll.mean()
+    return (nll * samples["weight"]).sum() / samples["weight"].sum()
 
 
 def fit(kernel: BackboneProposal, train: Dict[str, Tensor], val: Dict[str, Tensor], steps: int, batch_size: int,
@@ -64,8 +95,9 @@ def fit(kernel: BackboneProposal, train: Dict[str, Tensor], val: Dict[str, Tenso
     count = train["phi"].shape[0]
     bar = tqdm(range(steps), desc="backbone density", dynamic_ncols=True)
     for step in bar:
-        index = torch.randint(0, count, (min(batch_size, count),), generator=generator)
-        loss = mean_nll(kernel, {k: v[index] for k, v in train.items()})
+        # Minibatches drawn by weight, so each one is an unweighted sample of the weighted data.
+        index = torch.multinomial(train["weight"], min(batch_size, count), replacement=True, generator=generator)
+        loss = mean_nll(kernel, {k: v[index] for k, v in train.items()}, weighted=False)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -90,6 +122,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--rare-start-weight", type=float, default=1.0,
+                        help="weight of residues whose trajectory started them at phi > 0 (see residue_samples)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -102,14 +136,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     probe = BackboneProposal(args.elements)
     density = RamachandranDensity(probe.num_features(), args.components, args.hidden, args.floor)
     kernel = BackboneProposal(args.elements, density)
-    train = residue_samples(kernel, splits["train"])
-    val = residue_samples(kernel, splits["val"]) if len(splits["val"]) else {k: v[:0] for k, v in train.items()}
+    train = residue_samples(kernel, splits["train"], args.rare_start_weight)
+    val = (residue_samples(kernel, splits["val"], args.rare_start_weight) if len(splits["val"])
+           else {k: v[:0] for k, v in train.items()})
     train_nll, val_nll = fit(kernel, train, val, args.steps, args.batch_size, args.lr, args.seed)
     molecules = splits["train"].molecules
     info = {
         "command": " ".join(["python -m openmm_timewarp.training.backbone"] + list(sys.argv[1:] if argv is None else argv)),
         "data": [str(d) for d in args.data],
         "seed": args.seed,
+        "rare_start_weight": args.rare_start_weight,
         "sequences": sorted({str(m.get("sequence", m["shard"])) for m in molecules}),
         "train_residue_frames": int(train["phi"].shape[0]),
         "val_residue_frames": int(val["phi"].shape[0]),
