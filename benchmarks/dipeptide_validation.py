@@ -66,8 +66,8 @@ def first_visit_all(labels: np.ndarray, basins: List[Tuple[int, str]]) -> Option
 
 
 def basin_labels(frames: np.ndarray, topology) -> np.ndarray:
-    phi, psi = analysis.backbone_dihedrals(frames, topology)
-    return np.stack([analysis.assign_basins(phi[:, r], psi[:, r]) for r in range(phi.shape[1])], axis=1)
+    """Basin index of every residue in every frame, (n_frames, n_residues)."""
+    return analysis.assign_basins(*analysis.backbone_dihedrals(frames, topology))
 
 
 def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, basins) -> Dict:
@@ -75,8 +75,7 @@ def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, bas
     n_res = phi.shape[1]
     required = [indicator_name(r, b, n_res) for r, b in basins]
     ess = analysis.ess_report(analysis.observables(phi, psi, tica_model), required)
-    labels = np.stack([analysis.assign_basins(phi[:, r], psi[:, r]) for r in range(n_res)], axis=1)
-    visited = first_visit_all(labels, basins)
+    visited = first_visit_all(analysis.assign_basins(phi, psi), basins)
     return {
         "frames": len(phi),
         "ess": {k: v for k, v in ess.items() if k != "min"},

@@ -26,27 +26,20 @@ the simulated ns per second of MD.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import openmm as mm
 import torch
 from ala_sampling import TEMPERATURE, fastest_platform, md_run, run_for, timewarp_run
+from dipeptide_validation import basin_labels
 from openmm import unit
 
 from openmm_timewarp import TitoIntegrator, analysis, systems
-from openmm_timewarp.data.storage import read_shard
+from openmm_timewarp.data.storage import iter_shards, read_shard
 
 N_BASINS = len(analysis.BASIN_NAMES)
-
-
-def basin_trajectory(frames: np.ndarray, topology) -> np.ndarray:
-    """Basin index of every residue in every frame, (n_frames, n_residues)."""
-    phi, psi = analysis.backbone_dihedrals(frames, topology)
-    return np.stack([analysis.assign_basins(phi[:, r], psi[:, r]) for r in range(phi.shape[1])], axis=1)
 
 
 def implied_timescales(trajectories: Sequence[np.ndarray], lag_steps: int, step_ps: float,
@@ -75,7 +68,7 @@ def implied_timescales(trajectories: Sequence[np.ndarray], lag_steps: int, step_
 
 def md_data_trajectories(folder: str, topology) -> tuple:
     """Discrete trajectories of the MD shards in ``folder`` and their frame interval (ps)."""
-    paths = sorted(p for p in glob.glob(os.path.join(folder, "traj_*.npz")) if not p.endswith(".tmp.npz"))
+    paths = list(iter_shards(folder))
     if not paths:
         raise SystemExit(f"no traj_*.npz shards in {folder}")
     shards = [read_shard(p) for p in paths]
@@ -83,7 +76,7 @@ def md_data_trajectories(folder: str, topology) -> tuple:
     if len(frame_ps) != 1:
         raise SystemExit(f"the shards of {folder} have different frame intervals {sorted(frame_ps)}")
     total_ns = sum(len(s["frames"]) for s in shards) * frame_ps.copy().pop() / 1000
-    return [basin_trajectory(s["frames"], topology) for s in shards], frame_ps.pop(), total_ns
+    return [basin_labels(s["frames"], topology) for s in shards], frame_ps.pop(), total_ns
 
 
 def tito_run(model: str, topology, system, positions, seconds: float, lag_ps: float, seed: int) -> Dict:
@@ -134,7 +127,7 @@ def main() -> None:
         results[f"populations_{name}"] = [analysis.basin_populations(phi[:, r], psi[:, r]) for r in range(phi.shape[1])]
 
     md_dtrajs, md_frame_ps, md_ns = md_data_trajectories(args.md_data, topology)
-    tito_dtraj = basin_trajectory(runs["tito"]["frames"], topology)
+    tito_dtraj = basin_labels(runs["tito"]["frames"], topology)
     results["md_data_ns"] = md_ns
     results["timescales_ps"] = {}
     print(f"simulated ns per wall-clock second: MD {speed['md']:.4f}, MD-HMR {speed['md-hmr']:.4f}, TITO "

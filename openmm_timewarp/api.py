@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -27,7 +26,6 @@ from openmm import app, unit
 from .analysis import backbone_dihedrals, to_mdtraj
 from .cli.outputs import check_folder, residue_labels, residue_populations, write_outputs
 from .cli.prepare import InputError, ModelFacts, check_readable, model_facts, prepare_peptide
-from .domain import ModelDomainWarning
 from .integrator import TimewarpIntegrator
 from .systems import create_system, thermalize
 from .trained import DEFAULT_MODEL, model_path
@@ -214,10 +212,9 @@ def sample(pdb: PathLike, model: PathLike = DEFAULT_MODEL, steps: int = 10_000, 
     facts = resolve_model(model)
     torch.set_num_threads(threads)
     prepared, system = _prepare(pdb, facts, strip_solvent, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ModelDomainWarning)  # prepared.notes already holds them
-        integrator = TimewarpIntegrator(facts.path, prepared.topology, kelvin, metropolis_hastings=not explore,
-                                        random_seed=seed, hmc_interval=hmc_interval)
+    # prepared.notes already holds the domain warnings (and reading them again would reload the model file).
+    integrator = TimewarpIntegrator(facts.path, prepared.topology, kelvin, metropolis_hastings=not explore,
+                                    random_seed=seed, hmc_interval=hmc_interval, warn_outside_domain=False)
     simulation = app.Simulation(prepared.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
     # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
     simulation.context.setPositions(thermalize(system, prepared.positions, kelvin, seed=seed))

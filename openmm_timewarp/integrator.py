@@ -46,12 +46,14 @@ def recommended_hmc_interval(model: Union[str, os.PathLike]) -> int:
 def _warn_outside_domain(path: str, topology: app.Topology) -> None:
     """Warn (:class:`ModelDomainWarning`) when the peptide lies outside the model's training domain."""
     from .domain import ModelDomainWarning, domain_warnings, model_metadata, trained_sequences
-    from .systems import CAPS, THREE_TO_ONE
+    from .systems import sequence_of
 
-    residues = [r.name for r in topology.residues() if r.name not in CAPS]
-    if not residues or any(name not in THREE_TO_ONE for name in residues):
-        return  # not a capped peptide of standard residues: no sequence to compare
-    sequence = "".join(THREE_TO_ONE[name] for name in residues)
+    try:
+        sequence = sequence_of(topology)
+    except KeyError:  # a residue without a one-letter code: not a peptide the models' domains describe
+        return
+    if not sequence:
+        return  # no residues between caps: nothing to compare (and no model file to read)
     for message in domain_warnings(sequence, trained_sequences(model_metadata(path)), os.path.basename(path)):
         warnings.warn(message, ModelDomainWarning, stacklevel=3)
 
@@ -107,6 +109,9 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     chiral_centers
         ``(center, a, b, c)`` atom index quadruplets whose handedness exploration mode keeps. By
         default the C-alpha atoms of the topology's amino acids.
+    warn_outside_domain
+        Warn (``ModelDomainWarning``) when ``topology`` is a peptide outside what the model was
+        trained for (:mod:`openmm_timewarp.domain`); callers that report it otherwise pass False.
     """
 
     def __init__(self, model: Union[str, os.PathLike], topology: Union[app.Topology, Sequence[str]],
@@ -114,7 +119,8 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
                  proposals_per_batch: int = 256, adaptive_batch_size: bool = True,
                  exploration_energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
-                 hmc_interval: Optional[int] = None, hmc_steps: int = 10, hmc_step_size: Time = 1.0 * unit.femtosecond):
+                 hmc_interval: Optional[int] = None, hmc_steps: int = 10, hmc_step_size: Time = 1.0 * unit.femtosecond,
+                 warn_outside_domain: bool = True):
         kelvin = _value_in(temperature, unit.kelvin)
         super().__init__(model_path(model), _element_symbols(topology), kelvin)
         self.setHMCInterval(recommended_hmc_interval(model) if hmc_interval is None else hmc_interval)
@@ -130,7 +136,7 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
             chiral_centers = find_chiral_centers(topology)
         for center in chiral_centers or ():
             self.addChiralCenter(*center)
-        if isinstance(topology, app.Topology):
+        if warn_outside_domain and isinstance(topology, app.Topology):
             _warn_outside_domain(model_path(model), topology)
         trained_at = self.getModelTemperature().value_in_unit(unit.kelvin)
         if abs(trained_at - kelvin) > 1.0:

@@ -62,6 +62,14 @@ class PairSet:
             yield order[start:start + batch_size]
 
 
+def element_types(symbols: Sequence[str], elements: Sequence[str], source) -> np.ndarray:
+    """Indices of ``symbols`` into the model's ``elements``; a ValueError naming ``source`` for unknown ones."""
+    unknown = sorted(set(symbols) - set(elements))
+    if unknown:
+        raise ValueError(f"{source}: elements {unknown} are not in the model's vocabulary {list(elements)}")
+    return np.array([list(elements).index(s) for s in symbols], dtype=np.int64)
+
+
 def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], val_fraction: float,
                align: bool = True) -> Dict[str, PairSet]:
     """Load every shard in ``directory`` (or in each of several) and split each into train and validation pairs.
@@ -87,7 +95,6 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
         if not found:
             raise FileNotFoundError(f"no *.npz pair shards in {folder}")
         paths += found
-    vocabulary = {symbol: i for i, symbol in enumerate(elements)}
     parts: Dict[str, List] = {"train": [], "val": []}
     molecules = []
     for molecule_id, path in enumerate(paths):
@@ -95,14 +102,11 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
             x_t, x_tau = shard["x_t"].astype(np.float32), shard["x_tau"].astype(np.float32)
             symbols = [str(s) for s in shard["elements"]]
             metadata = json.loads(str(shard["metadata"]))
-        unknown = sorted(set(symbols) - set(vocabulary))
-        if unknown:
-            raise ValueError(f"{path}: elements {unknown} are not in the model's vocabulary {list(elements)}")
+        types = element_types(symbols, elements, path)
         if x_t.shape != x_tau.shape or x_t.shape[1:] != (len(symbols), 3):
             raise ValueError(f"{path}: x_t {x_t.shape}, x_tau {x_tau.shape} and {len(symbols)} elements disagree")
         if align:
             x_tau = align_rotation(x_tau, x_t)
-        types = np.array([vocabulary[s] for s in symbols], dtype=np.int64)
         molecules.append(dict(metadata, shard=path.name, n_atoms=len(symbols), elements=symbols))
         n_val = int(round(val_fraction * len(x_t)))
         cut = len(x_t) - n_val

@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.storage import read_shard
+from ..data.storage import iter_shards, read_shard
 from ..models.tito import TitoModel, mean_free
-from .dataset import align_rotation
+from .dataset import align_rotation, element_types
 from .train import common_value, save_checkpoint
 
 _BOND_NM = 0.13  # hydrogen to heavy atom: 0.10-0.11 nm bonded, more than 0.16 nm otherwise
@@ -44,15 +44,12 @@ _BOND_NM = 0.13  # hydrogen to heavy atom: 0.10-0.11 nm bonded, more than 0.16 n
 class Trajectory:
     """Frames (T, N, 3) of one MD trajectory, its atom types and its equivalent-hydrogen groups."""
 
-    def __init__(self, path: Path, vocabulary: Dict[str, int]) -> None:
+    def __init__(self, path: Path, elements: Sequence[str]) -> None:
         shard = read_shard(str(path))
         symbols = [str(s) for s in shard["elements"]]
-        unknown = sorted(set(symbols) - set(vocabulary))
-        if unknown:
-            raise ValueError(f"{path}: elements {unknown} are not in the model's vocabulary {list(vocabulary)}")
         self.path = path
         self.frames = torch.from_numpy(np.asarray(shard["frames"], dtype=np.float32))
-        self.types = torch.tensor([vocabulary[s] for s in symbols])
+        self.types = torch.from_numpy(element_types(symbols, elements, path))
         self.metadata = shard["metadata"]
         self.frame_ps = float(self.metadata["frame_interval_ps"])
         self.groups = hydrogen_groups(self.frames[0].numpy(), symbols)
@@ -120,11 +117,10 @@ def split_frame(n_frames: int, val_fraction: float) -> int:
 
 
 def load_trajectories(folders: Sequence[Path], elements: Sequence[str]) -> List[Trajectory]:
-    vocabulary = {s: i for i, s in enumerate(elements)}
-    paths = [p for folder in folders for p in sorted(Path(folder).glob("traj_*.npz")) if not p.name.endswith(".tmp.npz")]
+    paths = [Path(p) for folder in folders for p in iter_shards(str(folder))]
     if not paths:
         raise FileNotFoundError(f"no traj_*.npz shards in {', '.join(map(str, folders))}")
-    return [Trajectory(p, vocabulary) for p in paths]
+    return [Trajectory(p, elements) for p in paths]
 
 
 def validation_loss(model: TitoModel, trajectories: List[Trajectory], val_fraction: float, batches: int = 4,
