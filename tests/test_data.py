@@ -119,35 +119,29 @@ def test_a_trajectory_that_blows_up_is_rerun_with_fresh_seeds(tmp_path, monkeypa
         generate(Settings(**TINY), str(tmp_path), n_pairs=18, progress=False)
 
 
-def test_restrained_starts_keep_every_c_alpha_l():
-    """Minimizing ACE-ALA-ALA-NME into the C7eq/C7ax start of trajectory 3 (seed 100004) inverts the
-    second C-alpha unless the start also restrains chirality; a D frame is refused by name."""
-    import copy
-
+def test_chirality_term_and_d_frames():
+    """The restrained starts' chirality term costs nothing for the L peptide and a lot for its mirror
+    image (D); a D frame is refused by name, so a start that inverts anyway is retried."""
     import openmm
     from openmm import unit
 
     from openmm_timewarp import systems
     from openmm_timewarp.data import generate as gen
 
-    settings = Settings(**dict(TINY, sequence="AA", seed=1))
     topology, positions = systems.peptide_from_sequence("AA", seed=1)
     centers = systems.chiral_centers(topology)
-    targets = gen.start_targets(topology, 3, np.random.default_rng(100004))
-    assert [name for name, _, _ in targets] == ["C7eq", "C7ax"]
-    inverted = []
-    for keep_chirality in (False, True):
-        system = copy.deepcopy(systems.create_system(topology, hydrogen_mass=4.0))
-        system.addForce(gen._restraint(topology, targets))
-        if keep_chirality:
-            system.addForce(gen.chirality_restraint(topology))
-        context = gen._context(system, settings, 100004)
-        context.setPositions(positions)
-        openmm.LocalEnergyMinimizer.minimize(context)
-        x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        inverted.append(systems.inverted_centers(x, centers).tolist())
-    assert inverted == [[False, True], [False, False]]
     x = np.asarray(positions.value_in_unit(unit.nanometer))
     mirrored = x * np.array([-1.0, 1.0, 1.0])  # the mirror image: every centre D
+    assert systems.inverted_centers(np.stack([x, mirrored]), centers).tolist() == [[False, False], [True, True]]
+    system = openmm.System()
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass)
+    system.addForce(gen.chirality_restraint(topology))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    energies = []
+    for frame in (x, mirrored):
+        context.setPositions(frame)
+        energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    assert energies[0] == 0.0 and energies[1] > 0.25 * gen.CHIRALITY_K
     with pytest.raises(gen.UnstableMD, match="inverted the C-alpha of chiral centre\\(s\\) \\[0, 1\\] in trajectory 5"):
         gen.check_frame(mirrored, x, "trajectory 5", centers=centers)

@@ -154,7 +154,8 @@ def chirality_restraint(topology: app.Topology) -> openmm.Force:
     was built: without it the restrained minimization can invert a stereocentre, the cheapest way
     to a phi > 0 target. The improper N-CA-C-CB is about -125 degrees for L and +125 for D; the
     penalty starts at -150 and -30 degrees (sin = -0.5), so both ways through a planar centre cost
-    at least CHIRALITY_K / 4."""
+    at least CHIRALITY_K / 4. It makes inversion rare, not impossible (the stiff minimization can
+    still step through), so :func:`check_frame` refuses D frames and the trajectory is retried."""
     force = openmm.CustomTorsionForce(f"{CHIRALITY_K}*max(0, sin(theta) + 0.5)^2")
     for ca, n, c, cb in chiral_centers(topology):
         force.addTorsion(n, ca, c, cb, [])
