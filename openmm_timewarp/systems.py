@@ -17,6 +17,7 @@ import functools
 import io
 import math
 import os
+import random
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -110,11 +111,22 @@ def _backbone_pdb(residues: Sequence[str], phi: float, psi: float) -> str:
 
 
 def _complete(fixer, ph: float, seed: int) -> Tuple[app.Topology, unit.Quantity]:
-    """Add missing heavy atoms and hydrogens with pdbfixer; return topology and positions."""
+    """Add missing heavy atoms and hydrogens with pdbfixer; return topology and positions.
+
+    Reproducible for a given seed: OpenMM's Modeller places new hydrogens at random positions drawn
+    from Python's global ``random`` (seeded here, and restored afterwards), and both minimizations
+    run on the Reference platform, whose sums do not depend on thread scheduling.
+    """
     fixer.missingResidues = {}
     fixer.findMissingAtoms()
-    fixer.addMissingAtoms(seed=seed)
-    fixer.addMissingHydrogens(ph)
+    fixer.platform = openmm.Platform.getPlatformByName("Reference")
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        fixer.addMissingAtoms(seed=seed)
+        fixer.addMissingHydrogens(ph)
+    finally:
+        random.setstate(state)
     positions = np.array(fixer.positions.value_in_unit(unit.nanometer))
     return fixer.topology, unit.Quantity(positions, unit.nanometer)
 

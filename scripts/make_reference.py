@@ -62,6 +62,8 @@ from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_syst
                                      peptide_from_sequence)
 
 KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+UNCONVERGED_JSD = 0.15
+"""Half-vs-half JSD above which a reference is reported as not converged (the shipped ones: 0.02-0.11)."""
 
 
 def log(message: str) -> None:
@@ -271,6 +273,10 @@ def finalize(args: argparse.Namespace) -> None:
     summary = "; ".join(", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pr, er))
                         for pr, er in zip(pops, errors))
     log(f"wrote {args.out}: {production_ns:.1f} ns production; {summary}")
+    noisy = max(metadata["jsd_between_halves"])
+    if noisy > UNCONVERGED_JSD:
+        log(f"WARNING: the two halves of the production differ by a JSD of {noisy:.2f} (> {UNCONVERGED_JSD}): "
+            "not converged, not a usable reference yet (extend it with a larger --production-ns)")
 
 
 def jsd_between_halves(phi: np.ndarray, psi: np.ndarray, weights: np.ndarray) -> float:

@@ -18,9 +18,10 @@ folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for 
     --data "$work/ace-ala-nme/data" $folders --out "$work/dipeptides-backbone.pt" --seed 0 --rare-start-weight 0.1
 python -m openmm_timewarp.models.export "$work/ace-ala-nme/run/best.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
-    --max-residues 4
-# References of every 5th validation dipeptide (AC DE GM KM ML PS RW TT), then the benchmark on them.
-PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS RW TT --bias-factor 3 --build-ns 3 \
+    --max-residues 4 --side-chains 0.3 0.5 0.2 0.0
+# References of every 5th validation dipeptide but RW and TT (6 ns of this leaves those two unconverged; see
+# openmm_timewarp/reference/README.md), then the benchmark on them.
+PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS --bias-factor 3 --build-ns 3 \
     --production-ns 6 --chunk-ns 1 --save-ps 1 --finalize-every 2
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" \
     --json "$work/dipeptide-validation.json"

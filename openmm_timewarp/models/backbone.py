@@ -18,6 +18,10 @@ amide nitrogen is a nitrogen bonded to a carbonyl carbon, and a C-alpha is a car
 carbonyl, bonded to an amide nitrogen N and to a carbonyl carbon C whose own amide nitrogen is
 another one: phi = C(i-1)-N-CA-C and psi = N-CA-C-N(i+1). Capped peptides (ACE ... NME) give
 every residue both angles. A torsion bond inside a ring (proline's N-CA) is never rotated.
+
+Side chains can move too (:meth:`BackboneProposal.set_side_chains`, module ``side_chains``):
+chi-only proposals, and pivots that also turn the pivoted residue's chi angles, both by a
+symmetric law of increments, so the ratio stays the density ratio (0 for chi-only moves).
 """
 import json
 import math
@@ -27,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
-from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, wrap_angle
+from .side_chains import JUMPS, find_torsions, torsion_increments, turn_torsions
+from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, far_side, rotation_matrices, wrap_angle
 
 SIDE_CHAIN_SHELLS = 3
 """Side-chain atoms are counted per element at 1..SIDE_CHAIN_SHELLS bonds from C-alpha."""
@@ -57,31 +62,6 @@ def find_backbone(adjacency: Tensor, atom_types: Tensor, carbon: int, nitrogen: 
     if len(rows) == 0:
         return torch.zeros(0, 5, dtype=torch.int64)
     return torch.tensor(rows, dtype=torch.int64)
-
-
-def _reachable(adjacency: Tensor, start: int) -> Tensor:
-    """Atoms (N,) bool connected to ``start`` in ``adjacency``."""
-    adj = adjacency.to(torch.float32)
-    reach = torch.zeros(adjacency.shape[0], dtype=torch.float32)
-    reach[start] = 1.0
-    for _ in range(adjacency.shape[0]):
-        grown = ((reach + adj @ reach) > 0).to(torch.float32)
-        if bool(torch.equal(grown, reach)):
-            break
-        reach = grown
-    return reach > 0
-
-
-def far_side(adjacency: Tensor, near: int, far: int) -> Tensor:
-    """The atoms (N,) bool on ``far``'s side of the bond near-far (far included); all False when
-    the bond lies in a ring, where no rigid torsion about it exists."""
-    cut = adjacency.clone()
-    cut[near, far] = False
-    cut[far, near] = False
-    side = _reachable(cut, far)
-    if bool(side[near]):
-        return torch.zeros_like(side)
-    return side
 
 
 def residue_features(adjacency: Tensor, atom_types: Tensor, heavy: Tensor, backbone: Tensor, num_elements: int,
@@ -123,16 +103,6 @@ def backbone_angles(x: Tensor, backbone: Tensor) -> Tuple[Tensor, Tensor]:
     return -_dihedral(p[0], p[1], p[2], p[3]), -_dihedral(p[1], p[2], p[3], p[4])
 
 
-def rotation_matrices(axis: Tensor, angle: Tensor) -> Tensor:
-    """Right-handed rotations (B, 3, 3) by ``angle`` (B,) about the unit vectors ``axis`` (B, 3)."""
-    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    a0, a1, a2 = axis[:, 0], axis[:, 1], axis[:, 2]
-    zero = torch.zeros_like(a0)
-    cross = torch.stack([zero, -a2, a1, a2, zero, -a0, -a1, a0, zero], -1).view(-1, 3, 3)
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    return eye * cos + cross * sin + axis[:, :, None] * axis[:, None, :] * (1.0 - cos)
-
-
 class BackboneProposal(nn.Module):
     """Backbone pivot proposals of the residues of a peptide (see the module docstring).
 
@@ -159,6 +129,11 @@ class BackboneProposal(nn.Module):
         self.config_json = json.dumps(dict(elements=list(elements), density=json.loads(self.density.config_json)))
         self.local_fraction = 0.0
         self.local_log_width = math.log(0.3)
+        self.chi_fraction = 0.0
+        self.chi_jump = 0.0
+        self.chi_width = 0.0
+        self.pivot_chi = 0.0
+        self.chi_jumps: List[float] = list(JUMPS)
         self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
         self.register_buffer("is_heavy", torch.tensor([e != "H" for e in elements]))
         # Residues of the last bond graph seen (finding them costs several ms).
@@ -167,6 +142,9 @@ class BackboneProposal(nn.Module):
         self.cached_backbone = torch.zeros(0, 5, dtype=torch.int64)
         self.cached_sides = torch.zeros(0, 2, 0, dtype=torch.bool)
         self.cached_features = torch.zeros(0, 0, dtype=torch.float64)
+        self.cached_chi_bonds = torch.zeros(0, 2, dtype=torch.int64)
+        self.cached_chi_sides = torch.zeros(0, 0, dtype=torch.bool)
+        self.cached_chi_residues = torch.zeros(0, dtype=torch.int64)
 
     def set_local(self, fraction: float, width: float) -> None:
         """Draw a fraction of the new (phi, psi) as a symmetric wrapped-normal step of ``width`` (rad)
@@ -177,6 +155,20 @@ class BackboneProposal(nn.Module):
             raise ValueError(f"local fraction must lie in [0, 1) and width in (0, 1.5] rad, got {fraction}, {width}")
         self.local_fraction = float(fraction)
         self.local_log_width = math.log(width)
+
+    def set_side_chains(self, fraction: float, jump: float, width: float, with_pivots: float) -> None:
+        """Side-chain torsion moves (see ``side_chains``): a ``fraction`` of the proposals turns one
+        chi torsion (picked uniformly among all) by the symmetric increment law with rotamer-jump
+        probability ``jump`` and noise ``width`` (rad) instead of pivoting, and
+        a fraction ``with_pivots`` of the pivots also turns the pivoted residue's chi angles by the
+        same law, so that a side chain can follow its backbone into another basin. 0, 0, 0, 0: none."""
+        for name, value, high in (("fraction", fraction, 1.0), ("jump", jump, 1.0), ("with_pivots", with_pivots, 1.0),
+                                  ("width", width, 1.5)):
+            if not 0.0 <= value <= high or (name == "fraction" and value == 1.0):
+                raise ValueError(f"side-chain {name} must lie in [0, {high}{')' if name == 'fraction' else ']'}, "
+                                 f"got {value}")
+        self.chi_fraction, self.chi_jump, self.chi_width, self.pivot_chi = (float(fraction), float(jump), float(width),
+                                                                             float(with_pivots))
 
     @classmethod
     def from_config(cls, config: dict) -> "BackboneProposal":
@@ -206,8 +198,10 @@ class BackboneProposal(nn.Module):
         backbone, sides = backbone[movable], sides[movable]
         features = residue_features(adjacency, atom_types, self.is_heavy[atom_types], backbone, self.num_elements,
                                     sides[:, 0].any(1))
+        chi_bonds, chi_sides, chi_residues = find_torsions(adjacency, self.is_heavy[atom_types], backbone)
         self.cached_graph, self.cached_types = adjacency, atom_types.clone()
         self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
+        self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues = chi_bonds, chi_sides, chi_residues
         return backbone, sides, features
 
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
@@ -266,6 +260,7 @@ class BackboneProposal(nn.Module):
         moved_n, moved_c = moved[:num_proposals], moved[num_proposals:]
         side = sides[pick]
         y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative))
+        y, log_ratio = self.side_chain_moves(relative, y, log_ratio, pick)
         # Keep the atom mean of x, as the flows do: the turn then acts on positions relative to the
         # mean only, where it is volume preserving, and leaves the mean unchanged.
         y = y - y.mean(1, keepdim=True) + x.mean(0)
@@ -275,3 +270,22 @@ class BackboneProposal(nn.Module):
         log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # internal_flow.REJECT
         y = torch.where(valid[:, None, None], y, x[None])
         return y.to(positions.dtype), log_ratio
+
+    def side_chain_moves(self, x: Tensor, pivoted: Tensor, log_ratio: Tensor, pick: Tensor) -> Tuple[Tensor, Tensor]:
+        """Replace a ``chi_fraction`` of the pivots ``pivoted`` (B, N, 3) of ``x`` (B, N, 3) by chi-only
+        moves (ratio 0) and turn the chi angles of a ``pivot_chi`` fraction of the rest (see
+        :meth:`set_side_chains`); returns the proposals and their log ratios."""
+        bonds, chi_sides, owner = self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues
+        batch, count = pivoted.shape[0], bonds.shape[0]
+        if count == 0 or (self.chi_fraction == 0.0 and self.pivot_chi == 0.0):
+            return pivoted, log_ratio
+        chi_only = torch.rand(batch, dtype=torch.float64) < self.chi_fraction
+        with_pivot = ~chi_only & (torch.rand(batch, dtype=torch.float64) < self.pivot_chi)
+        one = torch.randint(0, count, (batch,))
+        index = torch.arange(count)[None, :]
+        mine = ((index == one[:, None]) & chi_only[:, None]) | ((owner[None, :] == pick[:, None]) & with_pivot[:, None])
+        y = torch.where(chi_only[:, None, None], x, pivoted)
+        log_ratio = torch.where(chi_only, torch.zeros_like(log_ratio), log_ratio)
+        increments = torsion_increments(batch * count, self.chi_jump, self.chi_width, self.chi_jumps).view(batch, count)
+        increments = torch.where(mine, increments, torch.zeros_like(increments))
+        return turn_torsions(y, bonds, chi_sides, increments), log_ratio

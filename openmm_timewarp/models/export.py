@@ -159,6 +159,11 @@ def main() -> None:
     parser.add_argument("--pivot-local", type=float, nargs=2, metavar=("FRACTION", "WIDTH"), default=(0.0, 0.3),
                         help="with --backbone: fraction of pivots that are a symmetric wrapped-normal step of WIDTH rad "
                              "from the current (phi, psi) instead of a draw from the density (for biased runs)")
+    parser.add_argument("--side-chains", type=float, nargs=4, metavar=("FRACTION", "JUMP", "WIDTH", "WITH_PIVOTS"),
+                        default=(0.0, 0.0, 0.0, 0.0),
+                        help="with --backbone: fraction of proposals that turn one residue's chi angles, per-torsion "
+                             "rotamer-jump probability, noise width (rad), and fraction of pivots that also turn the "
+                             "pivoted residue's chi angles (see models/side_chains.py)")
     parser.add_argument("--max-residues", type=int,
                         help="largest peptide (residues, caps included) the model is meant for; the command line "
                              "refuses larger ones")
@@ -181,9 +186,12 @@ def main() -> None:
     if args.backbone is not None:
         kernel, kernel_info = load_backbone(args.backbone)
         kernel.set_local(*args.pivot_local)
+        kernel.set_side_chains(*args.side_chains)
         flow = ProposalMixture(flow, kernel, args.backbone_weight)
         info = dict(info, backbone=dict(kernel_info, checkpoint=str(args.backbone), weight=args.backbone_weight,
-                                        local_fraction=args.pivot_local[0], local_width=args.pivot_local[1]))
+                                        local_fraction=args.pivot_local[0], local_width=args.pivot_local[1],
+                                        side_chains=dict(zip(("fraction", "jump", "width", "with_pivots"),
+                                                             args.side_chains))))
     if args.max_residues is not None:
         info = dict(info, max_residues=args.max_residues)
     export_flow(flow, info, args.out)

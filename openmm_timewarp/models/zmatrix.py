@@ -40,6 +40,41 @@ def bond_graph(positions: Tensor, radii: Tensor) -> Tensor:
     return adjacency & ~eye
 
 
+def _reachable(adjacency: Tensor, start: int) -> Tensor:
+    """Atoms (N,) bool connected to ``start`` in ``adjacency``."""
+    adj = adjacency.to(torch.float32)
+    reach = torch.zeros(adjacency.shape[0], dtype=torch.float32)
+    reach[start] = 1.0
+    for _ in range(adjacency.shape[0]):
+        grown = ((reach + adj @ reach) > 0).to(torch.float32)
+        if bool(torch.equal(grown, reach)):
+            break
+        reach = grown
+    return reach > 0
+
+
+def far_side(adjacency: Tensor, near: int, far: int) -> Tensor:
+    """The atoms (N,) bool on ``far``'s side of the bond near-far (far included); all False when
+    the bond lies in a ring, where no rigid torsion about it exists."""
+    cut = adjacency.clone()
+    cut[near, far] = False
+    cut[far, near] = False
+    side = _reachable(cut, far)
+    if bool(side[near]):
+        return torch.zeros_like(side)
+    return side
+
+
+def rotation_matrices(axis: Tensor, angle: Tensor) -> Tensor:
+    """Right-handed rotations (B, 3, 3) by ``angle`` (B,) about the unit vectors ``axis`` (B, 3)."""
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    a0, a1, a2 = axis[:, 0], axis[:, 1], axis[:, 2]
+    zero = torch.zeros_like(a0)
+    cross = torch.stack([zero, -a2, a1, a2, zero, -a0, -a1, a0, zero], -1).view(-1, 3, 3)
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
+    return eye * cos + cross * sin + axis[:, :, None] * axis[:, None, :] * (1.0 - cos)
+
+
 def _graph_distances(adjacency: Tensor) -> Tensor:
     """Shortest-path lengths (N, N) int64 of a bond graph; unreachable pairs get N + 1."""
     n = adjacency.shape[0]
