@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
-from .side_chains import JUMPS, find_torsions, torsion_increments, turn_torsions
+from .side_chains import JUMPS, find_torsions, side_chain_shells, torsion_increments, turn_torsions
 from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, far_side, rotation_matrices, wrap_angle
 
 SIDE_CHAIN_SHELLS = 3
@@ -75,19 +75,11 @@ def residue_features(adjacency: Tensor, atom_types: Tensor, heavy: Tensor, backb
     heavy_neighbours = (adjacency & heavy[None, :]).sum(1)
     out: List[Tensor] = []
     for r in range(backbone.shape[0]):
-        n, ca, c, next_n = int(backbone[r, 1]), int(backbone[r, 2]), int(backbone[r, 3]), int(backbone[r, 4])
-        keep = torch.ones(adjacency.shape[0], dtype=torch.bool)
-        keep[n] = False
-        keep[c] = False
-        sub = adjacency & keep[:, None] & keep[None, :]
+        next_n = int(backbone[r, 4])
+        found = side_chain_shells(adjacency, backbone[r])
         counts = torch.zeros(shells, num_elements, dtype=torch.float64)
-        seen = torch.zeros(adjacency.shape[0], dtype=torch.bool)
-        seen[ca] = True
-        shell = seen.clone()
-        for d in range(shells):
-            shell = (sub[shell].any(0)) & ~seen
-            seen = seen | shell
-            counts[d] = torch.bincount(atom_types[shell], minlength=num_elements)[:num_elements].to(torch.float64)
+        for d in range(min(shells, len(found) - 1)):
+            counts[d] = torch.bincount(atom_types[found[d + 1]], minlength=num_elements)[:num_elements].double()
         next_pro = float(int(heavy_neighbours[next_n]) >= 3)
         out.append(torch.cat([counts.flatten() / 4.0,
                               torch.tensor([float(bool(phi_free[r])), next_pro], dtype=torch.float64)]))
@@ -162,11 +154,11 @@ class BackboneProposal(nn.Module):
         probability ``jump`` and noise ``width`` (rad) instead of pivoting, and
         a fraction ``with_pivots`` of the pivots also turns the pivoted residue's chi angles by the
         same law, so that a side chain can follow its backbone into another basin. 0, 0, 0, 0: none."""
-        for name, value, high in (("fraction", fraction, 1.0), ("jump", jump, 1.0), ("with_pivots", with_pivots, 1.0),
-                                  ("width", width, 1.5)):
-            if not 0.0 <= value <= high or (name == "fraction" and value == 1.0):
-                raise ValueError(f"side-chain {name} must lie in [0, {high}{')' if name == 'fraction' else ']'}, "
-                                 f"got {value}")
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"side-chain fraction must lie in [0, 1), got {fraction}")
+        for name, value, high in (("jump", jump, 1.0), ("with_pivots", with_pivots, 1.0), ("width", width, 1.5)):
+            if not 0.0 <= value <= high:
+                raise ValueError(f"side-chain {name} must lie in [0, {high}], got {value}")
         self.chi_fraction, self.chi_jump, self.chi_width, self.pivot_chi = (float(fraction), float(jump), float(width),
                                                                              float(with_pivots))
 

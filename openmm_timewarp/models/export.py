@@ -161,9 +161,9 @@ def main() -> None:
                              "from the current (phi, psi) instead of a draw from the density (for biased runs)")
     parser.add_argument("--side-chains", type=float, nargs=4, metavar=("FRACTION", "JUMP", "WIDTH", "WITH_PIVOTS"),
                         default=(0.0, 0.0, 0.0, 0.0),
-                        help="with --backbone: fraction of proposals that turn one residue's chi angles, per-torsion "
-                             "rotamer-jump probability, noise width (rad), and fraction of pivots that also turn the "
-                             "pivoted residue's chi angles (see models/side_chains.py)")
+                        help="with --backbone: fraction of proposals that turn one chi torsion instead of "
+                             "pivoting, rotamer-jump probability, noise width (rad), and fraction of pivots that "
+                             "also turn the pivoted residue's chi angles (see models/side_chains.py)")
     parser.add_argument("--max-residues", type=int,
                         help="largest peptide (residues, caps included) the model is meant for; the command line "
                              "refuses larger ones")

@@ -1,4 +1,4 @@
-"""Side-chain torsion moves: rotamer jumps of the chi angles of one residue.
+"""Side-chain torsion moves: rotamer jumps of chi angles.
 
 A side-chain torsion is a bond b-c, b the C-alpha or a side-chain atom and c a side-chain atom
 one bond further out, not in a ring, whose far side (c's side, away from C-alpha) holds a heavy
@@ -27,9 +27,10 @@ JUMPS = (2.0 * math.pi / 3.0, -2.0 * math.pi / 3.0, math.pi)
 """Rotamer jumps: the staggered neighbours about an sp3-sp3 bond, and the flip of a planar group."""
 
 
-def side_chain(adjacency: Tensor, backbone_row: Tensor) -> Tensor:
-    """Atoms (N,) bool of the side chain of a residue [C(i-1), N, CA, C, N(i+1)]: those reached
-    from CA without passing its N or C, CA excluded."""
+def side_chain_shells(adjacency: Tensor, backbone_row: Tensor) -> List[Tensor]:
+    """Atoms (N,) bool of a residue [C(i-1), N, CA, C, N(i+1)] by bond distance from its C-alpha
+    within the side chain (reached without passing its N or C): [CA alone, 1 bond, 2 bonds, ...],
+    up to the last non-empty shell."""
     n, ca, c = int(backbone_row[1]), int(backbone_row[2]), int(backbone_row[3])
     keep = torch.ones(adjacency.shape[0], dtype=torch.bool)
     keep[n] = False
@@ -37,12 +38,13 @@ def side_chain(adjacency: Tensor, backbone_row: Tensor) -> Tensor:
     sub = adjacency & keep[:, None] & keep[None, :]
     seen = torch.zeros(adjacency.shape[0], dtype=torch.bool)
     seen[ca] = True
-    shell = seen.clone()
+    shells: List[Tensor] = [seen.clone()]
+    shell = sub[seen].any(0) & ~seen
     while bool(shell.any()):
-        shell = sub[shell].any(0) & ~seen
+        shells.append(shell)
         seen = seen | shell
-    seen[ca] = False
-    return seen
+        shell = sub[shell].any(0) & ~seen
+    return shells
 
 
 def find_torsions(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -55,15 +57,11 @@ def find_torsions(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor) -> Tupl
     sides: List[Tensor] = []
     residues: List[int] = []
     for r in range(backbone.shape[0]):
-        members = side_chain(adjacency, backbone[r])
-        inner = torch.zeros_like(members)
-        inner[int(backbone[r, 2])] = True
-        frontier = inner.clone()
-        while bool(frontier.any()):
-            outer = adjacency[frontier].any(0) & members & ~inner
-            inners: List[int] = torch.nonzero(frontier).flatten().tolist()
+        shells = side_chain_shells(adjacency, backbone[r])
+        for d in range(len(shells) - 1):
+            inners: List[int] = torch.nonzero(shells[d]).flatten().tolist()
             for b in inners:
-                outers: List[int] = torch.nonzero(adjacency[b] & outer).flatten().tolist()
+                outers: List[int] = torch.nonzero(adjacency[b] & shells[d + 1]).flatten().tolist()
                 for c in outers:
                     side = far_side(adjacency, b, c)
                     beyond = side & is_heavy
@@ -72,8 +70,6 @@ def find_torsions(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor) -> Tupl
                         bonds.append([b, c])
                         sides.append(side)
                         residues.append(r)
-            inner = inner | outer
-            frontier = outer
     if len(bonds) == 0:
         return (torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, adjacency.shape[0], dtype=torch.bool),
                 torch.zeros(0, dtype=torch.int64))
@@ -99,4 +95,3 @@ def turn_torsions(y: Tensor, bonds: Tensor, sides: Tensor, increments: Tensor) -
         moved = torch.bmm(y - pivot[:, None], turn.transpose(1, 2)) + pivot[:, None]
         y = torch.where(sides[t][None, :, None] & (increments[:, t] != 0)[:, None, None], moved, y)
     return y
-
