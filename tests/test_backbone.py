@@ -121,9 +121,10 @@ def test_pivots_turn_one_residue_rigidly_and_the_ratio_is_the_density_ratio(sequ
             assert float(log_ratio[row]) == pytest.approx(float(log_g_x[r] - log_g_y[0]), abs=1e-8)
 
 
-@pytest.mark.parametrize("phi_free", [True, False])
-def test_density_is_normalised_and_sampled_exactly(phi_free):
+@pytest.mark.parametrize("phi_free, basin_prior", [(True, 0.0), (False, 0.0), (True, 0.3), (False, 0.3)])
+def test_density_is_normalised_and_sampled_exactly(phi_free, basin_prior):
     kernel = perturbed_kernel(seed=3)
+    kernel.density.set_basin_prior(basin_prior, 0.35)
     features = torch.rand(1, kernel.num_features(), dtype=torch.float64)
     params = kernel.density.mixture(features)
     grid = torch.linspace(-math.pi, math.pi, 401, dtype=torch.float64)[:-1]
@@ -148,11 +149,29 @@ def test_density_is_normalised_and_sampled_exactly(phi_free):
         assert abs(float(values.mean()) - exact) < 4.5 * float(values.std()) / math.sqrt(20000)
 
 
+def test_basin_prior_adds_mass_at_the_backbone_minima():
+    kernel = perturbed_kernel(seed=3)
+    features = torch.rand(1, kernel.num_features(), dtype=torch.float64)
+    pii_l = (torch.tensor([math.radians(60.0)], dtype=torch.float64), torch.tensor([math.pi], dtype=torch.float64))
+    free = torch.tensor([True])
+    with torch.no_grad():
+        before = kernel.density.log_prob(kernel.density.mixture(features), *pii_l, free)
+        kernel.density.set_basin_prior(0.12, 0.35)
+        after = kernel.density.log_prob(kernel.density.mixture(features), *pii_l, free)
+    # Each of the six minima gets 0.02 of a product of two wrapped normals of 0.35 rad at its centre.
+    peak = 0.02 * (1.0 - kernel.density.floor) / (2.0 * math.pi * 0.35 ** 2)
+    assert float(torch.exp(after) - 0.88 * torch.exp(before)) == pytest.approx(peak, rel=0.01)
+    with pytest.raises(ValueError, match="basin prior weight"):
+        kernel.density.set_basin_prior(1.0, 0.35)
+
+
 def test_scripted_mixture_matches_python_and_seeds_reproduce():
     x, types, _ = minimized_peptide("A")
     flow = InternalTimewarpFlow(ELEMENTS, hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
     flow.set_kernels(0.0, 0.9, 0.1, local_step=0.3)
-    mixture = ProposalMixture(flow, perturbed_kernel(), 0.6)
+    kernel = perturbed_kernel()
+    kernel.density.set_basin_prior(0.1, 0.35)  # a setting of the exported file
+    mixture = ProposalMixture(flow, kernel, 0.6)
     scripted = torch.jit.script(ExportedProposal(mixture.eval(), 500.0, 310.0, {}))
     torch.manual_seed(7)
     y_py, r_py = mixture.propose(x, types, 16)
@@ -184,10 +203,14 @@ def test_training_cli_fits_frames_and_export_mixes_it(tmp_path, monkeypatch):
                 "flow_state": flow.state_dict(), "info": {"lag_ps": 0.2, "temperature_K": 310.0}}, checkpoint)
     model = tmp_path / "model.pt"
     monkeypatch.setattr(sys, "argv", ["export", str(checkpoint), str(model), "--kernels", "0", "0.9", "0.1",
-                                      "--backbone", str(out), "--backbone-weight", "0.7"])
+                                      "--backbone", str(out), "--backbone-weight", "0.7", "--basin-prior", "0.1", "0.3"])
     export.main()
     scripted = torch.jit.load(str(model))
-    assert json.loads(scripted.metadata_json())["backbone"]["weight"] == 0.7
+    backbone = json.loads(scripted.metadata_json())["backbone"]
+    assert backbone["weight"] == 0.7 and backbone["basin_prior"] == {"weight": 0.1, "width": 0.3}
+    density = dict(scripted.named_modules())["flow.backbone.density"]
+    assert density.prior_log_weight == pytest.approx(math.log(0.1 / 6))  # the prior survives save and load
+    assert torch.allclose(density.prior_log_sigma, torch.full((6,), math.log(0.3), dtype=torch.float64))
     x, types, _ = minimized_peptide("A")
     y, log_ratio = scripted(x, types, 8)
     assert y.shape == (8, 22, 3) and torch.isfinite(log_ratio).all()

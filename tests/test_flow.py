@@ -8,7 +8,7 @@ import torch
 
 from openmm_timewarp.models.coupling import masked_mean
 from openmm_timewarp.models.flow import TimewarpFlow, base_log_prob, draw_base, standard_normal_log_prob
-from openmm_timewarp.training.dataset import align_rotation, load_pairs, random_rotations, rotate_pairs
+from openmm_timewarp.training.dataset import PairSet, align_rotation, load_pairs, random_rotations, rotate_pairs
 from openmm_timewarp.training.losses import acceptance_loss, distance_jump, nll_loss
 from openmm_timewarp.training.train import element_log_scales, parse_args, train, validation_nll
 
@@ -363,3 +363,40 @@ def test_pairs_load_from_several_folders(tmp_path):
     with pytest.raises(FileNotFoundError, match="no \\*.npz pair shards in .*empty"):
         (tmp_path / "empty").mkdir()
         load_pairs([tmp_path / "one", tmp_path / "empty"], ELEMENTS, 0.1, align=False)
+
+
+def test_blown_up_pairs_are_dropped_with_a_warning(tmp_path):
+    write_triatomic_data(tmp_path)
+    with np.load(tmp_path / "traj_00000.npz") as shard:
+        x_t, x_tau, elements, metadata = shard["x_t"], shard["x_tau"], shard["elements"], shard["metadata"]
+    x_tau[5] *= 1e4  # atoms flying apart
+    x_t[9, 1] = np.nan
+    np.savez(tmp_path / "traj_00000.npz", x_t=x_t, x_tau=x_tau, elements=elements, metadata=metadata)
+    with pytest.warns(UserWarning, match="traj_00000.npz: 2 of 256 pairs dropped"):
+        splits = load_pairs(tmp_path, ELEMENTS, 0.0)
+    assert len(splits["train"]) == 254 and torch.isfinite(splits["train"].x_tau).all()
+
+
+def test_batches_of_one_group_each_cover_every_group():
+    molecule = torch.repeat_interleave(torch.arange(3), torch.tensor([70, 40, 100]))
+    pairs = PairSet(torch.zeros(210, 3, 3), torch.zeros(210, 3, 3), torch.zeros(210, 3, dtype=torch.int64),
+                    torch.ones(210, 3), molecule, [{}, {}, {}])
+    groups = torch.tensor([0, 0, 2])[pairs.molecule]  # molecules 0 and 1 are one peptide
+    batches = pairs.batch_indices(32, torch.Generator().manual_seed(0), groups=groups)
+    assert len(batches) == 3 + 3 and all(len(set(groups[b].tolist())) == 1 for b in batches)
+    assert {int(groups[b[0]]) for b in batches} == {0, 2}
+    assert [b.tolist() for b in pairs.batch_indices(32, torch.Generator().manual_seed(0), skip=4, groups=groups)] == \
+        [b.tolist() for b in batches[4:]]
+
+
+def test_internal_training_across_folders_gets_energies_from_each(tmp_path):
+    write_triatomic_data(tmp_path / "one")
+    write_triatomic_data(tmp_path / "two", seed=1)
+    out = tmp_path / "run"
+    train(parse_args(["--data", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out), "--epochs", "1",
+                      "--batch-size", "32", "--hidden", "8", "--couplings", "1", "--embed-dim", "4"]))
+    checkpoint = torch.load(out / "best.pt", weights_only=False)
+    assert checkpoint["info"]["data"] == [str(tmp_path / "one"), str(tmp_path / "two")]
+    assert checkpoint["info"]["train_pairs"] == 2 * 2 * 230
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(record["val_nll"]) and 0.0 <= record["val_p_acc"] <= 1.0

@@ -6,6 +6,11 @@ features of the residue (see ``backbone.residue_features``), plus a uniform floo
 ``floor`` that lets every region be proposed. Where phi cannot rotate (proline, whose N-CA bond
 lies in a ring) the density is the exact psi marginal of the same mixture.
 
+An optional basin prior (:meth:`RamachandranDensity.set_basin_prior`) mixes in fixed components
+at the known backbone minima, the same for every residue: a residue whose training data rarely
+visited a basin (the network then gives it almost no mass) is still proposed there often enough
+to be found, while every other proposal rate drops only by the factor 1 - weight.
+
 Everything is float64: the density enters the Metropolis-Hastings ratio.
 """
 import json
@@ -21,6 +26,8 @@ _WRAPS = 3
 """Images +-1..3 periods away are summed; with widths below MAX_LOG_SIGMA the rest is below 1e-30."""
 MIN_LOG_SIGMA = math.log(0.03)
 MAX_LOG_SIGMA = math.log(1.5)
+BASIN_MINIMA_DEG = ((-150.0, 155.0), (-65.0, 145.0), (-70.0, -20.0), (60.0, 35.0), (70.0, -70.0), (60.0, 180.0))
+"""(phi, psi) of the backbone minima, degrees: C5, PPII, alpha_R, alpha_L, C7ax, PII_L (see ``analysis.basins``)."""
 
 
 def wrapped_normal_log_prob(theta: Tensor, mu: Tensor, log_sigma: Tensor, wraps: int = _WRAPS) -> Tensor:
@@ -68,19 +75,43 @@ class RamachandranDensity(nn.Module):
             bias[2] = wrap_angle(2.0 * math.pi * k * 0.6180339887 - math.pi)
             bias[3:] = math.log(0.6)
             last.bias.copy_(bias.flatten())
+        self.prior_log_weight = -math.inf
+        self.prior_log_rest = 0.0
+        centres = torch.tensor(BASIN_MINIMA_DEG, dtype=torch.float64) * (math.pi / 180.0)
+        # Not in the state dict: the prior is an export setting, not a trained parameter.
+        self.register_buffer("prior_phi", centres[:, 0], persistent=False)
+        self.register_buffer("prior_psi", centres[:, 1], persistent=False)
+        self.register_buffer("prior_log_sigma", torch.zeros(len(BASIN_MINIMA_DEG), dtype=torch.float64),
+                             persistent=False)
         self.double()
 
     @classmethod
     def from_config(cls, config: dict) -> "RamachandranDensity":
         return cls(**config)
 
+    def set_basin_prior(self, weight: float, width: float = 0.35) -> None:
+        """Give the fixed components at :data:`BASIN_MINIMA_DEG` (equal weights, wrapped normals of
+        ``width`` rad in phi and psi) the total weight ``weight`` of the non-uniform part; 0: none."""
+        if not 0.0 <= weight < 1.0 or not 0.0 < width <= 1.5:
+            raise ValueError(f"basin prior weight must lie in [0, 1) and width in (0, 1.5] rad, got {weight}, {width}")
+        self.prior_log_weight = math.log(weight / len(BASIN_MINIMA_DEG)) if weight > 0 else -math.inf
+        self.prior_log_rest = math.log(1.0 - weight)
+        self.prior_log_sigma.fill_(math.log(width))
+
     def mixture(self, features: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Mixture parameters of each feature row (R, F): log weights, phi and psi centres, phi and
-        psi log widths, each (R, K)."""
+        psi log widths, each (R, K), or (R, K + 6) with the basin prior."""
         out = self.net(features.to(torch.float64)).view(-1, 5, self.num_components)
         log_sigma = self.min_log_sigma + (self.max_log_sigma - self.min_log_sigma) * torch.sigmoid(out[:, 3:])
-        return (torch.log_softmax(out[:, 0], -1), wrap_angle(out[:, 1]), wrap_angle(out[:, 2]),
-                log_sigma[:, 0], log_sigma[:, 1])
+        params = [torch.log_softmax(out[:, 0], -1), wrap_angle(out[:, 1]), wrap_angle(out[:, 2]),
+                  log_sigma[:, 0], log_sigma[:, 1]]
+        if self.prior_log_weight > -math.inf:
+            rows = features.shape[0]
+            prior = [torch.full_like(self.prior_phi, self.prior_log_weight), self.prior_phi, self.prior_psi,
+                     self.prior_log_sigma, self.prior_log_sigma]
+            params[0] = params[0] + self.prior_log_rest
+            params = [torch.cat([p, q[None].expand(rows, -1)], 1) for p, q in zip(params, prior)]
+        return params[0], params[1], params[2], params[3], params[4]
 
     def log_prob(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor], phi: Tensor, psi: Tensor,
                  phi_free: Tensor) -> Tensor:

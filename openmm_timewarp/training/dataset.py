@@ -6,9 +6,10 @@ with at least ``sequence``, ``temperature_K`` and ``lag_ps``). Molecules of diff
 padded to the largest one and carry a mask.
 """
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,7 +31,8 @@ class PairSet:
     molecule : Tensor
         (P,) int64 index into ``molecules``.
     molecules : list of dict
-        Metadata of each shard's molecule (``sequence``, ``n_atoms``, ``shard`` and the shard's metadata).
+        Metadata of each shard's molecule (``sequence``, ``n_atoms``, ``shard``, ``directory`` and
+        the shard's metadata).
     """
 
     x_t: Tensor
@@ -55,11 +57,25 @@ class PairSet:
             "molecule": self.molecule[index].to(device),
         }
 
-    def batch_indices(self, batch_size: int, generator: torch.Generator, skip: int = 0) -> Iterator[Tensor]:
-        """Shuffled index batches (the last partial batch is dropped), skipping the first ``skip``."""
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(skip * batch_size, len(self) - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
+    def batch_indices(self, batch_size: int, generator: torch.Generator, skip: int = 0,
+                      groups: Optional[Tensor] = None) -> List[Tensor]:
+        """Shuffled index batches (the last partial batch is dropped), without the first ``skip``.
+
+        With ``groups`` (P,) every batch holds pairs of one group only (a partial batch per group
+        is dropped), and the batches of all groups come in random order: a batch of one molecule
+        runs the internal flow once, where a mixed batch runs it once per molecule.
+        """
+        if groups is None:
+            order = torch.randperm(len(self), generator=generator)
+            batches = [order[s:s + batch_size] for s in range(0, len(self) - batch_size + 1, batch_size)]
+        else:
+            batches = []
+            for group in torch.unique(groups).tolist():
+                rows = (groups == group).nonzero().squeeze(1)
+                rows = rows[torch.randperm(len(rows), generator=generator)]
+                batches += [rows[s:s + batch_size] for s in range(0, len(rows) - batch_size + 1, batch_size)]
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches[skip:]
 
 
 def element_types(symbols: Sequence[str], elements: Sequence[str], source) -> np.ndarray:
@@ -70,12 +86,28 @@ def element_types(symbols: Sequence[str], elements: Sequence[str], source) -> np
     return np.array([list(elements).index(s) for s in symbols], dtype=np.int64)
 
 
+MAX_NEIGHBOUR_NM = 0.5
+"""In an intact molecule every atom has a covalent partner far closer than this (bonds are 0.09-0.19 nm)."""
+
+
+def intact_frames(x: np.ndarray, max_neighbour_nm: float = MAX_NEIGHBOUR_NM) -> np.ndarray:
+    """(P,) True for configurations (P, N, 3) that are finite and in which every atom has another
+    atom within ``max_neighbour_nm``: not a blown-up integration, whose atoms fly apart."""
+    finite = np.isfinite(x).all((1, 2))
+    if x.shape[1] < 2:
+        return finite
+    distances = np.linalg.norm(np.where(finite[:, None, None], x, 0.0)[:, :, None] - x[:, None], axis=-1)
+    distances[:, np.arange(x.shape[1]), np.arange(x.shape[1])] = np.inf
+    return finite & (distances.min(2) < max_neighbour_nm).all(1)
+
+
 def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], val_fraction: float,
                align: bool = True) -> Dict[str, PairSet]:
     """Load every shard in ``directory`` (or in each of several) and split each into train and validation pairs.
 
     The validation pairs are the last ``val_fraction`` of each shard, so that (time-correlated)
-    neighbours of a validation pair are rarely in the training set.
+    neighbours of a validation pair are rarely in the training set. Pairs with a frame that is not
+    intact (:func:`intact_frames`: a blown-up MD run) are dropped with a warning naming the shard.
 
     With ``align``, each x(t+tau) is rigidly rotated onto its x(t) (:func:`align_rotation`). The
     Boltzmann distribution does not change under rotation, so the learned proposal stays a valid
@@ -95,6 +127,7 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
         if not found:
             raise FileNotFoundError(f"no *.npz pair shards in {folder}")
         paths += found
+    # The folder of each shard: its system_xml path is relative to it.
     parts: Dict[str, List] = {"train": [], "val": []}
     molecules = []
     for molecule_id, path in enumerate(paths):
@@ -105,9 +138,15 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
         types = element_types(symbols, elements, path)
         if x_t.shape != x_tau.shape or x_t.shape[1:] != (len(symbols), 3):
             raise ValueError(f"{path}: x_t {x_t.shape}, x_tau {x_tau.shape} and {len(symbols)} elements disagree")
+        intact = intact_frames(x_t) & intact_frames(x_tau)
+        if not intact.all():
+            warnings.warn(f"{path}: {int((~intact).sum())} of {len(intact)} pairs dropped: a frame is not finite or "
+                          f"has an atom without a neighbour within {MAX_NEIGHBOUR_NM} nm (MD that blew up)")
+            x_t, x_tau = x_t[intact], x_tau[intact]
         if align:
             x_tau = align_rotation(x_tau, x_t)
-        molecules.append(dict(metadata, shard=path.name, n_atoms=len(symbols), elements=symbols))
+        molecules.append(dict(metadata, shard=path.name, directory=str(path.parent), n_atoms=len(symbols),
+                              elements=symbols))
         n_val = int(round(val_fraction * len(x_t)))
         cut = len(x_t) - n_val
         parts["train"].append((x_t[:cut], x_tau[:cut], types, molecule_id))

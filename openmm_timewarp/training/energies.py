@@ -67,30 +67,31 @@ def load_system(path: Path) -> openmm.System:
     return openmm.XmlSerializer.deserialize(Path(path).read_text())
 
 
-def molecule_energies(data: Path, molecules: List[Dict], temperature_kelvin: float) -> Dict[int, OpenMMReducedEnergy]:
+def molecule_energies(molecules: List[Dict], temperature_kelvin: float) -> Dict[int, OpenMMReducedEnergy]:
     """A reduced energy for each shard's molecule, one OpenMM Context per distinct System.
 
-    The System comes from ``system_xml`` in the shard metadata (a path relative to ``data``) or
-    else is rebuilt with ``openmm_timewarp.systems.create_system`` from its ``topology_pdb``.
+    The System comes from ``system_xml`` in the shard metadata (a path relative to the shard's
+    ``directory``) or else is rebuilt with ``openmm_timewarp.systems.create_system`` from its
+    ``topology_pdb``.
     """
     cache: Dict[str, OpenMMReducedEnergy] = {}
     energies = {}
     for i, meta in enumerate(molecules):
         if "system_xml" in meta:
-            key = "xml:" + str(meta["system_xml"])
+            key = "xml:" + str(Path(meta["directory"]) / meta["system_xml"])
         elif "topology_pdb" in meta:
             key = "pdb:" + meta["topology_pdb"]
         else:
             raise ValueError(f"shard {meta['shard']} has neither system_xml nor topology_pdb: no energies")
         if key not in cache:
-            cache[key] = OpenMMReducedEnergy(_build_system(Path(data), meta), temperature_kelvin)
+            cache[key] = OpenMMReducedEnergy(_build_system(meta), temperature_kelvin)
         energies[i] = cache[key]
     return energies
 
 
-def _build_system(data: Path, meta: Dict) -> openmm.System:
+def _build_system(meta: Dict) -> openmm.System:
     if "system_xml" in meta:
-        return load_system(data / meta["system_xml"])
+        return load_system(Path(meta["directory"]) / meta["system_xml"])
     from ..systems import create_system  # the project's force-field recipe, the one the data used
 
     return create_system(app.PDBFile(io.StringIO(meta["topology_pdb"])).topology)

@@ -7,7 +7,7 @@ The acceptance of each proposal kernel on the validation pairs, to choose ``expo
 """
 import argparse
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -27,6 +27,23 @@ def molecule_zmatrices(flow: InternalTimewarpFlow, pairs: PairSet) -> Dict[int, 
         atoms = int(pairs.mask[row].sum())
         zmatrices[molecule_id] = flow.zmatrix(pairs.x_t[row, :atoms], pairs.atom_types[row, :atoms])
     return zmatrices
+
+
+def molecule_groups(pairs: PairSet, zmatrices: Dict[int, Tensor]) -> Tensor:
+    """(M,) for each molecule of ``pairs``, the first molecule with the same atom types and Z-matrix
+    (the shards of one peptide): the NLL runs the flow once per group of a batch."""
+    groups = torch.arange(len(pairs.molecules))
+    firsts: List[int] = []
+    for molecule_id, zm in sorted(zmatrices.items()):
+        types = pairs.atom_types[int((pairs.molecule == molecule_id).nonzero()[0]), :zm.shape[0]]
+        for first in firsts:
+            first_types = pairs.atom_types[int((pairs.molecule == first).nonzero()[0]), :zmatrices[first].shape[0]]
+            if torch.equal(zmatrices[first], zm) and torch.equal(first_types, types):
+                groups[molecule_id] = first
+                break
+        else:
+            firsts.append(molecule_id)
+    return groups
 
 
 def internal_log_scales(flow: InternalTimewarpFlow, pairs: PairSet, zmatrices: Dict[int, Tensor]) -> Tensor:
@@ -53,14 +70,18 @@ def internal_log_scales(flow: InternalTimewarpFlow, pairs: PairSet, zmatrices: D
     return torch.log(torch.where(count > 0, rms, fallback).clamp(min=1e-4)).float()
 
 
-def internal_nll_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], zmatrices: Dict[int, Tensor]) -> Tensor:
+def internal_nll_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], zmatrices: Dict[int, Tensor],
+                      groups: Optional[Tensor] = None) -> Tensor:
     """Negative log-likelihood of the moves, per internal coordinate and auxiliary, batch mean.
 
-    The constant log J of the Z-matrix is left out: it does not depend on the parameters.
+    The flow runs once per molecule of the batch, or once per group of ``groups`` (from
+    :func:`molecule_groups`). The constant log J of the Z-matrix is left out: it does not depend on
+    the parameters.
     """
     losses: List[Tensor] = []
-    for molecule_id in torch.unique(batch["molecule"]).tolist():
-        rows = (batch["molecule"] == molecule_id).nonzero().squeeze(1)
+    keys = batch["molecule"] if groups is None else groups.to(batch["molecule"].device)[batch["molecule"]]
+    for molecule_id in torch.unique(keys).tolist():
+        rows = (keys == molecule_id).nonzero().squeeze(1)
         zm = zmatrices[molecule_id].to(batch["x_t"].device)
         atoms = zm.shape[0]
         x_t = batch["x_t"][rows, :atoms]
@@ -128,7 +149,8 @@ def internal_acceptance(flow: InternalTimewarpFlow, pairs: PairSet, energies: Di
 def main() -> None:
     parser = argparse.ArgumentParser(description="Validation MH acceptance of each proposal kernel of a checkpoint.")
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--data", type=Path, required=True, help="the pair shards the model was trained on")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="the pair shard folders the model was trained on")
     parser.add_argument("--limit", type=int, default=256, help="validation x(t) to propose from")
     parser.add_argument("--local-steps", type=float, nargs="+", default=[0.1, 0.3])
     parser.add_argument("--threads", type=int, default=1)
@@ -140,7 +162,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     flow, info = load_checkpoint(args.checkpoint)
     pairs = load_pairs(args.data, flow.element_symbols, 0.1)["val"]
-    energies = molecule_energies(args.data, pairs.molecules, info["temperature_K"])
+    energies = molecule_energies(pairs.molecules, info["temperature_K"])
     torch.manual_seed(0)
     for name, weights in (("full", (1.0, 0.0, 0.0)), ("torsion", (0.0, 1.0, 0.0))):
         flow.set_kernels(*weights, local_step=0.1)

@@ -2,8 +2,13 @@
 
 Usage::
 
-    python -m openmm_timewarp.training.train --data DIR --out RUN_DIR --epochs 20 --seed 0 \\
+    python -m openmm_timewarp.training.train --data DIR [DIR ...] --out RUN_DIR --epochs 20 --seed 0 \\
         [--acceptance-epochs 2] [--resume]
+
+Several data folders (one per peptide, say) train one transferable model: the flow sees only
+elements and geometry, so molecules of any size share it. The internal flow's batches each hold
+pairs of one molecule (the shards of one peptide share a Z-matrix), so the flow runs once per
+batch without padding; the Cartesian flow pads mixed batches and masks the padding.
 
 Writes ``RUN_DIR/last.pt`` (every ``--checkpoint-every`` steps and at each epoch end, for
 ``--resume``), ``best.pt`` (lowest validation NLL of the likelihood phase), ``finetuned.pt`` (after
@@ -12,7 +17,7 @@ their Systems, the validation MH acceptance rate of one proposal). Export with
 ``python -m openmm_timewarp.models.export RUN_DIR/finetuned.pt OUT.pt`` (or ``best.pt``).
 
 Acceptance fine-tuning evaluates energies with OpenMM: each shard's System comes from the XML
-file its metadata names (``system_xml``, relative to the data directory) or else is rebuilt from
+file its metadata names (``system_xml``, relative to its shard's folder) or else is rebuilt from
 the ``topology_pdb`` in its metadata with ``openmm_timewarp.systems.create_system``.
 """
 import argparse
@@ -31,7 +36,7 @@ from ..models.flow import TimewarpFlow
 from .dataset import PairSet, load_pairs, random_rotations, reversed_pairs, rotate_pairs
 from .energies import molecule_energies
 from .internal import (internal_acceptance, internal_acceptance_loss, internal_log_scales, internal_nll_loss,
-                       molecule_zmatrices)
+                       molecule_groups, molecule_zmatrices)
 from .losses import ReducedEnergy, acceptance_loss, log_acceptance, nll_loss
 
 
@@ -41,7 +46,9 @@ ACCEPTANCE_KERNELS = {"full": (1.0, 0.0, 0.0), "torsion": (0.0, 1.0, 0.0)}
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help="directory with manifest.json and *.npz pair shards")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="directories with manifest.json and *.npz pair shards (several: one model for all their "
+                        "molecules, e.g. one folder per peptide)")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and log")
     p.add_argument("--epochs", type=int, default=20, help="maximum-likelihood epochs")
     p.add_argument("--acceptance-epochs", type=int, default=0, help="acceptance-loss fine-tuning epochs after those")
@@ -169,7 +176,7 @@ def train(args: argparse.Namespace) -> Path:
         "sequences": sorted({str(m.get("sequence", m["shard"])) for m in molecules}),
         "seed": args.seed,
         "command": args.command,
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
         "train_pairs": len(train_pairs),
         "val_pairs": len(val_pairs),
         "aligned_pairs": args.align,
@@ -189,6 +196,8 @@ def train(args: argparse.Namespace) -> Path:
         flow = flow_class.from_config(checkpoint["flow_config"])
         flow.load_state_dict(checkpoint["flow_state"])
     zmatrices = molecule_zmatrices(flow, train_pairs) if internal else {}
+    # Internal flow: batches of one peptide each (its shards share a Z-matrix), one flow call per batch.
+    groups = molecule_groups(train_pairs, zmatrices) if internal else None
     if checkpoint is None:
         with torch.no_grad():
             if internal:
@@ -198,7 +207,7 @@ def train(args: argparse.Namespace) -> Path:
     flow.to(device)
 
     def likelihood_loss(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        return internal_nll_loss(flow, batch, zmatrices) if internal else nll_loss(flow, batch)
+        return internal_nll_loss(flow, batch, zmatrices, groups) if internal else nll_loss(flow, batch)
 
     optimizer = torch.optim.Adam(flow.parameters(), lr=args.lr)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_val": math.inf}
@@ -213,9 +222,11 @@ def train(args: argparse.Namespace) -> Path:
     have_systems = all("system_xml" in m or "topology_pdb" in m for m in molecules)
     if args.acceptance_epochs > 0 and not have_systems:
         raise ValueError("acceptance fine-tuning needs energies: every shard must carry system_xml or topology_pdb")
-    energies = molecule_energies(args.data, molecules, temperature) if have_systems else {}
+    energies = molecule_energies(molecules, temperature) if have_systems else {}
     log = (args.out / "log.jsonl").open("a")
-    steps_per_epoch = len(train_pairs) // args.batch_size
+    row_groups = groups[train_pairs.molecule] if groups is not None else None
+    steps_per_epoch = len(train_pairs.batch_indices(args.batch_size, torch.Generator().manual_seed(0),
+                                                    groups=row_groups))
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_pairs)} training pairs do not fill one batch of {args.batch_size}")
     while state["epoch"] < args.epochs + args.acceptance_epochs:
@@ -230,7 +241,7 @@ def train(args: argparse.Namespace) -> Path:
         rotation_rng = torch.Generator().manual_seed(args.seed * 100019 + epoch)
         rotations = random_rotations(steps_per_epoch * args.batch_size, rotation_rng)
         flow.train()
-        bar = tqdm(train_pairs.batch_indices(args.batch_size, order, skip=state["batch"]),
+        bar = tqdm(train_pairs.batch_indices(args.batch_size, order, skip=state["batch"], groups=row_groups),
                    total=steps_per_epoch, initial=state["batch"], desc=f"epoch {epoch + 1}"
                    + (" (acceptance)" if acceptance_phase else ""), dynamic_ncols=True)
         started = time.perf_counter()
