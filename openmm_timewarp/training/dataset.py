@@ -96,9 +96,14 @@ def intact_frames(x: np.ndarray, max_neighbour_nm: float = MAX_NEIGHBOUR_NM) -> 
     finite = np.isfinite(x).all((1, 2))
     if x.shape[1] < 2:
         return finite
-    distances = np.linalg.norm(np.where(finite[:, None, None], x, 0.0)[:, :, None] - x[:, None], axis=-1)
-    distances[:, np.arange(x.shape[1]), np.arange(x.shape[1])] = np.inf
-    return finite & (distances.min(2) < max_neighbour_nm).all(1)
+    intact = finite.copy()
+    diagonal = np.arange(x.shape[1])
+    for start in range(0, len(x), 256):  # bounded memory: 256 frames of N x N distances at a time
+        chunk = np.where(finite[start:start + 256, None, None], x[start:start + 256], 0.0)
+        distances = np.linalg.norm(chunk[:, :, None] - chunk[:, None], axis=-1)
+        distances[:, diagonal, diagonal] = np.inf
+        intact[start:start + 256] &= (distances.min(2) < max_neighbour_nm).all(1)
+    return intact
 
 
 def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], val_fraction: float,
