@@ -31,5 +31,5 @@ PYTHONPATH=. python scripts/make_reference.py --sequence GM KM ML --bias-factor 
     --production-ns 12 --chunk-ns 1 --save-ps 1 --finalize-every 2
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
-PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" \
+PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \
     --json "$work/dipeptide-validation.json"
