@@ -51,14 +51,12 @@ def md_frames(sequence: str, frames: int, seed: int) -> Dict:
     return {"frames": np.array(out), "elements": [a.element.symbol for a in topology.atoms()], "system": system}
 
 
-def kernel_acceptance(checkpoint: Path, peptide: Dict, proposals: int, seed: int) -> Dict[str, Dict[str, float]]:
-    """Per kernel of the flow in ``checkpoint``, from every frame: the mean MH acceptance probability
-    and the expected squared jump, E[alpha * mean square atom displacement] (nm^2), which stays small
-    for a kernel that is accepted only because its moves are tiny."""
-    flow, _ = load_checkpoint(checkpoint)
-    flow.eval()
+def kernel_acceptance(flow: torch.nn.Module, peptide: Dict, proposals: int, seed: int) -> Dict[str, Dict[str, float]]:
+    """Per kernel of ``flow``, from every frame: the mean MH acceptance probability and the expected
+    squared jump, E[alpha * mean square atom displacement] (nm^2), which stays small for a kernel
+    that is accepted only because its moves are tiny."""
     frames = torch.tensor(peptide["frames"], dtype=torch.float64)
-    types = torch.from_numpy(element_types(peptide["elements"], flow.element_symbols, checkpoint))
+    types = torch.from_numpy(element_types(peptide["elements"], flow.element_symbols, "the flow"))
     energy = OpenMMReducedEnergy(peptide["system"], 310.0)
     result = {}
     for name, weights in KERNELS.items():
@@ -91,14 +89,15 @@ def main(argv: List[str] = None) -> None:
     peptides = {s: md_frames(s, args.frames, args.seed) for s in args.sequences}
     results = {}
     for checkpoint in args.checkpoints:
-        _, info = load_checkpoint(checkpoint)
+        flow, info = load_checkpoint(checkpoint)
+        flow.eval()
         trained = set(info.get("sequences", []))
         print(f"\n{checkpoint} (trained on {len(trained)} sequences); {args.frames} frames x {args.proposals} "
               f"proposals per kernel")
         print(f"{'peptide':8s} {'seen':>5s} " + " ".join(f"{k + ' acc.':>15s} {'jump nm2':>9s}" for k in KERNELS))
         rows = {}
         for sequence, peptide in peptides.items():
-            rows[sequence] = kernel_acceptance(checkpoint, peptide, args.proposals, args.seed)
+            rows[sequence] = kernel_acceptance(flow, peptide, args.proposals, args.seed)
             print(f"{sequence:8s} {'yes' if sequence in trained else 'no':>5s} "
                   + " ".join(f"{rows[sequence][k]['acceptance']:15.2e} {rows[sequence][k]['jump_nm2']:9.1e}"
                              for k in KERNELS), flush=True)
