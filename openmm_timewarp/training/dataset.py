@@ -132,7 +132,6 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
         if not found:
             raise FileNotFoundError(f"no *.npz pair shards in {folder}")
         paths += found
-    # The folder of each shard: its system_xml path is relative to it.
     parts: Dict[str, List] = {"train": [], "val": []}
     molecules = []
     for molecule_id, path in enumerate(paths):
@@ -150,6 +149,7 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
             x_t, x_tau = x_t[intact], x_tau[intact]
         if align:
             x_tau = align_rotation(x_tau, x_t)
+        # ``directory``: a shard's system_xml path is relative to its folder.
         molecules.append(dict(metadata, shard=path.name, directory=str(path.parent), n_atoms=len(symbols),
                               elements=symbols))
         n_val = int(round(val_fraction * len(x_t)))

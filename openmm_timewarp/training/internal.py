@@ -33,16 +33,15 @@ def molecule_groups(pairs: PairSet, zmatrices: Dict[int, Tensor]) -> Tensor:
     """(M,) for each molecule of ``pairs``, the first molecule with the same atom types and Z-matrix
     (the shards of one peptide): the NLL runs the flow once per group of a batch."""
     groups = torch.arange(len(pairs.molecules))
-    firsts: List[int] = []
+    firsts: List[Tuple[int, Tensor, Tensor]] = []  # (molecule, Z-matrix, atom types) of each group's first
     for molecule_id, zm in sorted(zmatrices.items()):
         types = pairs.atom_types[int((pairs.molecule == molecule_id).nonzero()[0]), :zm.shape[0]]
-        for first in firsts:
-            first_types = pairs.atom_types[int((pairs.molecule == first).nonzero()[0]), :zmatrices[first].shape[0]]
-            if torch.equal(zmatrices[first], zm) and torch.equal(first_types, types):
-                groups[molecule_id] = first
-                break
+        same = [first for first, first_zm, first_types in firsts
+                if torch.equal(first_zm, zm) and torch.equal(first_types, types)]
+        if same:
+            groups[molecule_id] = same[0]
         else:
-            firsts.append(molecule_id)
+            firsts.append((molecule_id, zm, types))
     return groups
 
 
@@ -80,9 +79,9 @@ def internal_nll_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor], zmat
     """
     losses: List[Tensor] = []
     keys = batch["molecule"] if groups is None else groups.to(batch["molecule"].device)[batch["molecule"]]
-    for molecule_id in torch.unique(keys).tolist():
-        rows = (keys == molecule_id).nonzero().squeeze(1)
-        zm = zmatrices[molecule_id].to(batch["x_t"].device)
+    for key in torch.unique(keys).tolist():
+        rows = (keys == key).nonzero().squeeze(1)
+        zm = zmatrices[key].to(batch["x_t"].device)
         atoms = zm.shape[0]
         x_t = batch["x_t"][rows, :atoms]
         q_tau = to_internal(batch["x_tau"][rows, :atoms].double(), zm)
