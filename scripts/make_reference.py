@@ -10,7 +10,8 @@ without it, one build, GM, turned its methionine into D-Met under the bias):
    which fills the basins and the barriers between them until the bias has converged in shape.
    The torsions (:func:`bias_torsions`): phi and psi for one residue; for longer peptides the
    slow ones, the phi of every non-proline residue, then the psi of prolines (whose phi sits in
-   the ring), the first two of these.
+   the ring), the first two of these.  ``--bias-torsions`` names up to three others where a
+   residue has a slow psi too (serine's and threonine's side chains hold their psi).
 2. **Production**: the final bias V is frozen as a static tabulated potential and plain
    Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
    w = exp(+beta V) (the bias energy is read from its own force group, so the
@@ -47,7 +48,7 @@ import os
 import shlex
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import openmm
@@ -70,14 +71,23 @@ def log(message: str) -> None:
     print(f"[{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {message}", flush=True)
 
 
-def bias_torsions(topology: app.Topology) -> List[Tuple[str, np.ndarray]]:
-    """The two biased torsions, (name, atom quadruplet): see the module docstring."""
+def bias_torsions(topology: app.Topology, names: Optional[Sequence[str]] = None
+                  ) -> List[Tuple[str, np.ndarray]]:
+    """The biased torsions, (name, atom quadruplet): ``names`` (e.g. ``["psi1", "phi2", "psi2"]``,
+    residues counted from 1 after ACE), or by default the rule in the module docstring."""
     phi_idx, psi_idx = backbone_dihedral_indices(topology)
+    if names:
+        available = {f"{kind}{k + 1}": idx[k] for kind, idx in (("phi", phi_idx), ("psi", psi_idx))
+                     for k in range(len(idx))}
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise ValueError(f"bias torsions {unknown} not in this peptide; choose from {sorted(available)}")
+        return [(n, available[n]) for n in names]
     if len(phi_idx) == 1:
         return [("phi", phi_idx[0]), ("psi", psi_idx[0])]
-    names = [r.name for r in topology.residues() if r.name not in ("ACE", "NME")]
-    slow = [(f"phi{k + 1}", phi_idx[k]) for k, n in enumerate(names) if n != "PRO"]
-    slow += [(f"psi{k + 1}", psi_idx[k]) for k, n in enumerate(names) if n == "PRO"]
+    residues = [r.name for r in topology.residues() if r.name not in ("ACE", "NME")]
+    slow = [(f"phi{k + 1}", phi_idx[k]) for k, n in enumerate(residues) if n != "PRO"]
+    slow += [(f"psi{k + 1}", psi_idx[k]) for k, n in enumerate(residues) if n == "PRO"]
     return slow[:2]
 
 
@@ -108,7 +118,7 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
     system.addForce(chirality_restraint(topology))
     sigma = math.radians(args.sigma_deg)
     variables = [app.BiasVariable(torsion_force(idx), -math.pi, math.pi, sigma, periodic=True,
-                                  gridWidth=args.grid) for _, idx in bias_torsions(topology)]
+                                  gridWidth=args.grid) for _, idx in bias_torsions(topology, args.bias_torsions)]
     np.random.seed(args.seed)  # Metadynamics draws its file id from numpy's global generator
     meta = app.Metadynamics(system, variables, args.temperature * unit.kelvin, args.bias_factor,
                             args.height * unit.kilojoule_per_mole, int(round(args.hill_ps * 1000 / args.timestep_fs)))
@@ -132,14 +142,18 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
     log(f"build done: bias range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
 
 
-def static_bias_force(bias: np.ndarray, topology: app.Topology) -> openmm.CustomCVForce:
-    """The frozen bias as a CustomCVForce on the biased torsions; same grid layout as Metadynamics."""
-    force = openmm.CustomCVForce("table(cv1, cv2)")
-    for k, (_, idx) in enumerate(bias_torsions(topology)):
-        force.addCollectiveVariable(f"cv{k + 1}", torsion_force(idx))
-    n2, n1 = bias.shape
-    force.addTabulatedFunction("table", openmm.Continuous2DFunction(
-        n1, n2, bias.ravel(), -math.pi, math.pi, -math.pi, math.pi, True))
+def static_bias_force(bias: np.ndarray, torsions: List[Tuple[str, np.ndarray]]) -> openmm.CustomCVForce:
+    """The frozen bias as a CustomCVForce on the biased torsions; same grid layout as Metadynamics
+    (``bias[cv2, cv1]`` or ``bias[cv3, cv2, cv1]``: the first torsion varies fastest)."""
+    cvs = [f"cv{k + 1}" for k in range(len(torsions))]
+    force = openmm.CustomCVForce(f"table({', '.join(cvs)})")
+    for cv, (_, idx) in zip(cvs, torsions):
+        force.addCollectiveVariable(cv, torsion_force(idx))
+    sizes = bias.shape[::-1]
+    limits = [-math.pi, math.pi] * len(sizes)
+    function = {1: openmm.Continuous1DFunction, 2: openmm.Continuous2DFunction,
+                3: openmm.Continuous3DFunction}[len(sizes)]
+    force.addTabulatedFunction("table", function(*sizes, bias.ravel(), *limits, True))
     return force
 
 
@@ -148,7 +162,7 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
     build = np.load(build_path)
     system = create_system(topology, hydrogen_mass=args.hmr)
     system.addForce(chirality_restraint(topology))
-    force = static_bias_force(build["bias"], topology)
+    force = static_bias_force(build["bias"], bias_torsions(topology, args.bias_torsions))
     group = 31
     force.setForceGroup(group)
     system.addForce(force)
@@ -243,7 +257,7 @@ def finalize(args: argparse.Namespace) -> None:
         "constraints": None, "temperature_K": args.temperature, "friction_per_ps": args.friction,
         "timestep_fs": args.timestep_fs, "hydrogen_mass_amu": args.hmr, "platform": "Reference",
         "method": "well-tempered metadynamics on two backbone torsions, then static-bias production",
-        "biased_torsions": [name for name, _ in bias_torsions(topology)],
+        "biased_torsions": [name for name, _ in bias_torsions(topology, args.bias_torsions)],
         "estimator": "histogram of production frames weighted by exp(+beta V_frozen); "
                      "errors: standard error of block means",
         "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
@@ -256,7 +270,7 @@ def finalize(args: argparse.Namespace) -> None:
         "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
         "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
         "populations_wt_free_energy": (dict(zip(names, wt_populations(build["bias"], args).round(6).tolist()))
-                                       if phi.shape[1] == 1 else None),
+                                       if phi.shape[1] == 1 and not args.bias_torsions else None),
         "command": production_command(args),
         "code_version": code_version(),
         "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -309,6 +323,8 @@ def parse_args(argv: List[str]) -> List[argparse.Namespace]:
     parser.add_argument("--sigma-deg", type=float, default=20.0, help="hill width, degrees")
     parser.add_argument("--hill-ps", type=float, default=1.0, help="interval between hills, ps")
     parser.add_argument("--grid", type=int, default=91, help="bias grid points per axis")
+    parser.add_argument("--bias-torsions", nargs="+", default=None, metavar="NAME",
+                        help="1-3 torsions to bias, e.g. psi1 phi2 psi2 (default: see the module docstring)")
     parser.add_argument("--production-ns", type=float, default=300.0)
     parser.add_argument("--chunk-ns", type=float, default=2.0)
     parser.add_argument("--save-ps", type=float, default=0.5, help="frame interval, ps")
@@ -343,10 +359,11 @@ def run_one(args: argparse.Namespace) -> None:
     config_path = os.path.join(args.work, "config.json")
     physics: Dict[str, object] = {k: getattr(args, k) for k in (
         "sequence", "seed", "temperature", "friction", "timestep_fs", "hmr", "build_ns", "bias_factor",
-        "height", "sigma_deg", "hill_ps", "grid", "chunk_ns", "save_ps")}
+        "height", "sigma_deg", "hill_ps", "grid", "chunk_ns", "save_ps", "bias_torsions")}
     if os.path.exists(config_path):
         with open(config_path) as f:
             previous = json.load(f)
+        previous.setdefault("bias_torsions", None)  # runs made before the option used the default rule
         if previous != physics:
             raise SystemExit(f"{args.work} was made with other settings {previous}; use another --work")
     else:
