@@ -126,8 +126,10 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         exploration = (min(md_visits) / explore_time, False)
     else:  # MD never visited them all within its budgets: the ratio is at least budget / explore time
         exploration = (max(runs[m]["seconds"] for m in ("md", "md-hmr")) / explore_time, True)
+    phi_tw, psi_tw = analysis.backbone_dihedrals(runs["timewarp"]["frames"], topology)
     return {
         "sequence": sequence,
+        "dihedrals_deg": (phi_tw.astype(np.float32), psi_tw.astype(np.float32)),
         "basins": [f"{b}:{r}" for r, b in basins],
         "acceptance": runs["timewarp"]["acceptance"],
         "hmc_acceptance": runs["timewarp"]["hmc_acceptance"],
@@ -172,6 +174,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--dihedrals", help="write the timewarp run's phi and psi (degrees) here, .npz with "
+                                            "<SEQ>_phi and <SEQ>_psi: JSDs to a later reference need no rerun")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sequences = [s.upper() for s in args.sequences] if args.sequences else validation_sequences(args.split)
@@ -181,9 +185,11 @@ def main() -> None:
           f"{', '.join(sequences)}", flush=True)
     print(f"{'peptide':8s} {'accept':>7s} {'ESS/s TW':>9s} {'ESS/s MD':>9s} {'ratio':>8s} {'JSD res1':>8s} "
           f"{'JSD res2':>8s} {'ref JSD':>7s} {'explore s':>9s} {'MD s':>6s} {'explore x':>9s}", flush=True)
-    rows = []
+    rows, dihedrals = [], {}
     for sequence in sequences:
         row = benchmark_peptide(sequence, args)
+        phi, psi = row.pop("dihedrals_deg")
+        dihedrals.update({f"{sequence}_phi": phi, f"{sequence}_psi": psi})
         rows.append(row)
         md_best = max(row["ess_per_second"]["md"], row["ess_per_second"]["md-hmr"])
         jsd = row["jsd"] + [math.nan] * (2 - len(row["jsd"]))
@@ -196,6 +202,8 @@ def main() -> None:
         if args.json:  # after every peptide, so that a long run can be read while it goes
             with open(args.json, "w") as f:
                 json.dump({"model": args.model, "seconds": args.seconds, "rows": rows}, f, indent=1, default=float)
+        if args.dihedrals:
+            np.savez_compressed(args.dihedrals, **dihedrals)
     ratios = [r["ess_ratio"] for r in rows]
     explorations = [r["exploration_ratio"] if r["exploration_ratio"] is not None else 0.0 for r in rows]
     worst_jsd = max(max(r["jsd"]) for r in rows)
