@@ -12,6 +12,11 @@ without it, one build, GM, turned its methionine into D-Met under the bias):
    slow ones, the phi of every non-proline residue, then the psi of prolines (whose phi sits in
    the ring), the first two of these.  ``--bias-torsions`` names up to three others where a
    residue has a slow psi too (serine's and threonine's side chains hold their psi).
+   Or, with ``--residue-bias``, no build: every residue's (phi, psi) gets the same bias
+   -(1 - 1/gamma) F, with F the free energy of ACE-ALA-NME from its shipped reference
+   (:func:`residue_bias_grid`).  That bias acts on all backbone torsions at once, psi included,
+   which a two-torsion metadynamics cannot do for two residues; residues differ from alanine in
+   detail, which costs the reweighting efficiency, not correctness.
 2. **Production**: the final bias V is frozen as a static tabulated potential and plain
    Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
    w = exp(+beta V) (the bias energy is read from its own force group, so the
@@ -57,13 +62,14 @@ from openmm import app, unit
 from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
 from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices, backbone_dihedrals
 from openmm_timewarp.analysis.histogram import BIN_EDGES, jensen_shannon, ramachandran_histogram
-from openmm_timewarp.analysis.reference import reference_name
+from openmm_timewarp.analysis.reference import load_reference, reference_name
 from openmm_timewarp.data.generate import add_md_arguments, chirality_restraint, code_version
 from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_system,
                                      peptide_from_sequence)
 
 KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
 UNCONVERGED_JSD = 0.15
+RESIDUE_BIAS_START_NS = 0.02
 """Half-vs-half JSD above which a reference is reported as not converged (the shipped ones: 0.02-0.11)."""
 
 
@@ -142,6 +148,65 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
     log(f"build done: bias range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
 
 
+def residue_bias_grid(args: argparse.Namespace, cap_kj_mol: float = 35.0) -> np.ndarray:
+    """-(1 - 1/gamma) F(phi, psi) of ACE-ALA-NME on a periodic 37 x 37 grid ``[psi, phi]``.
+
+    F comes from the shipped 36 x 36 reference histogram, averaged over the four bins around each
+    grid point and capped ``cap_kj_mol`` above its minimum (empty bins); the grid has 37 points
+    per axis, at the bin corners, the last equal to the first as periodic splines need.  ``--grid``
+    does not apply."""
+    histogram = load_reference("ace-ala-nme_310K").histograms[0]  # [phi_bin, psi_bin]
+    corners = 0.25 * (histogram + np.roll(histogram, 1, 0) + np.roll(histogram, 1, 1)
+                      + np.roll(histogram, 1, (0, 1)))  # corners[i, j] at (-180 + 10 i, -180 + 10 j)
+    kt = KB * args.temperature
+    free = -kt * np.log(np.maximum(corners, corners.max() * math.exp(-cap_kj_mol / kt)))
+    bias = -(1.0 - 1.0 / args.bias_factor) * (free - free.min())
+    bias = np.pad(bias, ((0, 1), (0, 1)), mode="wrap")
+    return bias.T.copy()
+
+
+def residue_bias_force(bias: np.ndarray, topology: app.Topology) -> openmm.CustomCVForce:
+    """The sum over residues of ``bias[psi, phi]`` at each residue's own (phi, psi)."""
+    phi_idx, psi_idx = backbone_dihedral_indices(topology)
+    terms = [f"table(phi{k + 1}, psi{k + 1})" for k in range(len(phi_idx))]
+    force = openmm.CustomCVForce(" + ".join(terms))
+    for k in range(len(phi_idx)):
+        force.addCollectiveVariable(f"phi{k + 1}", torsion_force(phi_idx[k]))
+        force.addCollectiveVariable(f"psi{k + 1}", torsion_force(psi_idx[k]))
+    n_psi, n_phi = bias.shape
+    force.addTabulatedFunction("table", openmm.Continuous2DFunction(
+        n_phi, n_psi, bias.ravel(), -math.pi, math.pi, -math.pi, math.pi, True))
+    return force
+
+
+def residue_bias_start(args: argparse.Namespace, topology: app.Topology, positions, path: str) -> None:
+    """The build phase of ``--residue-bias``: the bias grid and a state equilibrated under it."""
+    bias = residue_bias_grid(args)
+    system = create_system(topology, hydrogen_mass=args.hmr)
+    system.addForce(chirality_restraint(topology))
+    system.addForce(residue_bias_force(bias, topology))
+    sim = make_simulation(system, topology, args, args.seed)
+    sim.context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(sim.context)
+    sim.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+    sim.step(int(round(RESIDUE_BIAS_START_NS * 1e6 / args.timestep_fs)))
+    save_atomic(path, bias=bias, checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8), seconds=0.0)
+    log(f"residue bias from ACE-ALA-NME: range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
+
+
+def frozen_bias_force(bias: np.ndarray, topology: app.Topology, args: argparse.Namespace) -> openmm.CustomCVForce:
+    if args.residue_bias:
+        return residue_bias_force(bias, topology)
+    return static_bias_force(bias, bias_torsions(topology, args.bias_torsions))
+
+
+def biased_torsion_names(topology: app.Topology, args: argparse.Namespace) -> List[str]:
+    if args.residue_bias:
+        n = len(backbone_dihedral_indices(topology)[0])
+        return [f"{kind}{k + 1}" for k in range(n) for kind in ("phi", "psi")]
+    return [name for name, _ in bias_torsions(topology, args.bias_torsions)]
+
+
 def static_bias_force(bias: np.ndarray, torsions: List[Tuple[str, np.ndarray]]) -> openmm.CustomCVForce:
     """The frozen bias as a CustomCVForce on the biased torsions; same grid layout as Metadynamics
     (``bias[cv2, cv1]`` or ``bias[cv3, cv2, cv1]``: the first torsion varies fastest)."""
@@ -162,7 +227,7 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
     build = np.load(build_path)
     system = create_system(topology, hydrogen_mass=args.hmr)
     system.addForce(chirality_restraint(topology))
-    force = static_bias_force(build["bias"], bias_torsions(topology, args.bias_torsions))
+    force = frozen_bias_force(build["bias"], topology, args)
     group = 31
     force.setForceGroup(group)
     system.addForce(force)
@@ -249,6 +314,7 @@ def finalize(args: argparse.Namespace) -> None:
     build = np.load(os.path.join(args.work, "build.npz"))
     names = list(BASIN_NAMES) + ["phi>0"]
     production_ns = len(chunks) * args.chunk_ns
+    build_ns = RESIDUE_BIAS_START_NS if args.residue_bias else args.build_ns
     topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
     metadata = {
         "sequence": args.sequence,
@@ -256,21 +322,23 @@ def finalize(args: argparse.Namespace) -> None:
         "forcefield": list(FORCEFIELD_FILES), "solvent": "GBSAOBCForce OBC2 (mbondi2, eps 1/78.5, ACE SA)",
         "constraints": None, "temperature_K": args.temperature, "friction_per_ps": args.friction,
         "timestep_fs": args.timestep_fs, "hydrogen_mass_amu": args.hmr, "platform": "Reference",
-        "method": "well-tempered metadynamics on two backbone torsions, then static-bias production",
-        "biased_torsions": [name for name, _ in bias_torsions(topology, args.bias_torsions)],
+        "method": ("every residue's (phi, psi) biased by -(1 - 1/gamma) F of ACE-ALA-NME's reference, static-bias "
+                   "production" if args.residue_bias else
+                   "well-tempered metadynamics on backbone torsions, then static-bias production"),
+        "biased_torsions": biased_torsion_names(topology, args),
         "estimator": "histogram of production frames weighted by exp(+beta V_frozen); "
                      "errors: standard error of block means",
         "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
         "hill_width_deg": args.sigma_deg, "hill_interval_ps": args.hill_ps, "grid": args.grid,
-        "build_ns": args.build_ns, "production_ns": production_ns,
-        "simulated_ns": args.build_ns + production_ns, "save_interval_ps": args.save_ps,
+        "build_ns": build_ns, "production_ns": production_ns,
+        "simulated_ns": build_ns + production_ns, "save_interval_ps": args.save_ps,
         "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
         "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
         "seed": args.seed, "basins": names,
         "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
         "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
         "populations_wt_free_energy": (dict(zip(names, wt_populations(build["bias"], args).round(6).tolist()))
-                                       if phi.shape[1] == 1 and not args.bias_torsions else None),
+                                       if phi.shape[1] == 1 and not (args.bias_torsions or args.residue_bias) else None),
         "command": production_command(args),
         "code_version": code_version(),
         "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -325,6 +393,8 @@ def parse_args(argv: List[str]) -> List[argparse.Namespace]:
     parser.add_argument("--grid", type=int, default=91, help="bias grid points per axis")
     parser.add_argument("--bias-torsions", nargs="+", default=None, metavar="NAME",
                         help="1-3 torsions to bias, e.g. psi1 phi2 psi2 (default: see the module docstring)")
+    parser.add_argument("--residue-bias", action="store_true",
+                        help="no metadynamics: bias every residue's (phi, psi) by ACE-ALA-NME's free energy")
     parser.add_argument("--production-ns", type=float, default=300.0)
     parser.add_argument("--chunk-ns", type=float, default=2.0)
     parser.add_argument("--save-ps", type=float, default=0.5, help="frame interval, ps")
@@ -359,11 +429,12 @@ def run_one(args: argparse.Namespace) -> None:
     config_path = os.path.join(args.work, "config.json")
     physics: Dict[str, object] = {k: getattr(args, k) for k in (
         "sequence", "seed", "temperature", "friction", "timestep_fs", "hmr", "build_ns", "bias_factor",
-        "height", "sigma_deg", "hill_ps", "grid", "chunk_ns", "save_ps", "bias_torsions")}
+        "height", "sigma_deg", "hill_ps", "grid", "chunk_ns", "save_ps", "bias_torsions", "residue_bias")}
     if os.path.exists(config_path):
         with open(config_path) as f:
             previous = json.load(f)
-        previous.setdefault("bias_torsions", None)  # runs made before the option used the default rule
+        previous.setdefault("bias_torsions", None)  # runs made before these options used metadynamics
+        previous.setdefault("residue_bias", False)  # with the default torsions
         if previous != physics:
             raise SystemExit(f"{args.work} was made with other settings {previous}; use another --work")
     else:
@@ -375,7 +446,8 @@ def run_one(args: argparse.Namespace) -> None:
         with open(os.path.join(args.work, "command.txt"), "w") as f:
             f.write(" ".join(shlex.quote(a) for a in ["python"] + sys.argv))
         if not os.path.exists(build_path):
-            build_bias(args, topology, positions, build_path)
+            start = residue_bias_start if args.residue_bias else build_bias
+            start(args, topology, positions, build_path)
         production(args, topology, build_path)
     finalize(args)
 

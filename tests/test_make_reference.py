@@ -66,3 +66,41 @@ def test_frozen_bias_is_the_grid_function_of_the_named_torsions(make_reference, 
     values = {"phi1": phi[0, 0], "psi1": psi[0, 0], "phi2": phi[0, 1], "psi2": psi[0, 1]}
     expected = function([math.radians(values[name]) for name in names])
     assert energy == pytest.approx(expected, abs=0.02)
+
+
+def test_residue_bias_is_the_same_table_at_every_residue(make_reference, pro_ser):
+    topology, positions = pro_ser
+    grid = np.linspace(-math.pi, math.pi, 37)
+    grid[-1] = grid[0]
+    phi_grid, psi_grid = np.meshgrid(grid, grid, indexing="ij")
+
+    def function(phi, psi):
+        return np.cos(phi) + 2.0 * np.sin(psi + 0.3)
+
+    system = create_system(topology)
+    force = make_reference.residue_bias_force(function(phi_grid, psi_grid).T.copy(), topology)  # [psi, phi]
+    force.setForceGroup(31)
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    energy = context.getState(getEnergy=True, groups={31}).getPotentialEnergy()._value
+    phi, psi = np.radians(backbone_dihedrals(np.asarray(positions._value)[None], topology))
+    assert energy == pytest.approx(float(function(phi[0], psi[0]).sum()), abs=0.02)
+
+
+def test_residue_bias_grid_lifts_alanine_basins(make_reference):
+    """-(1 - 1/gamma) F of ACE-ALA-NME: zero at the most populated corner, periodic, the capped
+    barrier regions most negative, and the phi > 0 basin above the phi = 0 barrier."""
+    args = make_reference.parse_args(["--sequence", "AA", "--residue-bias", "--bias-factor", "3"])[0]
+    bias = make_reference.residue_bias_grid(args)
+    assert bias.shape == (37, 37)
+    assert bias.max() == 0.0
+    assert bias.min() == pytest.approx(-2.0 / 3.0 * 35.0)
+    np.testing.assert_array_equal(bias[0], bias[-1])
+    np.testing.assert_array_equal(bias[:, 0], bias[:, -1])
+
+    def at(phi_deg, psi_deg):
+        return bias[(psi_deg + 180) // 10, (phi_deg + 180) // 10]
+
+    assert at(-80, 160) > -3.0 and at(-70, -40) > -3.0  # beta and alpha_R: near the top
+    assert at(0, -30) < at(60, 30) < at(-70, -40)  # barrier < alpha_L < alpha_R
