@@ -294,34 +294,79 @@ def wt_populations(bias: np.ndarray, args: argparse.Namespace) -> np.ndarray:
     return np.append(pops, sum(pops[list(BASIN_NAMES).index(x)] for x in PHI_POSITIVE))
 
 
-def finalize(args: argparse.Namespace) -> None:
-    """Write the small reference file from all complete production chunks."""
-    chunks = sorted(glob.glob(os.path.join(args.work, "chunk_*.npz")))
-    if len(chunks) < 2:
-        log("finalize: fewer than 2 production chunks, nothing written")
-        return
+def load_production(work: str, temperature: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(phi, psi, weights, n_chunks) of a run's complete production chunks; phi and psi in degrees,
+    one column per residue; weights exp(+beta V) of the frozen bias, the largest 1."""
+    chunks = sorted(glob.glob(os.path.join(work, "chunk_*.npz")))
     data = [np.load(c) for c in chunks]
+    if not data:
+        return np.empty((0, 1)), np.empty((0, 1)), np.empty(0), 0
     bias = np.concatenate([d["bias"] for d in data]).astype(np.float64)
     # One column per residue (chunks of the first, one-residue runs stored flat arrays).
     phi = np.concatenate([d["phi"] for d in data]).astype(np.float64).reshape(len(bias), -1)
     psi = np.concatenate([d["psi"] for d in data]).astype(np.float64).reshape(len(bias), -1)
-    beta = 1.0 / (KB * args.temperature)
-    weights = np.exp(beta * (bias - bias.max()))
-    n_blocks = min(args.blocks, len(chunks))
+    return phi, psi, np.exp((bias - bias.max()) / (KB * temperature)), len(chunks)
+
+
+def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.ndarray, n_blocks: int,
+                    metadata: Dict[str, object]) -> None:
+    """Histograms, basin populations with block errors (``n_blocks`` contiguous blocks) and the
+    half-vs-half JSD of weighted frames, written atomically to ``path`` with ``metadata``."""
     per_residue = [block_populations(assign_basins(phi[:, r], psi[:, r]), weights, n_blocks)
                    for r in range(phi.shape[1])]
     pops, errors, per_block = (np.array([x[i] for x in per_residue]) for i in range(3))
-    build = np.load(os.path.join(args.work, "build.npz"))
     names = list(BASIN_NAMES) + ["phi>0"]
-    production_ns = len(chunks) * args.chunk_ns
-    build_ns = RESIDUE_BIAS_START_NS if args.residue_bias else args.build_ns
-    topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
-    metadata = {
-        "sequence": args.sequence,
+    metadata.update({
+        "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
+        "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
+        "basins": names,
+        "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
+        "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
+        "jsd_between_halves": [jsd_between_halves(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])],
+        "code_version": code_version(),
+        "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    histograms = np.array([ramachandran_histogram(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, histogram=histograms, bin_edges_deg=BIN_EDGES, basin_names=np.array(names),
+                        populations=pops, population_errors=errors, block_populations=per_block,
+                        metadata=json.dumps(metadata))
+    os.replace(tmp, path)
+    summary = "; ".join(", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pr, er))
+                        for pr, er in zip(pops, errors))
+    log(f"wrote {path}: {metadata['production_ns']:.1f} ns production; {summary}")
+    noisy = max(metadata["jsd_between_halves"])
+    if noisy > UNCONVERGED_JSD:
+        log(f"WARNING: the two halves of the production differ by a JSD of {noisy:.2f} (> {UNCONVERGED_JSD}): "
+            "not converged, not a usable reference yet (extend it with a larger --production-ns)")
+
+
+def system_metadata(sequence: str, args: argparse.Namespace) -> Dict[str, object]:
+    """What defines the sampled distribution: the peptide, force field, solvent and temperature."""
+    topology, _ = peptide_from_sequence(sequence)
+    return {
+        "sequence": sequence,
         "peptide": "-".join(r.name for r in topology.residues()),
         "forcefield": list(FORCEFIELD_FILES), "solvent": "GBSAOBCForce OBC2 (mbondi2, eps 1/78.5, ACE SA)",
         "constraints": None, "temperature_K": args.temperature, "friction_per_ps": args.friction,
         "timestep_fs": args.timestep_fs, "hydrogen_mass_amu": args.hmr, "platform": "Reference",
+    }
+
+
+def finalize(args: argparse.Namespace) -> None:
+    """Write the small reference file from all complete production chunks."""
+    phi, psi, weights, n_chunks = load_production(args.work, args.temperature)
+    if n_chunks < 2:
+        log("finalize: fewer than 2 production chunks, nothing written")
+        return
+    build = np.load(os.path.join(args.work, "build.npz"))
+    names = list(BASIN_NAMES) + ["phi>0"]
+    production_ns = n_chunks * args.chunk_ns
+    build_ns = RESIDUE_BIAS_START_NS if args.residue_bias else args.build_ns
+    topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
+    metadata = system_metadata(args.sequence, args)
+    metadata.update({
         "method": ("every residue's (phi, psi) biased by -(1 - 1/gamma) F of ACE-ALA-NME's reference, static-bias "
                    "production" if args.residue_bias else
                    "well-tempered metadynamics on backbone torsions, then static-bias production"),
@@ -331,34 +376,12 @@ def finalize(args: argparse.Namespace) -> None:
         "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
         "hill_width_deg": args.sigma_deg, "hill_interval_ps": args.hill_ps, "grid": args.grid,
         "build_ns": build_ns, "production_ns": production_ns,
-        "simulated_ns": build_ns + production_ns, "save_interval_ps": args.save_ps,
-        "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
-        "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
-        "seed": args.seed, "basins": names,
-        "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
-        "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
+        "simulated_ns": build_ns + production_ns, "save_interval_ps": args.save_ps, "seed": args.seed,
         "populations_wt_free_energy": (dict(zip(names, wt_populations(build["bias"], args).round(6).tolist()))
                                        if phi.shape[1] == 1 and not (args.bias_torsions or args.residue_bias) else None),
         "command": production_command(args),
-        "code_version": code_version(),
-        "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp.npz"
-    histograms = np.array([ramachandran_histogram(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])])
-    metadata["jsd_between_halves"] = [jsd_between_halves(phi[:, r], psi[:, r], weights) for r in range(phi.shape[1])]
-    np.savez_compressed(tmp, histogram=histograms,
-                        bin_edges_deg=BIN_EDGES, basin_names=np.array(names),
-                        populations=pops, population_errors=errors,
-                        block_populations=per_block, metadata=json.dumps(metadata))
-    os.replace(tmp, args.out)
-    summary = "; ".join(", ".join(f"{n} {p:.4f}+-{e:.4f}" for n, p, e in zip(names, pr, er))
-                        for pr, er in zip(pops, errors))
-    log(f"wrote {args.out}: {production_ns:.1f} ns production; {summary}")
-    noisy = max(metadata["jsd_between_halves"])
-    if noisy > UNCONVERGED_JSD:
-        log(f"WARNING: the two halves of the production differ by a JSD of {noisy:.2f} (> {UNCONVERGED_JSD}): "
-            "not converged, not a usable reference yet (extend it with a larger --production-ns)")
+    })
+    write_reference(args.out, phi, psi, weights, min(args.blocks, n_chunks), metadata)
 
 
 def jsd_between_halves(phi: np.ndarray, psi: np.ndarray, weights: np.ndarray) -> float:

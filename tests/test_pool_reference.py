@@ -1,0 +1,69 @@
+"""Pooling make_reference.py runs: each run normalised, runs weighted by their Kish sizes."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+
+
+@pytest.fixture(scope="module")
+def pool_reference():
+    sys.path.insert(0, SCRIPTS)  # the script imports make_reference from its own folder
+    try:
+        spec = importlib.util.spec_from_file_location("pool_reference", os.path.join(SCRIPTS, "pool_reference.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(SCRIPTS)
+    return module
+
+
+def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=2):
+    """A work folder as make_reference.py leaves it: config.json and production chunks."""
+    os.makedirs(folder)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"sequence": sequence, "temperature": temperature, "friction": 1.0, "timestep_fs": 2.0,
+                   "hmr": 4.0, "build_ns": 3.0, "chunk_ns": 1.0, "residue_bias": False}, f)
+    for k, rows in enumerate(np.array_split(np.arange(len(bias)), n_chunks)):
+        np.savez(os.path.join(folder, f"chunk_{k:05d}.npz"), phi=phi[rows].astype(np.float32),
+                 psi=psi[rows].astype(np.float32), bias=bias[rows].astype(np.float32), checkpoint=np.zeros(1, np.uint8))
+    return str(folder)
+
+
+def test_runs_enter_with_their_kish_sizes(pool_reference, tmp_path):
+    n = 400
+    beta_basin = fake_run(tmp_path / "a", np.full((n, 2), -120.0), np.full((n, 2), 150.0), np.zeros(n))
+    # Run b: in alpha_R, half its frames with weight e^-3 (bias -3 kT): Kish size smaller than n.
+    kt = 0.0083144626 * 310.0
+    bias = np.where(np.arange(n) % 2 == 0, 0.0, -3.0 * kt)
+    alpha_basin = fake_run(tmp_path / "b", np.full((n, 2), -70.0), np.full((n, 2), -40.0), bias)
+    runs = [pool_reference.read_run(w) for w in (beta_basin, alpha_basin)]
+    w = np.exp(-3.0)
+    kish_b = n * (1 + w) ** 2 / (2 * (1 + w * w))
+    assert runs[0]["kish"] == pytest.approx(n) and runs[1]["kish"] == pytest.approx(kish_b, rel=1e-4)
+    out = str(tmp_path / "pool.npz")
+    pool_reference.main(["--sequence", "AC", "--work", beta_basin, alpha_basin, "--out", out, "--blocks", "4"])
+    with np.load(out) as data:
+        names = [str(x) for x in data["basin_names"]]
+        populations = data["populations"]
+        metadata = json.loads(str(data["metadata"]))
+    expected = n / (n + kish_b)
+    for r in range(2):
+        assert populations[r, names.index("beta")] == pytest.approx(expected, rel=1e-4)
+        assert populations[r, names.index("alpha_R")] == pytest.approx(1 - expected, rel=1e-4)
+    assert metadata["production_ns"] == 4.0 and len(metadata["runs"]) == 2
+    assert metadata["runs"][0]["share"] == pytest.approx(expected, rel=1e-4)
+    assert max(metadata["jsd_between_halves"]) < 1e-9  # every block holds the same mixture
+
+
+def test_runs_of_other_peptides_are_refused(pool_reference, tmp_path):
+    n = 20
+    a = fake_run(tmp_path / "a", np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n))
+    b = fake_run(tmp_path / "b", np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n), sequence="DE")
+    with pytest.raises(SystemExit, match="DE"):
+        pool_reference.main(["--sequence", "AC", "--work", a, b, "--out", str(tmp_path / "x.npz")])
