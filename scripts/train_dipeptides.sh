@@ -5,7 +5,7 @@
 # flow fitted to the dipeptides (it moves molecules without a backbone), their export, the references
 # of the validation dipeptides and the validation benchmarks.
 # About 2 h of dipeptide MD on one core, the ACE-ALA-NME recipe for its data and flow (see
-# train_ace_ala_nme.sh), 2 min of density and 30 min of flow training, 3 h of references and 40 min
+# train_ace_ala_nme.sh), 2 min of density and 30 min of flow training, 5 h of references and 40 min
 # of benchmarks;
 # every step resumes or is skipped when done.
 #   bash scripts/train_dipeptides.sh [WORKDIR]
@@ -23,13 +23,23 @@ folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for 
 python -m openmm_timewarp.models.export "$work/tflow/run/finetuned.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
     --max-residues 4 --side-chains 0.3 0.5 0.2 0.0 --basin-prior 0.1 0.35
-# References of every 5th validation dipeptide but RW and TT (6 ns of this leaves those two unconverged; see
-# openmm_timewarp/reference/README.md); GM, KM and ML extended to 12 ns (the run resumes); then the benchmarks.
-PYTHONPATH=. python scripts/make_reference.py --sequence AC DE GM KM ML PS --bias-factor 3 --build-ns 3 \
-    --production-ns 6 --chunk-ns 1 --save-ps 1 --finalize-every 2
-PYTHONPATH=. python scripts/make_reference.py --sequence GM KM ML --bias-factor 3 --build-ns 3 \
-    --production-ns 12 --chunk-ns 1 --save-ps 1 --finalize-every 2
+# References of every 5th validation dipeptide but RW and TT (see openmm_timewarp/reference/README.md):
+# independent static-bias runs per peptide (metadynamics on two torsions, PS also on three, and, but for
+# glycine-containing GM, --residue-bias runs), then pooled into the shipped files. Every run resumes.
+ref() { PYTHONPATH=. python scripts/make_reference.py --bias-factor 3 --chunk-ns 1 --save-ps 1 --finalize-every 2 "$@"; }
+ref --sequence AC DE GM KM ML PS --build-ns 3 --production-ns 6
+ref --sequence GM ML PS --build-ns 3 --production-ns 12
+ref --sequence KM --build-ns 3 --production-ns 23
+ref --sequence PS --build-ns 3 --production-ns 12 --bias-torsions psi1 phi2 psi2 --grid 37 \
+    --work runs/reference/ace-pro-ser-nme_310K.psi --out runs/extended/ace-pro-ser-nme_310K.psi.npz
+for spec in KM:8 ML:8 AC:8 DE:6 PS:6; do
+  s=${spec%%:*}; name=$(PYTHONPATH=. python -c "from openmm_timewarp import analysis; print(analysis.reference_name('$s'))")
+  ref --sequence "$s" --residue-bias --production-ns "${spec##*:}" --work "runs/reference/$name.res" \
+      --out "runs/extended/$name.res.npz"
+  PYTHONPATH=. python scripts/pool_reference.py --sequence "$s" --work runs/reference/"$name"{,.res} \
+      $([ "$s" = PS ] && echo "runs/reference/$name.psi")
+done
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \
-    --json "$work/dipeptide-validation.json"
+    --json "$work/dipeptide-validation.json" --dihedrals "$work/dipeptide-validation-dihedrals.npz"
