@@ -17,11 +17,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
-from make_reference import (RESIDUE_BIAS_START_NS, load_production, log, production_command, system_metadata,
-                            write_reference)
+from make_reference import RESIDUE_BIAS_START_NS, load_production, log, system_metadata, write_reference
 
 from openmm_timewarp.analysis.reference import reference_name
 
@@ -39,6 +38,15 @@ def read_run(work: str) -> Dict[str, object]:
     return {"work": work, "config": config, "phi": phi, "psi": psi, "weights": weights / weights.sum(),
             "production_ns": n_chunks * config["chunk_ns"],
             "kish": float(weights.sum() ** 2 / (weights ** 2).sum())}
+
+
+def run_command(work: str) -> Optional[str]:
+    """The command that made a run (its work folder's command.txt), if it was kept."""
+    path = os.path.join(work, "command.txt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
 
 
 def pool(runs: List[Dict[str, object]], n_blocks: int):
@@ -80,7 +88,7 @@ def main(argv: List[str]) -> None:
         build_ns = RESIDUE_BIAS_START_NS if config.get("residue_bias") else config["build_ns"]
         described.append({
             "work": os.path.relpath(r["work"], root), "settings": config,
-            "command": production_command(argparse.Namespace(work=r["work"])),
+            "command": run_command(r["work"]),
             "production_ns": r["production_ns"], "simulated_ns": build_ns + r["production_ns"],
             "kish_effective_frames": r["kish"], "share": r["kish"] / total_kish})
     metadata = system_metadata(sequence, first)
