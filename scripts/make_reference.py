@@ -69,8 +69,9 @@ from openmm_timewarp.systems import (FORCEFIELD_FILES, ONE_TO_THREE, create_syst
 
 KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
 UNCONVERGED_JSD = 0.15
-RESIDUE_BIAS_START_NS = 0.02
 """Half-vs-half JSD above which a reference is reported as not converged (the shipped ones: 0.02-0.11)."""
+RESIDUE_BIAS_START_NS = 0.02
+"""Equilibration under the bias that ``--residue-bias`` runs have in place of a metadynamics build."""
 
 
 def log(message: str) -> None:
@@ -308,6 +309,16 @@ def load_production(work: str, temperature: float) -> Tuple[np.ndarray, np.ndarr
     return phi, psi, np.exp((bias - bias.max()) / (KB * temperature)), len(chunks)
 
 
+def kish_size(weights: np.ndarray) -> float:
+    """Kish effective number of frames of a weighted sample."""
+    return float(weights.sum() ** 2 / (weights ** 2).sum())
+
+
+def build_ns(settings: Dict[str, object]) -> float:
+    """Simulated ns before production, from a run's settings (``config.json`` or the arguments)."""
+    return RESIDUE_BIAS_START_NS if settings.get("residue_bias") else settings["build_ns"]
+
+
 def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.ndarray, n_blocks: int,
                     metadata: Dict[str, object]) -> None:
     """Histograms, basin populations with block errors (``n_blocks`` contiguous blocks) and the
@@ -318,7 +329,7 @@ def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.nda
     names = list(BASIN_NAMES) + ["phi>0"]
     metadata.update({
         "n_frames": int(len(phi)), "n_blocks": int(n_blocks),
-        "kish_effective_frames": float(weights.sum() ** 2 / (weights ** 2).sum()),
+        "kish_effective_frames": kish_size(weights),
         "basins": names,
         "populations": [dict(zip(names, p.round(6).tolist())) for p in pops],
         "population_errors": [dict(zip(names, e.round(6).tolist())) for e in errors],
@@ -342,9 +353,8 @@ def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.nda
             "not converged, not a usable reference yet (extend it with a larger --production-ns)")
 
 
-def system_metadata(sequence: str, args: argparse.Namespace) -> Dict[str, object]:
+def system_metadata(topology: app.Topology, sequence: str, args: argparse.Namespace) -> Dict[str, object]:
     """What defines the sampled distribution: the peptide, force field, solvent and temperature."""
-    topology, _ = peptide_from_sequence(sequence)
     return {
         "sequence": sequence,
         "peptide": "-".join(r.name for r in topology.residues()),
@@ -363,9 +373,9 @@ def finalize(args: argparse.Namespace) -> None:
     build = np.load(os.path.join(args.work, "build.npz"))
     names = list(BASIN_NAMES) + ["phi>0"]
     production_ns = n_chunks * args.chunk_ns
-    build_ns = RESIDUE_BIAS_START_NS if args.residue_bias else args.build_ns
+    start_ns = build_ns(vars(args))
     topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
-    metadata = system_metadata(args.sequence, args)
+    metadata = system_metadata(topology, args.sequence, args)
     metadata.update({
         "method": ("every residue's (phi, psi) biased by -(1 - 1/gamma) F of ACE-ALA-NME's reference, static-bias "
                    "production" if args.residue_bias else
@@ -375,8 +385,8 @@ def finalize(args: argparse.Namespace) -> None:
                      "errors: standard error of block means",
         "bias_factor": args.bias_factor, "hill_height_kJ_mol": args.height,
         "hill_width_deg": args.sigma_deg, "hill_interval_ps": args.hill_ps, "grid": args.grid,
-        "build_ns": build_ns, "production_ns": production_ns,
-        "simulated_ns": build_ns + production_ns, "save_interval_ps": args.save_ps, "seed": args.seed,
+        "build_ns": start_ns, "production_ns": production_ns,
+        "simulated_ns": start_ns + production_ns, "save_interval_ps": args.save_ps, "seed": args.seed,
         "populations_wt_free_energy": (dict(zip(names, wt_populations(build["bias"], args).round(6).tolist()))
                                        if phi.shape[1] == 1 and not (args.bias_torsions or args.residue_bias) else None),
         "command": production_command(args),

@@ -20,9 +20,10 @@ import sys
 from typing import Dict, List, Optional
 
 import numpy as np
-from make_reference import RESIDUE_BIAS_START_NS, load_production, log, system_metadata, write_reference
+from make_reference import build_ns, kish_size, load_production, log, system_metadata, write_reference
 
 from openmm_timewarp.analysis.reference import reference_name
+from openmm_timewarp.systems import peptide_from_sequence
 
 
 def read_run(work: str) -> Dict[str, object]:
@@ -37,7 +38,7 @@ def read_run(work: str) -> Dict[str, object]:
         raise SystemExit(f"{work}: fewer than 2 production chunks")
     return {"work": work, "config": config, "phi": phi, "psi": psi, "weights": weights / weights.sum(),
             "production_ns": n_chunks * config["chunk_ns"],
-            "kish": float(weights.sum() ** 2 / (weights ** 2).sum())}
+            "kish": kish_size(weights)}
 
 
 def run_command(work: str) -> Optional[str]:
@@ -49,13 +50,12 @@ def run_command(work: str) -> Optional[str]:
         return f.read().strip()
 
 
-def pool(runs: List[Dict[str, object]], n_blocks: int):
-    """(phi, psi, weights) of the pool, ordered block by block (block b of every run, in turn)."""
-    total_kish = sum(r["kish"] for r in runs)
+def pool(runs: List[Dict[str, object]], shares: List[float], n_blocks: int):
+    """(phi, psi, weights) of the pool, ordered block by block (block b of every run, in turn);
+    run i's weights sum to ``shares[i]``."""
     parts = []
-    for r in runs:
+    for r, share in zip(runs, shares):
         n = len(r["weights"]) // n_blocks * n_blocks  # equal blocks; at most n_blocks - 1 frames dropped
-        share = r["kish"] / total_kish
         parts.append([np.array_split(a[:n], n_blocks) for a in (r["phi"], r["psi"], r["weights"] * share)])
     return tuple(np.concatenate([p[k][b] for b in range(n_blocks) for p in parts]) for k in range(3))
 
@@ -80,18 +80,13 @@ def main(argv: List[str]) -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = args.out or os.path.join(root, "openmm_timewarp", "reference",
                                    reference_name(sequence, first.temperature) + ".npz")
-    phi, psi, weights = pool(runs, args.blocks)
     total_kish = sum(r["kish"] for r in runs)
-    described = []
-    for r in runs:
-        config = r["config"]
-        build_ns = RESIDUE_BIAS_START_NS if config.get("residue_bias") else config["build_ns"]
-        described.append({
-            "work": os.path.relpath(r["work"], root), "settings": config,
-            "command": run_command(r["work"]),
-            "production_ns": r["production_ns"], "simulated_ns": build_ns + r["production_ns"],
-            "kish_effective_frames": r["kish"], "share": r["kish"] / total_kish})
-    metadata = system_metadata(sequence, first)
+    shares = [r["kish"] / total_kish for r in runs]
+    phi, psi, weights = pool(runs, shares, args.blocks)
+    described = [{"work": os.path.relpath(r["work"], root), "settings": r["config"], "command": run_command(r["work"]),
+                  "production_ns": r["production_ns"], "simulated_ns": build_ns(r["config"]) + r["production_ns"],
+                  "kish_effective_frames": r["kish"], "share": share} for r, share in zip(runs, shares)]
+    metadata = system_metadata(peptide_from_sequence(sequence)[0], sequence, first)
     metadata.update({
         "method": "pooled static-bias runs of make_reference.py (see runs)",
         "estimator": "each run's frames weighted by exp(+beta V_frozen), normalised within the run, runs "
