@@ -16,7 +16,10 @@ without it, one build, GM, turned its methionine into D-Met under the bias):
    -(1 - 1/gamma) F, with F the free energy of ACE-ALA-NME from its shipped reference
    (:func:`residue_bias_grid`).  That bias acts on all backbone torsions at once, psi included,
    which a two-torsion metadynamics cannot do for two residues; residues differ from alanine in
-   detail, which costs the reweighting efficiency, not correctness.
+   detail, which costs the reweighting efficiency, not correctness.  ``--residue-bias`` with
+   ``--bias-torsions chi1_1 chi1_2`` adds a metadynamics build on side-chain torsions under the
+   residue bias, for side chains whose rotamers hold the backbone for nanoseconds (threonine's
+   chi1 keeps its residue in alpha_R or beta longer than a 6 ns run).
 2. **Production**: the final bias V is frozen as a static tabulated potential and plain
    Langevin dynamics samples exp(-beta (U + V)).  Every saved frame gets the weight
    w = exp(+beta V) (the bias energy is read from its own force group, so the
@@ -55,6 +58,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mdtraj as md
 import numpy as np
 import openmm
 from openmm import app, unit
@@ -78,14 +82,27 @@ def log(message: str) -> None:
     print(f"[{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {message}", flush=True)
 
 
+def side_chain_torsion_indices(topology: app.Topology) -> Dict[str, np.ndarray]:
+    """Atom quadruplets of every chi1 and chi2, named ``chi1_2`` (chi1 of the second residue after ACE)."""
+    top = md.Topology.from_openmm(topology)
+    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
+    named = {}
+    for order, compute in ((1, md.compute_chi1), (2, md.compute_chi2)):
+        for quadruplet in compute(dummy)[0]:
+            named[f"chi{order}_{top.atom(int(quadruplet[0])).residue.index}"] = np.asarray(quadruplet, np.int64)
+    return named
+
+
 def bias_torsions(topology: app.Topology, names: Optional[Sequence[str]] = None
                   ) -> List[Tuple[str, np.ndarray]]:
-    """The biased torsions, (name, atom quadruplet): ``names`` (e.g. ``["psi1", "phi2", "psi2"]``,
-    residues counted from 1 after ACE), or by default the rule in the module docstring."""
+    """The biased torsions, (name, atom quadruplet): ``names`` (e.g. ``["psi1", "phi2", "psi2"]`` or
+    ``["chi1_1", "chi1_2"]``, residues counted from 1 after ACE), or by default the rule in the
+    module docstring."""
     phi_idx, psi_idx = backbone_dihedral_indices(topology)
     if names:
         available = {f"{kind}{k + 1}": idx[k] for kind, idx in (("phi", phi_idx), ("psi", psi_idx))
                      for k in range(len(idx))}
+        available.update(side_chain_torsion_indices(topology))
         unknown = [n for n in names if n not in available]
         if unknown:
             raise ValueError(f"bias torsions {unknown} not in this peptide; choose from {sorted(available)}")
@@ -120,9 +137,14 @@ def make_simulation(system: openmm.System, topology: app.Topology, args: argpars
 
 
 def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path: str) -> None:
-    """Phase 1: well-tempered metadynamics; saves the final bias grid and state to ``path``."""
+    """Phase 1: well-tempered metadynamics; saves the final bias grid and state to ``path``.
+    With ``--residue-bias`` the residue bias acts throughout and is saved as ``residue_bias``."""
     system = create_system(topology, hydrogen_mass=args.hmr)
     system.addForce(chirality_restraint(topology))
+    extra = {}
+    if args.residue_bias:
+        extra["residue_bias"] = residue_bias_grid(args)
+        system.addForce(residue_bias_force(extra["residue_bias"], topology))
     sigma = math.radians(args.sigma_deg)
     variables = [app.BiasVariable(torsion_force(idx), -math.pi, math.pi, sigma, periodic=True,
                                   gridWidth=args.grid) for _, idx in bias_torsions(topology, args.bias_torsions)]
@@ -145,7 +167,7 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
     # getFreeEnergy() = -gamma/(gamma-1) * V on the grid [cv2, cv1]; recover V from it.
     bias = -np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)) * (gamma - 1) / gamma
     save_atomic(path, bias=bias, checkpoint=np.frombuffer(sim.context.createCheckpoint(), np.uint8),
-                seconds=time.time() - start)
+                seconds=time.time() - start, **extra)
     log(f"build done: bias range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
 
 
@@ -195,17 +217,25 @@ def residue_bias_start(args: argparse.Namespace, topology: app.Topology, positio
     log(f"residue bias from ACE-ALA-NME: range {bias.min():.1f}..{bias.max():.1f} kJ/mol")
 
 
-def frozen_bias_force(bias: np.ndarray, topology: app.Topology, args: argparse.Namespace) -> openmm.CustomCVForce:
+def frozen_bias_forces(build: Dict[str, np.ndarray], topology: app.Topology, args: argparse.Namespace
+                       ) -> List[openmm.CustomCVForce]:
+    """The production's static bias: the residue bias, the frozen metadynamics bias, or both."""
+    if not args.bias_torsions and args.residue_bias:
+        return [residue_bias_force(build["bias"], topology)]
+    forces = [static_bias_force(build["bias"], bias_torsions(topology, args.bias_torsions))]
     if args.residue_bias:
-        return residue_bias_force(bias, topology)
-    return static_bias_force(bias, bias_torsions(topology, args.bias_torsions))
+        forces.append(residue_bias_force(build["residue_bias"], topology))
+    return forces
 
 
 def biased_torsion_names(topology: app.Topology, args: argparse.Namespace) -> List[str]:
+    names = []
     if args.residue_bias:
         n = len(backbone_dihedral_indices(topology)[0])
-        return [f"{kind}{k + 1}" for k in range(n) for kind in ("phi", "psi")]
-    return [name for name, _ in bias_torsions(topology, args.bias_torsions)]
+        names = [f"{kind}{k + 1}" for k in range(n) for kind in ("phi", "psi")]
+        if not args.bias_torsions:
+            return names
+    return names + [name for name, _ in bias_torsions(topology, args.bias_torsions)]
 
 
 def static_bias_force(bias: np.ndarray, torsions: List[Tuple[str, np.ndarray]]) -> openmm.CustomCVForce:
@@ -217,9 +247,12 @@ def static_bias_force(bias: np.ndarray, torsions: List[Tuple[str, np.ndarray]]) 
         force.addCollectiveVariable(cv, torsion_force(idx))
     sizes = bias.shape[::-1]
     limits = [-math.pi, math.pi] * len(sizes)
-    function = {1: openmm.Continuous1DFunction, 2: openmm.Continuous2DFunction,
-                3: openmm.Continuous3DFunction}[len(sizes)]
-    force.addTabulatedFunction("table", function(*sizes, bias.ravel(), *limits, True))
+    if len(sizes) == 1:  # the 1D table takes no size
+        table = openmm.Continuous1DFunction(bias.ravel(), *limits, True)
+    else:
+        function = {2: openmm.Continuous2DFunction, 3: openmm.Continuous3DFunction}[len(sizes)]
+        table = function(*sizes, bias.ravel(), *limits, True)
+    force.addTabulatedFunction("table", table)
     return force
 
 
@@ -228,10 +261,10 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
     build = np.load(build_path)
     system = create_system(topology, hydrogen_mass=args.hmr)
     system.addForce(chirality_restraint(topology))
-    force = frozen_bias_force(build["bias"], topology, args)
     group = 31
-    force.setForceGroup(group)
-    system.addForce(force)
+    for force in frozen_bias_forces(build, topology, args):
+        force.setForceGroup(group)
+        system.addForce(force)
     chunks = sorted(glob.glob(os.path.join(args.work, "chunk_*.npz")))
     sim = make_simulation(system, topology, args, args.seed)
     # The checkpoint restores positions, velocities and the integrator's random state, so a
@@ -253,6 +286,7 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
             state = sim.context.getState(getEnergy=True, getPositions=True, groups={group})
             positions[i] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
             bias[i] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+            check_stable(state, topology, args, k * args.chunk_ns + (i + 1) * args.save_ps / 1000)
         phi, psi = backbone_dihedrals(positions, topology)
         save_atomic(os.path.join(args.work, f"chunk_{k:05d}.npz"), phi=phi.astype(np.float32),
                     psi=psi.astype(np.float32), bias=bias.astype(np.float32),
@@ -263,6 +297,16 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
             f"{done / elapsed * 60:.2f} ns/min")
         if (k + 1) % args.finalize_every == 0:
             finalize(args)
+
+
+def check_stable(state: openmm.State, topology: app.Topology, args: argparse.Namespace, ns: float) -> None:
+    """Stop before a chunk that blew up is saved: a biased molecule can reach strained geometries
+    where the step is unstable (one TT run with a chi1 bias, at 2 fs, heated to 10^10 kJ/mol)."""
+    kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
+    limit = 10.0 * 1.5 * topology.getNumAtoms() * KB * args.temperature  # ten times the expected value
+    if not math.isfinite(kinetic) or kinetic > limit:
+        raise SystemExit(f"the integration blew up at {ns:.3f} ns of production (kinetic energy {kinetic:.3g} kJ/mol); "
+                         "the chunk is not saved: start again in a new --work with a smaller --timestep-fs")
 
 
 def block_populations(labels: np.ndarray, weights: np.ndarray, n_blocks: int
@@ -316,7 +360,8 @@ def kish_size(weights: np.ndarray) -> float:
 
 def build_ns(settings: Dict[str, object]) -> float:
     """Simulated ns before production, from a run's settings (``config.json`` or the arguments)."""
-    return RESIDUE_BIAS_START_NS if settings.get("residue_bias") else settings["build_ns"]
+    no_build = settings.get("residue_bias") and not settings.get("bias_torsions")
+    return RESIDUE_BIAS_START_NS if no_build else settings["build_ns"]
 
 
 def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.ndarray, n_blocks: int,
@@ -377,9 +422,7 @@ def finalize(args: argparse.Namespace) -> None:
     topology, _ = peptide_from_sequence(args.sequence, seed=args.seed)
     metadata = system_metadata(topology, args.sequence, args)
     metadata.update({
-        "method": ("every residue's (phi, psi) biased by -(1 - 1/gamma) F of ACE-ALA-NME's reference, static-bias "
-                   "production" if args.residue_bias else
-                   "well-tempered metadynamics on backbone torsions, then static-bias production"),
+        "method": method(args),
         "biased_torsions": biased_torsion_names(topology, args),
         "estimator": "histogram of production frames weighted by exp(+beta V_frozen); "
                      "errors: standard error of block means",
@@ -392,6 +435,14 @@ def finalize(args: argparse.Namespace) -> None:
         "command": production_command(args),
     })
     write_reference(args.out, phi, psi, weights, min(args.blocks, n_chunks), metadata)
+
+
+def method(args: argparse.Namespace) -> str:
+    residue = "every residue's (phi, psi) biased by -(1 - 1/gamma) F of ACE-ALA-NME's reference"
+    metadynamics = "well-tempered metadynamics on " + ("the named torsions" if args.bias_torsions else "backbone torsions")
+    if args.residue_bias and args.bias_torsions:
+        return f"{residue}, plus {metadynamics} under it, then static-bias production"
+    return f"{residue if args.residue_bias else metadynamics}, then static-bias production"
 
 
 def jsd_between_halves(phi: np.ndarray, psi: np.ndarray, weights: np.ndarray) -> float:
@@ -425,9 +476,11 @@ def parse_args(argv: List[str]) -> List[argparse.Namespace]:
     parser.add_argument("--hill-ps", type=float, default=1.0, help="interval between hills, ps")
     parser.add_argument("--grid", type=int, default=91, help="bias grid points per axis")
     parser.add_argument("--bias-torsions", nargs="+", default=None, metavar="NAME",
-                        help="1-3 torsions to bias, e.g. psi1 phi2 psi2 (default: see the module docstring)")
+                        help="1-3 torsions to bias by metadynamics, e.g. psi1 phi2 psi2 or chi1_1 chi1_2 "
+                             "(default: see the module docstring)")
     parser.add_argument("--residue-bias", action="store_true",
-                        help="no metadynamics: bias every residue's (phi, psi) by ACE-ALA-NME's free energy")
+                        help="bias every residue's (phi, psi) by ACE-ALA-NME's free energy; alone: no "
+                             "metadynamics, with --bias-torsions (side chains only): metadynamics on those too")
     parser.add_argument("--production-ns", type=float, default=300.0)
     parser.add_argument("--chunk-ns", type=float, default=2.0)
     parser.add_argument("--save-ps", type=float, default=0.5, help="frame interval, ps")
@@ -439,6 +492,10 @@ def parse_args(argv: List[str]) -> List[argparse.Namespace]:
     parser.add_argument("--finalize-only", action="store_true")
     args = parser.parse_args(argv)
     sequences = [x.upper() for x in args.sequence]
+    if args.bias_torsions and not 1 <= len(args.bias_torsions) <= 3:
+        parser.error("--bias-torsions: name 1 to 3 torsions")
+    if args.residue_bias and any(not n.startswith("chi") for n in args.bias_torsions or []):
+        parser.error("--residue-bias already biases every phi and psi: name only side-chain torsions (chi1_K, chi2_K)")
     for sequence in sequences:
         if not sequence or set(sequence) - set(ONE_TO_THREE):
             parser.error(f"--sequence {sequence}: use one-letter codes of {''.join(sorted(ONE_TO_THREE))}")
@@ -479,7 +536,7 @@ def run_one(args: argparse.Namespace) -> None:
         with open(os.path.join(args.work, "command.txt"), "w") as f:
             f.write(" ".join(shlex.quote(a) for a in ["python"] + sys.argv))
         if not os.path.exists(build_path):
-            start = residue_bias_start if args.residue_bias else build_bias
+            start = residue_bias_start if args.residue_bias and not args.bias_torsions else build_bias
             start(args, topology, positions, build_path)
         production(args, topology, build_path)
     finalize(args)

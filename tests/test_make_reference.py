@@ -27,6 +27,17 @@ def pro_ser():
     return peptide_from_sequence("PS", seed=1)
 
 
+def bias_energy(forces, topology, positions) -> float:
+    """kJ/mol of ``forces`` alone (force group 31) at ``positions``."""
+    system = create_system(topology)
+    for force in forces:
+        force.setForceGroup(31)
+        system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    return context.getState(getEnergy=True, groups={31}).getPotentialEnergy()._value
+
+
 def test_default_torsions_skip_the_proline_phi(make_reference, pro_ser):
     topology, _ = pro_ser
     assert [name for name, _ in make_reference.bias_torsions(topology)] == ["phi2", "psi1"]
@@ -40,7 +51,7 @@ def test_named_torsions_and_unknown_names(make_reference, pro_ser):
         make_reference.bias_torsions(topology, ["psi3"])
 
 
-@pytest.mark.parametrize("n_torsions", [2, 3])
+@pytest.mark.parametrize("n_torsions", [1, 2, 3])
 def test_frozen_bias_is_the_grid_function_of_the_named_torsions(make_reference, pro_ser, n_torsions):
     """A smooth periodic bias on the grid must come back as the same function of the right torsions,
     in the right order (a transposed grid or a swapped torsion changes the energy by kJ/mol)."""
@@ -55,13 +66,7 @@ def test_frozen_bias_is_the_grid_function_of_the_named_torsions(make_reference, 
         return sum((k + 1) * np.cos(a - 0.5 * k) for k, a in enumerate(angles))
 
     bias = function(axes).transpose()  # Metadynamics' layout: the first torsion varies fastest
-    system = create_system(topology)
-    force = make_reference.static_bias_force(bias, torsions)
-    force.setForceGroup(31)
-    system.addForce(force)
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions)
-    energy = context.getState(getEnergy=True, groups={31}).getPotentialEnergy()._value
+    energy = bias_energy([make_reference.static_bias_force(bias, torsions)], topology, positions)
     phi, psi = backbone_dihedrals(np.asarray(positions._value)[None], topology)
     values = {"phi1": phi[0, 0], "psi1": psi[0, 0], "phi2": phi[0, 1], "psi2": psi[0, 1]}
     expected = function([math.radians(values[name]) for name in names])
@@ -77,13 +82,8 @@ def test_residue_bias_is_the_same_table_at_every_residue(make_reference, pro_ser
     def function(phi, psi):
         return np.cos(phi) + 2.0 * np.sin(psi + 0.3)
 
-    system = create_system(topology)
     force = make_reference.residue_bias_force(function(phi_grid, psi_grid).T.copy(), topology)  # [psi, phi]
-    force.setForceGroup(31)
-    system.addForce(force)
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions)
-    energy = context.getState(getEnergy=True, groups={31}).getPotentialEnergy()._value
+    energy = bias_energy([force], topology, positions)
     phi, psi = np.radians(backbone_dihedrals(np.asarray(positions._value)[None], topology))
     assert energy == pytest.approx(float(function(phi[0], psi[0]).sum()), abs=0.02)
 
@@ -104,3 +104,58 @@ def test_residue_bias_grid_lifts_alanine_basins(make_reference):
 
     assert at(-80, 160) > -3.0 and at(-70, -40) > -3.0  # beta and alpha_R: near the top
     assert at(0, -30) < at(60, 30) < at(-70, -40)  # barrier < alpha_L < alpha_R
+
+
+def test_side_chain_torsions_are_named_by_residue(make_reference):
+    topology, _ = peptide_from_sequence("TT", seed=1)
+    names = {atom.index: atom.name for atom in topology.atoms()}
+    named = make_reference.side_chain_torsion_indices(topology)
+    assert sorted(named) == ["chi1_1", "chi1_2"]  # threonine has no chi2 (OG1 and CG2 end it)
+    residue = {atom.index: atom.residue.index for atom in topology.atoms()}
+    for k in (1, 2):
+        assert [names[int(i)] for i in named[f"chi1_{k}"]] == ["N", "CA", "CB", "OG1"]
+        assert {residue[int(i)] for i in named[f"chi1_{k}"]} == {k}
+    chosen = make_reference.bias_torsions(topology, ["chi1_2", "psi1"])
+    assert [name for name, _ in chosen] == ["chi1_2", "psi1"]
+
+
+def test_residue_bias_takes_only_side_chain_torsions(make_reference):
+    with pytest.raises(SystemExit):
+        make_reference.parse_args(["--sequence", "TT", "--residue-bias", "--bias-torsions", "phi1"])
+    with pytest.raises(SystemExit):
+        make_reference.parse_args(["--sequence", "TT", "--bias-torsions", "phi1", "psi1", "phi2", "psi2"])
+    args = make_reference.parse_args(["--sequence", "TT", "--residue-bias", "--bias-torsions", "chi1_1", "chi1_2"])[0]
+    assert make_reference.build_ns(vars(args)) == args.build_ns  # a metadynamics build, unlike --residue-bias alone
+
+
+def test_residue_and_side_chain_bias_add_up(make_reference):
+    """The production bias of ``--residue-bias --bias-torsions chi1_1`` is the residue table at every
+    (phi, psi) plus the frozen metadynamics grid at chi1 (the frames' weights need both)."""
+    topology, positions = peptide_from_sequence("TT", seed=1)
+    args = make_reference.parse_args(["--sequence", "TT", "--residue-bias", "--bias-torsions", "chi1_1"])[0]
+    grid = np.linspace(-math.pi, math.pi, 37)
+    grid[-1] = grid[0]
+    phi_grid, psi_grid = np.meshgrid(grid, grid, indexing="ij")
+    build = {"bias": 3.0 * np.cos(grid - 1.0), "residue_bias": (np.cos(phi_grid) + np.sin(psi_grid)).T.copy()}
+    energy = bias_energy(make_reference.frozen_bias_forces(build, topology, args), topology, positions)
+    phi, psi = np.radians(backbone_dihedrals(np.asarray(positions._value)[None], topology))
+    xyz = np.asarray(positions._value)[make_reference.side_chain_torsion_indices(topology)["chi1_1"]]
+    b0, b1, b2 = xyz[0] - xyz[1], xyz[2] - xyz[1], xyz[3] - xyz[2]
+    normal = b1 / np.linalg.norm(b1)
+    v, w = b0 - b0.dot(normal) * normal, b2 - b2.dot(normal) * normal
+    chi = math.atan2(np.cross(normal, v).dot(w), v.dot(w))
+    expected = float((np.cos(phi[0]) + np.sin(psi[0])).sum()) + 3.0 * math.cos(chi - 1.0)
+    assert energy == pytest.approx(expected, abs=0.02)
+
+
+def test_a_blown_up_integration_stops_the_run(make_reference):
+    topology, positions = peptide_from_sequence("TT", seed=1)
+    args = make_reference.parse_args(["--sequence", "TT"])[0]
+    context = openmm.Context(create_system(topology), openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    context.setVelocitiesToTemperature(310.0, 1)
+    make_reference.check_stable(context.getState(getEnergy=True), topology, args, 0.1)
+    context.setVelocitiesToTemperature(310.0 * 30, 1)
+    with pytest.raises(SystemExit, match="blew up at 0.100 ns"):
+        make_reference.check_stable(context.getState(getEnergy=True), topology, args, 0.1)
