@@ -160,6 +160,7 @@ def build_bias(args: argparse.Namespace, topology: app.Topology, positions, path
     start = time.time()
     for k in range(n_chunks):
         meta.step(sim, steps // n_chunks)
+        check_stable(sim.context.getState(getEnergy=True), topology, args, args.build_ns * (k + 1) / n_chunks, "the build")
         free = meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole)
         log(f"build {args.build_ns * (k + 1) / n_chunks:.2f} ns, {time.time() - start:.0f} s, "
             f"free-energy range {free.max() - free.min():.1f} kJ/mol")
@@ -299,14 +300,15 @@ def production(args: argparse.Namespace, topology: app.Topology, build_path: str
             finalize(args)
 
 
-def check_stable(state: openmm.State, topology: app.Topology, args: argparse.Namespace, ns: float) -> None:
+def check_stable(state: openmm.State, topology: app.Topology, args: argparse.Namespace, ns: float,
+                 phase: str = "production") -> None:
     """Stop before a chunk that blew up is saved: a biased molecule can reach strained geometries
-    where the step is unstable (one TT run with a chi1 bias, at 2 fs, heated to 10^10 kJ/mol)."""
+    where the step is unstable (two of three TT runs with a chi1 bias, at 2 fs, heated to 10^10 kJ/mol)."""
     kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
     limit = 10.0 * 1.5 * topology.getNumAtoms() * KB * args.temperature  # ten times the expected value
     if not math.isfinite(kinetic) or kinetic > limit:
-        raise SystemExit(f"the integration blew up at {ns:.3f} ns of production (kinetic energy {kinetic:.3g} kJ/mol); "
-                         "the chunk is not saved: start again in a new --work with a smaller --timestep-fs")
+        raise SystemExit(f"the integration blew up in {phase} at {ns:.3f} ns (kinetic energy {kinetic:.3g} kJ/mol), "
+                         "before saving it: start again in a new --work with a smaller --timestep-fs")
 
 
 def block_populations(labels: np.ndarray, weights: np.ndarray, n_blocks: int

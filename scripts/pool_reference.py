@@ -87,6 +87,10 @@ def main(argv: List[str]) -> None:
                   "production_ns": r["production_ns"], "simulated_ns": build_ns(r["config"]) + r["production_ns"],
                   "kish_effective_frames": r["kish"], "share": share} for r, share in zip(runs, shares)]
     metadata = system_metadata(peptide_from_sequence(sequence)[0], sequence, first)
+    for key, setting in (("timestep_fs", "timestep_fs"), ("friction_per_ps", "friction"), ("hydrogen_mass_amu", "hmr")):
+        values = sorted({r["config"][setting] for r in runs})
+        if len(values) > 1:  # the runs' own settings are in "runs"
+            metadata[key] = values
     metadata.update({
         "method": "pooled static-bias runs of make_reference.py (see runs)",
         "estimator": "each run's frames weighted by exp(+beta V_frozen), normalised within the run, runs "

@@ -5,7 +5,7 @@
 # flow fitted to the dipeptides (it moves molecules without a backbone), their export, the references
 # of the validation dipeptides and the validation benchmarks.
 # About 2 h of dipeptide MD on one core, the ACE-ALA-NME recipe for its data and flow (see
-# train_ace_ala_nme.sh), 2 min of density and 30 min of flow training, 5 h of references and 40 min
+# train_ace_ala_nme.sh), 2 min of density and 30 min of flow training, 6.5 h of references and 45 min
 # of benchmarks;
 # every step resumes or is skipped when done.
 #   bash scripts/train_dipeptides.sh [WORKDIR]
@@ -23,7 +23,7 @@ folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for 
 python -m openmm_timewarp.models.export "$work/tflow/run/finetuned.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
     --max-residues 4 --side-chains 0.3 0.5 0.2 0.0 --basin-prior 0.1 0.35
-# References of every 5th validation dipeptide but RW and TT (see openmm_timewarp/reference/README.md):
+# References of every 5th validation dipeptide but RW (see openmm_timewarp/reference/README.md):
 # independent static-bias runs per peptide (metadynamics on two torsions, PS also on three, and, but for
 # glycine-containing GM, --residue-bias runs), then pooled into the shipped files. Every run resumes.
 ref() { PYTHONPATH=. python scripts/make_reference.py --bias-factor 3 --chunk-ns 1 --save-ps 1 --finalize-every 2 "$@"; }
@@ -39,6 +39,14 @@ for spec in KM:8 ML:8 AC:8 DE:6 PS:6; do
   PYTHONPATH=. python scripts/pool_reference.py --sequence "$s" --work runs/reference/"$name"{,.res} \
       $([ "$s" = PS ] && echo "runs/reference/$name.psi")
 done
+# TT: each Thr's chi1 holds its backbone for ns (residue-bias runs stayed in one rotamer), so its runs add
+# metadynamics on both chi1 under the residue bias (seeds 3 and 4 at 1.5 fs: two of three runs at 2 fs blew up).
+tt=runs/reference/ace-thr-thr-nme_310K
+for spec in 2:2 3:1.5 4:1.5; do
+  ref --sequence TT --residue-bias --bias-torsions chi1_1 chi1_2 --build-ns 3 --production-ns 8 --seed "${spec%%:*}" \
+      --timestep-fs "${spec##*:}" --work "$tt.chi-seed${spec%%:*}" --out "runs/extended/ace-thr-thr-nme_310K.chi-seed${spec%%:*}.npz"
+done
+PYTHONPATH=. python scripts/pool_reference.py --sequence TT --work "$tt".chi-seed{2,3,4}
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \

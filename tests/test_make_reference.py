@@ -157,5 +157,5 @@ def test_a_blown_up_integration_stops_the_run(make_reference):
     context.setVelocitiesToTemperature(310.0, 1)
     make_reference.check_stable(context.getState(getEnergy=True), topology, args, 0.1)
     context.setVelocitiesToTemperature(310.0 * 30, 1)
-    with pytest.raises(SystemExit, match="blew up at 0.100 ns"):
+    with pytest.raises(SystemExit, match="blew up in production at 0.100 ns"):
         make_reference.check_stable(context.getState(getEnergy=True), topology, args, 0.1)

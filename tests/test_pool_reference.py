@@ -23,11 +23,11 @@ def pool_reference():
     return module
 
 
-def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=2):
+def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=2, timestep_fs=2.0):
     """A work folder as make_reference.py leaves it: config.json and production chunks."""
     os.makedirs(folder)
     with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"sequence": sequence, "temperature": temperature, "friction": 1.0, "timestep_fs": 2.0,
+        json.dump({"sequence": sequence, "temperature": temperature, "friction": 1.0, "timestep_fs": timestep_fs,
                    "hmr": 4.0, "build_ns": 3.0, "chunk_ns": 1.0, "residue_bias": False}, f)
     for k, rows in enumerate(np.array_split(np.arange(len(bias)), n_chunks)):
         np.savez(os.path.join(folder, f"chunk_{k:05d}.npz"), phi=phi[rows].astype(np.float32),
@@ -41,7 +41,7 @@ def test_runs_enter_with_their_kish_sizes(pool_reference, tmp_path):
     # Run b: in alpha_R, half its frames with weight e^-3 (bias -3 kT): Kish size smaller than n.
     kt = 0.0083144626 * 310.0
     bias = np.where(np.arange(n) % 2 == 0, 0.0, -3.0 * kt)
-    alpha_basin = fake_run(tmp_path / "b", np.full((n, 2), -70.0), np.full((n, 2), -40.0), bias)
+    alpha_basin = fake_run(tmp_path / "b", np.full((n, 2), -70.0), np.full((n, 2), -40.0), bias, timestep_fs=1.5)
     runs = [pool_reference.read_run(w) for w in (beta_basin, alpha_basin)]
     w = np.exp(-3.0)
     kish_b = n * (1 + w) ** 2 / (2 * (1 + w * w))
@@ -57,6 +57,7 @@ def test_runs_enter_with_their_kish_sizes(pool_reference, tmp_path):
         assert populations[r, names.index("beta")] == pytest.approx(expected, rel=1e-4)
         assert populations[r, names.index("alpha_R")] == pytest.approx(1 - expected, rel=1e-4)
     assert metadata["production_ns"] == 4.0 and len(metadata["runs"]) == 2
+    assert metadata["timestep_fs"] == [1.5, 2.0] and metadata["friction_per_ps"] == 1.0  # settings that differ: all listed
     assert metadata["runs"][0]["share"] == pytest.approx(expected, rel=1e-4)
     assert max(metadata["jsd_between_halves"]) < 1e-9  # every block holds the same mixture
 
