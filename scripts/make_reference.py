@@ -221,7 +221,7 @@ def residue_bias_start(args: argparse.Namespace, topology: app.Topology, positio
 def frozen_bias_forces(build: Dict[str, np.ndarray], topology: app.Topology, args: argparse.Namespace
                        ) -> List[openmm.CustomCVForce]:
     """The production's static bias: the residue bias, the frozen metadynamics bias, or both."""
-    if not args.bias_torsions and args.residue_bias:
+    if not has_build(vars(args)):
         return [residue_bias_force(build["bias"], topology)]
     forces = [static_bias_force(build["bias"], bias_torsions(topology, args.bias_torsions))]
     if args.residue_bias:
@@ -234,7 +234,7 @@ def biased_torsion_names(topology: app.Topology, args: argparse.Namespace) -> Li
     if args.residue_bias:
         n = len(backbone_dihedral_indices(topology)[0])
         names = [f"{kind}{k + 1}" for k in range(n) for kind in ("phi", "psi")]
-        if not args.bias_torsions:
+        if not has_build(vars(args)):
             return names
     return names + [name for name, _ in bias_torsions(topology, args.bias_torsions)]
 
@@ -360,10 +360,15 @@ def kish_size(weights: np.ndarray) -> float:
     return float(weights.sum() ** 2 / (weights ** 2).sum())
 
 
+def has_build(settings: Dict[str, object]) -> bool:
+    """Whether a run (``config.json`` or the arguments as a dict) starts with a metadynamics build:
+    all but ``--residue-bias`` alone."""
+    return not settings.get("residue_bias") or bool(settings.get("bias_torsions"))
+
+
 def build_ns(settings: Dict[str, object]) -> float:
     """Simulated ns before production, from a run's settings (``config.json`` or the arguments)."""
-    no_build = settings.get("residue_bias") and not settings.get("bias_torsions")
-    return RESIDUE_BIAS_START_NS if no_build else settings["build_ns"]
+    return settings["build_ns"] if has_build(settings) else RESIDUE_BIAS_START_NS
 
 
 def write_reference(path: str, phi: np.ndarray, psi: np.ndarray, weights: np.ndarray, n_blocks: int,
@@ -538,7 +543,7 @@ def run_one(args: argparse.Namespace) -> None:
         with open(os.path.join(args.work, "command.txt"), "w") as f:
             f.write(" ".join(shlex.quote(a) for a in ["python"] + sys.argv))
         if not os.path.exists(build_path):
-            start = residue_bias_start if args.residue_bias and not args.bias_torsions else build_bias
+            start = build_bias if has_build(vars(args)) else residue_bias_start
             start(args, topology, positions, build_path)
         production(args, topology, build_path)
     finalize(args)
