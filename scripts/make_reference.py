@@ -64,7 +64,7 @@ import openmm
 from openmm import app, unit
 
 from openmm_timewarp.analysis.basins import BASIN_NAMES, PHI_POSITIVE, assign_basins
-from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices, backbone_dihedrals
+from openmm_timewarp.analysis.dihedrals import backbone_dihedral_indices, backbone_dihedrals, to_mdtraj
 from openmm_timewarp.analysis.histogram import BIN_EDGES, jensen_shannon, ramachandran_histogram
 from openmm_timewarp.analysis.reference import load_reference, reference_name
 from openmm_timewarp.data.generate import add_md_arguments, chirality_restraint, code_version
@@ -84,8 +84,8 @@ def log(message: str) -> None:
 
 def side_chain_torsion_indices(topology: app.Topology) -> Dict[str, np.ndarray]:
     """Atom quadruplets of every chi1 and chi2, named ``chi1_2`` (chi1 of the second residue after ACE)."""
-    top = md.Topology.from_openmm(topology)
-    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
+    dummy = to_mdtraj(np.zeros((topology.getNumAtoms(), 3)), topology)  # mdtraj finds torsions only in a trajectory
+    top = dummy.topology
     named = {}
     for order, compute in ((1, md.compute_chi1), (2, md.compute_chi2)):
         for quadruplet in compute(dummy)[0]:
@@ -460,13 +460,18 @@ def jsd_between_halves(phi: np.ndarray, psi: np.ndarray, weights: np.ndarray) ->
     return float(jensen_shannon(first, second))
 
 
+def saved_command(work: str) -> Optional[str]:
+    """The command that ran a work folder's simulation (its command.txt), if it was kept."""
+    path = os.path.join(work, "command.txt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
 def production_command(args: argparse.Namespace) -> str:
     """The command that ran the simulation (saved in the work folder), else this one."""
-    path = os.path.join(args.work, "command.txt")
-    if os.path.exists(path):
-        with open(path) as f:
-            return f.read().strip()
-    return " ".join(shlex.quote(a) for a in ["python"] + sys.argv)
+    return saved_command(args.work) or " ".join(shlex.quote(a) for a in ["python"] + sys.argv)
 
 
 def parse_args(argv: List[str]) -> List[argparse.Namespace]:

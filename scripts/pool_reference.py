@@ -17,10 +17,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
-from make_reference import build_ns, kish_size, load_production, log, system_metadata, write_reference
+from make_reference import build_ns, kish_size, load_production, log, saved_command, system_metadata, write_reference
 
 from openmm_timewarp.analysis.reference import reference_name
 from openmm_timewarp.systems import peptide_from_sequence
@@ -39,15 +39,6 @@ def read_run(work: str) -> Dict[str, object]:
     return {"work": work, "config": config, "phi": phi, "psi": psi, "weights": weights / weights.sum(),
             "production_ns": n_chunks * config["chunk_ns"],
             "kish": kish_size(weights)}
-
-
-def run_command(work: str) -> Optional[str]:
-    """The command that made a run (its work folder's command.txt), if it was kept."""
-    path = os.path.join(work, "command.txt")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return f.read().strip()
 
 
 def pool(runs: List[Dict[str, object]], shares: List[float], n_blocks: int):
@@ -83,7 +74,7 @@ def main(argv: List[str]) -> None:
     total_kish = sum(r["kish"] for r in runs)
     shares = [r["kish"] / total_kish for r in runs]
     phi, psi, weights = pool(runs, shares, args.blocks)
-    described = [{"work": os.path.relpath(r["work"], root), "settings": r["config"], "command": run_command(r["work"]),
+    described = [{"work": os.path.relpath(r["work"], root), "settings": r["config"], "command": saved_command(r["work"]),
                   "production_ns": r["production_ns"], "simulated_ns": build_ns(r["config"]) + r["production_ns"],
                   "kish_effective_frames": r["kish"], "share": share} for r, share in zip(runs, shares)]
     metadata = system_metadata(peptide_from_sequence(sequence)[0], sequence, first)

@@ -4,11 +4,12 @@ import importlib.util
 import math
 import os
 
+import mdtraj as md
 import numpy as np
 import openmm
 import pytest
 
-from openmm_timewarp.analysis.dihedrals import backbone_dihedrals
+from openmm_timewarp.analysis.dihedrals import backbone_dihedrals, to_mdtraj
 from openmm_timewarp.systems import create_system, peptide_from_sequence
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "make_reference.py")
@@ -139,11 +140,8 @@ def test_residue_and_side_chain_bias_add_up(make_reference):
     build = {"bias": 3.0 * np.cos(grid - 1.0), "residue_bias": (np.cos(phi_grid) + np.sin(psi_grid)).T.copy()}
     energy = bias_energy(make_reference.frozen_bias_forces(build, topology, args), topology, positions)
     phi, psi = np.radians(backbone_dihedrals(np.asarray(positions._value)[None], topology))
-    xyz = np.asarray(positions._value)[make_reference.side_chain_torsion_indices(topology)["chi1_1"]]
-    b0, b1, b2 = xyz[0] - xyz[1], xyz[2] - xyz[1], xyz[3] - xyz[2]
-    normal = b1 / np.linalg.norm(b1)
-    v, w = b0 - b0.dot(normal) * normal, b2 - b2.dot(normal) * normal
-    chi = math.atan2(np.cross(normal, v).dot(w), v.dot(w))
+    quadruplet = make_reference.side_chain_torsion_indices(topology)["chi1_1"]
+    chi = float(md.compute_dihedrals(to_mdtraj(positions, topology), [quadruplet])[0, 0])
     expected = float((np.cos(phi[0]) + np.sin(psi[0])).sum()) + 3.0 * math.cos(chi - 1.0)
     assert energy == pytest.approx(expected, abs=0.02)
 
