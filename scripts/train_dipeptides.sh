@@ -23,7 +23,7 @@ folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for 
 python -m openmm_timewarp.models.export "$work/tflow/run/finetuned.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
     --max-residues 4 --side-chains 0.3 0.5 0.2 0.0 --basin-prior 0.1 0.35
-# References of every 5th validation dipeptide but RW (see openmm_timewarp/reference/README.md):
+# References of every 5th validation dipeptide (see openmm_timewarp/reference/README.md):
 # independent static-bias runs per peptide (metadynamics on two torsions, PS also on three, and, but for
 # glycine-containing GM, --residue-bias runs), then pooled into the shipped files. Every run resumes.
 ref() { PYTHONPATH=. python scripts/make_reference.py --bias-factor 3 --chunk-ns 1 --save-ps 1 --finalize-every 2 "$@"; }
@@ -47,6 +47,14 @@ for spec in 2:2 3:1.5 4:1.5; do
       --timestep-fs "${spec##*:}" --work "$tt.chi-seed${spec%%:*}" --out "runs/extended/ace-thr-thr-nme_310K.chi-seed${spec%%:*}.npz"
 done
 PYTHONPATH=. python scripts/pool_reference.py --sequence TT --work "$tt".chi-seed{2,3,4}
+# RW: Trp's chi1 holds both residues' backbones (with it frozen, Arg stayed in alpha_R), so its runs add
+# metadynamics on Trp's chi1 alone under the residue bias, at 1.5 fs.
+rw=runs/reference/ace-arg-trp-nme_310K
+for seed in 1 2; do
+  ref --sequence RW --residue-bias --bias-torsions chi1_2 --build-ns 3 --production-ns 8 --seed "$seed" \
+      --timestep-fs 1.5 --work "$rw.trp-seed$seed" --out "runs/extended/ace-arg-trp-nme_310K.trp-seed$seed.npz"
+done
+PYTHONPATH=. python scripts/pool_reference.py --sequence RW --work "$rw".trp-seed{1,2}
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \
