@@ -1,6 +1,7 @@
 """Shared fixtures: small systems with exactly known distributions and test proposal models."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -17,6 +18,19 @@ BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
 PLATFORMS = ["Reference", "CPU"]
+SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+
+
+def load_script(name: str):
+    """The module ``scripts/<name>.py`` (scripts import each other from their own folder)."""
+    sys.path.insert(0, SCRIPTS)
+    try:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(SCRIPTS)
+    return module
 
 
 @pytest.fixture(params=PLATFORMS)

@@ -1,8 +1,6 @@
 """The metadynamics reference script: choice of biased torsions and the frozen bias it samples under."""
 
-import importlib.util
 import math
-import os
 
 import mdtraj as md
 import numpy as np
@@ -12,15 +10,12 @@ import pytest
 from openmm_timewarp.analysis.dihedrals import backbone_dihedrals, to_mdtraj
 from openmm_timewarp.systems import create_system, peptide_from_sequence
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "make_reference.py")
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def make_reference():
-    spec = importlib.util.spec_from_file_location("make_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_reference")
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,17 @@
 """Pooling make_reference.py runs: each run normalised, runs weighted by their Kish sizes."""
 
-import importlib.util
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def pool_reference():
-    sys.path.insert(0, SCRIPTS)  # the script imports make_reference from its own folder
-    try:
-        spec = importlib.util.spec_from_file_location("pool_reference", os.path.join(SCRIPTS, "pool_reference.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(SCRIPTS)
-    return module
+    return load_script("pool_reference")
 
 
 def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=2, timestep_fs=2.0):

@@ -1,20 +1,13 @@
 """scripts/proposal_acceptance.py scores proposals as the integrator's own MH test does."""
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
-                      "proposal_acceptance.py")
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("proposal_acceptance", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("proposal_acceptance")
 
 
 def test_scored_acceptance_matches_the_chain(script):
