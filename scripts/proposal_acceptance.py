@@ -19,7 +19,8 @@ from openmm import unit
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.integrator import TimewarpIntegrator, _element_symbols
-from openmm_timewarp.trained import model_path
+from openmm_timewarp.trained import load_module, model_path
+from openmm_timewarp.training.energies import OpenMMReducedEnergy
 
 
 def basin_acceptance(sequence: str, residue: int, model: str = "dipeptides", states: int = 6,
@@ -27,37 +28,32 @@ def basin_acceptance(sequence: str, residue: int, model: str = "dipeptides", sta
                      seed: int = 1) -> Tuple[Dict[str, List[float]], float]:
     """log MH acceptance of every scored proposal, grouped by the basin it gives residue ``residue``
     (1-based), and the chain's own acceptance rate over the steps it made."""
-    topology, positions = systems.peptide_from_sequence(sequence, seed=seed)
     if not 1 <= residue <= len(sequence):
         raise ValueError(f"residue must lie in 1..{len(sequence)} for {sequence}, got {residue}")
+    topology, positions = systems.peptide_from_sequence(sequence, seed=seed)
     system = systems.create_system(topology)
     start = systems.thermalize(system, positions, temperature, picoseconds=20.0, seed=seed)
     path = model_path(model)
-    reference = openmm.Platform.getPlatformByName("Reference")
     integrator = TimewarpIntegrator(path, topology, temperature * unit.kelvin, random_seed=seed)
-    chain = openmm.Context(system, integrator, reference)
+    chain = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
     chain.setPositions(start)
-    scorer = openmm.Context(system, openmm.VerletIntegrator(0.001), reference)
-    kT = (unit.MOLAR_GAS_CONSTANT_R * temperature * unit.kelvin).value_in_unit(unit.kilojoule_per_mole)
-
-    def energy(x: np.ndarray) -> float:
-        scorer.setPositions(x)
-        return scorer.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-
+    reduced_energy = OpenMMReducedEnergy(system, temperature)
     torch.manual_seed(seed)
-    module = torch.jit.load(path)
+    module = load_module(path)
     elements = list(module.elements())
     types = torch.tensor([elements.index(e) for e in _element_symbols(topology)], dtype=torch.int64)
     acceptance: Dict[str, List[float]] = {name: [] for name in analysis.BASIN_NAMES}
     for state in range(states):
         integrator.step(steps_between)
         x = chain.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        e0 = energy(x)
         with torch.no_grad():
             moves, log_ratio = module(torch.tensor(x, dtype=torch.float64), types, proposals)
-        labels = analysis.assign_basins(*analysis.backbone_dihedrals(moves.numpy(), topology))[:, residue - 1]
-        for y, log_r, label in zip(moves.numpy(), log_ratio.numpy(), labels):
-            acceptance[analysis.BASIN_NAMES[label]].append(min(0.0, -(energy(y) - e0) / kT + float(log_r)))
+        moves = moves.numpy()
+        beta_u = reduced_energy.energies_and_forces(np.concatenate([x[None], moves]))[0]
+        log_accept = np.minimum(0.0, beta_u[0] - beta_u[1:] + log_ratio.numpy())
+        labels = analysis.assign_basins(*analysis.backbone_dihedrals(moves, topology))[:, residue - 1]
+        for value, label in zip(log_accept, labels):
+            acceptance[analysis.BASIN_NAMES[label]].append(float(value))
         print(f"state {state + 1}/{states} scored", flush=True)
     return acceptance, integrator.getAcceptanceRate()
 
