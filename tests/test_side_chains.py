@@ -3,6 +3,7 @@ ratio of the moves, and exact Metropolis-Hastings through the C++ integrator on 
 two-torsion side chain whose (phi, psi, chi1, chi2) law is known."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from pymbar import timeseries
 from scipy import integrate
 
 from conftest import BOLTZMANN, sample_positions
-from openmm_timewarp.models.backbone import backbone_angles
+from openmm_timewarp.models.backbone import BackboneProposal, backbone_angles
 from openmm_timewarp.models.export import ExportedProposal
 from openmm_timewarp.models.internal_flow import InternalTimewarpFlow
 from openmm_timewarp.models.mixture import ProposalMixture
@@ -116,6 +117,55 @@ def test_pivots_with_chi_turns_keep_the_density_ratio():
             assert float(log_ratio[row]) == pytest.approx(float(log_g_x[r] - log_g_y[0]), abs=1e-8)
 
 
+def test_rotamer_settings_are_checked():
+    kernel = perturbed_kernel()
+    for args in ((1.5, 0.0, 0.3), (0.5, -0.1, 0.3), (0.5, 0.0, 0.0), (0.5, 0.0, 2.0)):
+        with pytest.raises(ValueError, match="rotamer"):
+            kernel.set_rotamers(*args)
+
+
+def test_pivots_redraw_chi1_with_the_rotamer_ratio():
+    """Pivots of WF that change phi's sign redraw chi1 (only chi1, of the pivoted residue, to a value
+    near a rotamer) and add log h(chi1) - log h(chi1') to the density ratio; the others keep it."""
+    x, types, names = minimized_peptide("WF")
+    kernel = perturbed_kernel()
+    kernel.set_rotamers(1.0, 0.0, 0.2)
+    torch.manual_seed(6)
+    backbone, sides, features = kernel.residues(x, types)
+    assert [names[i] for i in kernel.cached_chi1[:, 2].tolist()] == ["TRP:CB", "PHE:CB"]
+    y, log_ratio = kernel.pivots(x, types, 400, backbone, sides, features)
+    valid = log_ratio > -1e29
+    y, log_ratio = y[valid], log_ratio[valid]
+    phi_x, psi_x = backbone_angles(x, backbone)
+    phi_y, psi_y = backbone_angles(y, backbone)
+    picked = (((phi_y - phi_x).abs() > 1e-9) | ((psi_y - psi_x).abs() > 1e-9)).to(torch.int64).argmax(1)
+    rows = torch.arange(len(y))
+    crossing = (phi_x[picked] >= 0) != (phi_y[rows, picked] >= 0)
+    assert crossing.sum() > 20 and (~crossing).sum() > 20
+    quads = chi_quads(x, kernel)
+    chi_x, chi_y = dihedrals(x, quads), dihedrals(y, quads)
+    moved = (chi_y - chi_x).abs() > 1e-9
+    chi1 = torch.tensor([kernel.cached_chi1[r, 4] for r in range(2)])
+    owner_chi1 = chi1[picked]
+    expected = torch.zeros_like(moved)
+    expected[rows[crossing], owner_chi1[crossing]] = True
+    assert (moved == expected).all(), "exactly the pivoted residue's chi1 moves, and only on a sign change"
+    quads1 = [[int(a) for a in kernel.cached_chi1[r, :4]] for r in range(2)]
+    new_chi1 = dihedrals(y, quads1)[rows, picked]
+    old_chi1 = dihedrals(x, quads1)[picked]
+    centres = torch.tensor([-math.pi / 3, math.pi, math.pi / 3])
+    distance = torch.remainder(new_chi1[crossing, None] - centres + math.pi, 2 * math.pi) - math.pi
+    assert distance.abs().min(1).values.max() < 5 * 0.2
+    params = kernel.density.mixture(features)
+    free = sides[:, 0].any(1)
+    log_g_x = kernel.density.log_prob(params, phi_x, psi_x, free)
+    one = tuple(p[picked] for p in params)
+    log_g_y = kernel.density.log_prob(one, phi_y[rows, picked], psi_y[rows, picked], free[picked])
+    expected_ratio = log_g_x[picked] - log_g_y + torch.where(
+        crossing, kernel.rotamer_log_prob(old_chi1) - kernel.rotamer_log_prob(new_chi1), torch.zeros_like(log_g_y))
+    assert torch.allclose(log_ratio, expected_ratio, atol=1e-8)
+
+
 # The bare backbone of test_backbone with a side chain CA-CB-CG-CD: harmonic bonds and angles, and
 # torsion potentials on phi, psi, chi1 = N1-CA-CB-CG and chi2 = CA-CB-CG-CD only, so the four
 # dihedrals are independent with p ~ exp(-beta V(angle)) each.
@@ -178,16 +228,30 @@ def side_chain_system(x: np.ndarray) -> mm.System:
     return system
 
 
-def export_side_chain_model(tmp_path, jumps=None) -> str:
+class RotamersWithoutRatio(BackboneProposal):
+    """Power check: chi1 redrawn from h without h in the ratio."""
+
+    def rotamer_log_prob(self, chi: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(chi)
+
+
+def export_side_chain_model(tmp_path, jumps=None, rotamers=False, ratio=True) -> str:
     kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
-    kernel.set_side_chains(0.4, 0.6, 0.3, 0.5)
+    if not ratio:
+        kernel = RotamersWithoutRatio.from_config(json.loads(kernel.config_json))
+        kernel.load_state_dict(perturbed_kernel(seed=2, elements=["C", "N", "O"]).state_dict())
+    kernel.set_side_chains(*((0.2, 0.6, 0.3, 0.0) if rotamers else (0.4, 0.6, 0.3, 0.5)))
+    if rotamers:
+        kernel.set_local(0.8, 0.2)  # pivots mostly small, so a redraw's fate is chi1's energy
+        kernel.set_rotamers(1.0, 0.5, 0.3)
+        kernel.rotamer_centres = [0.0, 2.1]  # away from chi1's mode (-151 degrees), for power
     if jumps is not None:
         kernel.chi_jumps = jumps
     flow = InternalTimewarpFlow(["C", "N", "O"], hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
     with torch.no_grad():
         flow.log_scale_table.copy_(torch.log(torch.tensor([0.005, 0.1, 1.0])).expand_as(flow.log_scale_table))
     flow.set_kernels(0.0, 0.0, 1.0, local_step=1.0)  # bonds and angles by a symmetric random walk
-    path = tmp_path / f"side_chains_{jumps}.pt"
+    path = tmp_path / f"side_chains_{jumps}_{rotamers}_{ratio}.pt"
     module = ExportedProposal(ProposalMixture(flow, kernel, 0.7).eval(), 1.0, TEMPERATURE, {})
     torch.jit.save(torch.jit.script(module), str(path))
     return path
@@ -222,4 +286,16 @@ def test_mh_with_side_chain_moves_samples_the_exact_torsion_law(tmp_path):
 def test_mh_with_asymmetric_jumps_is_detected(tmp_path):
     """Power check: rotamer jumps of +120 degrees only (no reverse move) must fail."""
     scores, _ = dihedral_z_scores(export_side_chain_model(tmp_path, jumps=[2 * math.pi / 3]), 8000)
+    assert max(abs(z) for z in scores.values()) > 4.5, scores
+
+
+def test_mh_with_rotamer_redraws_samples_the_exact_torsion_law(tmp_path):
+    scores, acceptance = dihedral_z_scores(export_side_chain_model(tmp_path, rotamers=True), 8000)
+    assert 0.02 < acceptance < 0.95
+    assert all(abs(z) < 4.5 for z in scores.values()), scores
+
+
+def test_mh_with_rotamer_redraws_without_their_ratio_is_detected(tmp_path):
+    """Power check: chi1 redrawn near the rotamers, but h left out of the ratio, must fail."""
+    scores, _ = dihedral_z_scores(export_side_chain_model(tmp_path, rotamers=True, ratio=False), 8000)
     assert max(abs(z) for z in scores.values()) > 4.5, scores

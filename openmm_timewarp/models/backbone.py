@@ -22,6 +22,13 @@ every residue both angles. A torsion bond inside a ring (proline's N-CA) is neve
 Side chains can move too (:meth:`BackboneProposal.set_side_chains`, module ``side_chains``):
 chi-only proposals, and pivots that also turn the pivoted residue's chi angles, both by a
 symmetric law of increments, so the ratio stays the density ratio (0 for chi-only moves).
+
+A pivot can also redraw the pivoted residue's chi1 (:meth:`BackboneProposal.set_rotamers`) from a
+fixed rotamer density h, independently of its current value: a bulky side chain often fits only one
+rotamer once phi changes sign, and a jump of chi1 alone clashes with the backbone it leaves. Whether
+a pivot redraws chi1 depends on an independent coin and on whether phi changes sign, which is the
+same for the move and its reverse, and chi1 (N-CA-CB-X) is unchanged by the pivot (N lies on the
+N-CA axis), so the ratio gains log h(chi1) - log h(chi1').
 """
 import json
 import math
@@ -31,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
-from .side_chains import JUMPS, find_torsions, side_chain_shells, torsion_increments, turn_torsions
+from .side_chains import JUMPS, ROTAMERS, chi1_quads, find_torsions, side_chain_shells, torsion_increments, turn_torsions
 from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, far_side, rotation_matrices, wrap_angle
 
 SIDE_CHAIN_SHELLS = 3
@@ -126,6 +133,10 @@ class BackboneProposal(nn.Module):
         self.chi_width = 0.0
         self.pivot_chi = 0.0
         self.chi_jumps: List[float] = list(JUMPS)
+        self.rotamer_crossing = 0.0
+        self.rotamer_other = 0.0
+        self.rotamer_log_width = math.log(0.35)
+        self.rotamer_centres: List[float] = list(ROTAMERS)
         self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
         self.register_buffer("is_heavy", torch.tensor([e != "H" for e in elements]))
         # Residues of the last bond graph seen (finding them costs several ms).
@@ -137,6 +148,7 @@ class BackboneProposal(nn.Module):
         self.cached_chi_bonds = torch.zeros(0, 2, dtype=torch.int64)
         self.cached_chi_sides = torch.zeros(0, 0, dtype=torch.bool)
         self.cached_chi_residues = torch.zeros(0, dtype=torch.int64)
+        self.cached_chi1 = torch.zeros(0, 5, dtype=torch.int64)
 
     def set_local(self, fraction: float, width: float) -> None:
         """Draw a fraction of the new (phi, psi) as a symmetric wrapped-normal step of ``width`` (rad)
@@ -161,6 +173,19 @@ class BackboneProposal(nn.Module):
                 raise ValueError(f"side-chain {name} must lie in [0, {high}], got {value}")
         self.chi_fraction, self.chi_jump, self.chi_width, self.pivot_chi = (float(fraction), float(jump), float(width),
                                                                              float(with_pivots))
+
+    def set_rotamers(self, crossing: float, other: float, width: float) -> None:
+        """Redraw the pivoted residue's chi1 from the rotamer density h (equal wrapped normals of
+        ``width`` rad at -60, 180 and 60 degrees) in a fraction ``crossing`` of the pivots that
+        change the sign of its phi and a fraction ``other`` of the rest (0, 0: never); see the module
+        docstring. Residues without a chi1 (glycine, alanine, proline) are pivoted alone."""
+        for name, value in (("crossing", crossing), ("other", other)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"rotamer {name} fraction must lie in [0, 1], got {value}")
+        if not 0.0 < width <= 1.5:
+            raise ValueError(f"rotamer width must lie in (0, 1.5] rad, got {width}")
+        self.rotamer_crossing, self.rotamer_other = float(crossing), float(other)
+        self.rotamer_log_width = math.log(width)
 
     @classmethod
     def from_config(cls, config: dict) -> "BackboneProposal":
@@ -191,6 +216,7 @@ class BackboneProposal(nn.Module):
         features = residue_features(adjacency, atom_types, self.is_heavy[atom_types], backbone, self.num_elements,
                                     sides[:, 0].any(1))
         chi_bonds, chi_sides, chi_residues = find_torsions(adjacency, self.is_heavy[atom_types], backbone)
+        self.cached_chi1 = chi1_quads(adjacency, self.is_heavy[atom_types], backbone, chi_bonds, chi_sides)
         self.cached_graph, self.cached_types = adjacency, atom_types.clone()
         self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
         self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues = chi_bonds, chi_sides, chi_residues
@@ -252,7 +278,8 @@ class BackboneProposal(nn.Module):
         moved_n, moved_c = moved[:num_proposals], moved[num_proposals:]
         side = sides[pick]
         y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative))
-        y, log_ratio = self.side_chain_moves(relative, y, log_ratio, pick)
+        y, log_ratio, redrawn = self.rotamer_moves(y, log_ratio, pick, phi_now, phi_new)
+        y, log_ratio = self.side_chain_moves(relative, y, log_ratio, pick, redrawn)
         # Keep the atom mean of x, as the flows do: the turn then acts on positions relative to the
         # mean only, where it is volume preserving, and leaves the mean unchanged.
         y = y - y.mean(1, keepdim=True) + x.mean(0)
@@ -263,16 +290,54 @@ class BackboneProposal(nn.Module):
         y = torch.where(valid[:, None, None], y, x[None])
         return y.to(positions.dtype), log_ratio
 
-    def side_chain_moves(self, x: Tensor, pivoted: Tensor, log_ratio: Tensor, pick: Tensor) -> Tuple[Tensor, Tensor]:
+    def rotamer_log_prob(self, chi: Tensor) -> Tensor:
+        """log h(chi) per radian of the rotamer density of :meth:`set_rotamers`."""
+        centres = torch.tensor(self.rotamer_centres, dtype=torch.float64)
+        log_width = torch.full_like(centres, self.rotamer_log_width)
+        return torch.logsumexp(wrapped_normal_log_prob(chi[:, None], centres[None], log_width[None]), 1) - math.log(
+            len(self.rotamer_centres))
+
+    def rotamer_moves(self, pivoted: Tensor, log_ratio: Tensor, pick: Tensor, phi_now: Tensor,
+                      phi_new: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Redraw chi1 of the pivoted residue ``pick`` (B,) of the pivots ``pivoted`` (B, N, 3) as
+        :meth:`set_rotamers` says (a pivot leaves chi1 as it was); returns the proposals, their log
+        ratios and which rows (B,) were redrawn."""
+        batch = pivoted.shape[0]
+        redrawn = torch.zeros(batch, dtype=torch.bool)
+        if self.rotamer_crossing == 0.0 and self.rotamer_other == 0.0:
+            return pivoted, log_ratio, redrawn
+        rows = self.cached_chi1[pick]
+        crossing = (phi_now >= 0) != (phi_new >= 0)
+        chance = torch.where(crossing, torch.full_like(phi_now, self.rotamer_crossing),
+                             torch.full_like(phi_now, self.rotamer_other))
+        redrawn = (rows[:, 0] >= 0) & (torch.rand(batch, dtype=torch.float64) < chance)
+        atoms = rows.clamp(min=0)
+        batch_index = torch.arange(batch)
+        p = [pivoted[batch_index, atoms[:, i]] for i in range(4)]
+        chi_now = -_dihedral(p[0], p[1], p[2], p[3])
+        centres = torch.tensor(self.rotamer_centres, dtype=torch.float64)
+        chi_new = wrap_angle(centres[torch.randint(0, centres.shape[0], (batch,))]
+                             + torch.randn(batch, dtype=torch.float64) * math.exp(self.rotamer_log_width))
+        log_ratio = torch.where(redrawn, log_ratio + self.rotamer_log_prob(chi_now) - self.rotamer_log_prob(chi_new),
+                                log_ratio)
+        # A right-handed turn about CA -> CB moves CB's side and changes chi1 by +d (see pivots).
+        increments = torch.zeros(batch, self.cached_chi_bonds.shape[0], dtype=torch.float64)
+        increments[batch_index, atoms[:, 4]] = torch.where(redrawn, wrap_angle(chi_new - chi_now),
+                                                           torch.zeros_like(chi_new))
+        return turn_torsions(pivoted, self.cached_chi_bonds, self.cached_chi_sides, increments), log_ratio, redrawn
+
+    def side_chain_moves(self, x: Tensor, pivoted: Tensor, log_ratio: Tensor, pick: Tensor,
+                         redrawn: Tensor) -> Tuple[Tensor, Tensor]:
         """Replace a ``chi_fraction`` of the pivots ``pivoted`` (B, N, 3) of ``x`` (B, N, 3) by chi-only
         moves (ratio 0) and turn the chi angles of a ``pivot_chi`` fraction of the rest (see
-        :meth:`set_side_chains`); returns the proposals and their log ratios."""
+        :meth:`set_side_chains`), except those whose chi1 was ``redrawn`` (B,) (h would no longer be
+        their density); returns the proposals and their log ratios."""
         bonds, chi_sides, owner = self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues
         batch, count = pivoted.shape[0], bonds.shape[0]
         if count == 0 or (self.chi_fraction == 0.0 and self.pivot_chi == 0.0):
             return pivoted, log_ratio
         chi_only = torch.rand(batch, dtype=torch.float64) < self.chi_fraction
-        with_pivot = ~chi_only & (torch.rand(batch, dtype=torch.float64) < self.pivot_chi)
+        with_pivot = ~chi_only & ~redrawn & (torch.rand(batch, dtype=torch.float64) < self.pivot_chi)
         one = torch.randint(0, count, (batch,))
         index = torch.arange(count)[None, :]
         mine = ((index == one[:, None]) & chi_only[:, None]) | ((owner[None, :] == pick[:, None]) & with_pivot[:, None])

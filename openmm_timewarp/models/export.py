@@ -164,6 +164,11 @@ def main() -> None:
                         help="with --backbone: fraction of proposals that turn one chi torsion instead of "
                              "pivoting, rotamer-jump probability, noise width (rad), and fraction of pivots that "
                              "also turn the pivoted residue's chi angles (see models/side_chains.py)")
+    parser.add_argument("--rotamers", type=float, nargs=3, metavar=("CROSSING", "OTHER", "WIDTH"),
+                        default=(0.0, 0.0, 0.35),
+                        help="with --backbone: fraction of the pivots changing the sign of phi, and of the others, "
+                             "that also redraw the residue's chi1 from rotamers WIDTH rad wide at -60, 180 and 60 "
+                             "degrees (see models/backbone.py)")
     parser.add_argument("--basin-prior", type=float, nargs=2, metavar=("WEIGHT", "WIDTH"), default=(0.0, 0.35),
                         help="with --backbone: weight of fixed (phi, psi) components at the known backbone minima, "
                              "WIDTH rad wide, mixed into the learned density (see models/ramachandran.py)")
@@ -190,12 +195,14 @@ def main() -> None:
         kernel, kernel_info = load_backbone(args.backbone)
         kernel.set_local(*args.pivot_local)
         kernel.set_side_chains(*args.side_chains)
+        kernel.set_rotamers(*args.rotamers)
         kernel.density.set_basin_prior(*args.basin_prior)
         flow = ProposalMixture(flow, kernel, args.backbone_weight)
         info = dict(info, backbone=dict(kernel_info, checkpoint=str(args.backbone), weight=args.backbone_weight,
                                         local_fraction=args.pivot_local[0], local_width=args.pivot_local[1],
                                         side_chains=dict(zip(("fraction", "jump", "width", "with_pivots"),
                                                              args.side_chains)),
+                                        rotamers=dict(zip(("crossing", "other", "width"), args.rotamers)),
                                         basin_prior=dict(zip(("weight", "width"), args.basin_prior))))
     if args.max_residues is not None:
         info = dict(info, max_residues=args.max_residues)

@@ -26,6 +26,9 @@ from .zmatrix import far_side, rotation_matrices
 JUMPS = (2.0 * math.pi / 3.0, -2.0 * math.pi / 3.0, math.pi)
 """Rotamer jumps: the staggered neighbours about an sp3-sp3 bond, and the flip of a planar group."""
 
+ROTAMERS = (-math.pi / 3.0, math.pi, math.pi / 3.0)
+"""chi1 of the three staggered rotamers (g-, t, g+), rad."""
+
 
 def side_chain_shells(adjacency: Tensor, backbone_row: Tensor) -> List[Tensor]:
     """Atoms (N,) bool of a residue [C(i-1), N, CA, C, N(i+1)] by bond distance from its C-alpha
@@ -74,6 +77,21 @@ def find_torsions(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor) -> Tupl
         return (torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, adjacency.shape[0], dtype=torch.bool),
                 torch.zeros(0, dtype=torch.int64))
     return torch.tensor(bonds, dtype=torch.int64), torch.stack(sides), torch.tensor(residues, dtype=torch.int64)
+
+
+def chi1_quads(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor, bonds: Tensor, sides: Tensor) -> Tensor:
+    """chi1 of each residue of ``backbone`` (R, 5) as a row (R, 5) [N, CA, CB, X, t] of the torsions
+    ``bonds``/``sides`` of :func:`find_torsions`: X is the lowest-numbered heavy atom bonded to CB
+    besides CA, t the torsion index of CA-CB; all -1 for a residue without one. Where CB carries two
+    heavy atoms (Val, Ile, Thr) X may be either, but always the same one for a given molecule."""
+    rows = torch.full((backbone.shape[0], 5), -1, dtype=torch.int64)
+    for t in range(bonds.shape[0]):
+        b, c = int(bonds[t, 0]), int(bonds[t, 1])
+        for r in range(backbone.shape[0]):
+            if int(backbone[r, 2]) == b:
+                beyond = torch.nonzero(adjacency[c] & is_heavy & sides[t]).flatten()
+                rows[r] = torch.tensor([int(backbone[r, 1]), b, c, int(beyond[0]), t], dtype=torch.int64)
+    return rows
 
 
 def torsion_increments(count: int, jump: float, width: float, jumps: List[float]) -> Tensor:
