@@ -50,11 +50,11 @@ PYTHONPATH=. python scripts/pool_reference.py --sequence TT --work "$tt".chi-see
 # RW: Trp's chi1 holds both residues' backbones (with it frozen, Arg stayed in alpha_R), so its runs add
 # metadynamics on Trp's chi1 alone under the residue bias, at 1.5 fs.
 rw=runs/reference/ace-arg-trp-nme_310K
-for seed in 1 2; do
+for seed in 1 2 3 4; do
   ref --sequence RW --residue-bias --bias-torsions chi1_2 --build-ns 3 --production-ns 8 --seed "$seed" \
       --timestep-fs 1.5 --work "$rw.trp-seed$seed" --out "runs/extended/ace-arg-trp-nme_310K.trp-seed$seed.npz"
 done
-PYTHONPATH=. python scripts/pool_reference.py --sequence RW --work "$rw".trp-seed{1,2}
+PYTHONPATH=. python scripts/pool_reference.py --sequence RW --work "$rw".trp-seed{1,2,3,4}
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \
