@@ -145,12 +145,11 @@ def test_pivots_redraw_chi1_with_the_rotamer_ratio():
     quads = chi_quads(x, kernel)
     chi_x, chi_y = dihedrals(x, quads), dihedrals(y, quads)
     moved = (chi_y - chi_x).abs() > 1e-9
-    chi1 = torch.tensor([kernel.cached_chi1[r, 4] for r in range(2)])
-    owner_chi1 = chi1[picked]
+    owner_chi1 = kernel.cached_chi1[picked, 4]
     expected = torch.zeros_like(moved)
     expected[rows[crossing], owner_chi1[crossing]] = True
     assert (moved == expected).all(), "exactly the pivoted residue's chi1 moves, and only on a sign change"
-    quads1 = [[int(a) for a in kernel.cached_chi1[r, :4]] for r in range(2)]
+    quads1 = kernel.cached_chi1[:, :4].tolist()
     new_chi1 = dihedrals(y, quads1)[rows, picked]
     old_chi1 = dihedrals(x, quads1)[picked]
     centres = torch.tensor([-math.pi / 3, math.pi, math.pi / 3])
@@ -238,8 +237,9 @@ class RotamersWithoutRatio(BackboneProposal):
 def export_side_chain_model(tmp_path, jumps=None, rotamers=False, ratio=True) -> str:
     kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
     if not ratio:
-        kernel = RotamersWithoutRatio.from_config(json.loads(kernel.config_json))
-        kernel.load_state_dict(perturbed_kernel(seed=2, elements=["C", "N", "O"]).state_dict())
+        trained = kernel
+        kernel = RotamersWithoutRatio.from_config(json.loads(trained.config_json))
+        kernel.load_state_dict(trained.state_dict())
     kernel.set_side_chains(*((0.2, 0.6, 0.3, 0.0) if rotamers else (0.4, 0.6, 0.3, 0.5)))
     if rotamers:
         kernel.set_local(0.8, 0.2)  # pivots mostly small, so a redraw's fate is chi1's energy

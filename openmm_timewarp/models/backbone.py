@@ -216,7 +216,8 @@ class BackboneProposal(nn.Module):
         features = residue_features(adjacency, atom_types, self.is_heavy[atom_types], backbone, self.num_elements,
                                     sides[:, 0].any(1))
         chi_bonds, chi_sides, chi_residues = find_torsions(adjacency, self.is_heavy[atom_types], backbone)
-        self.cached_chi1 = chi1_quads(adjacency, self.is_heavy[atom_types], backbone, chi_bonds, chi_sides)
+        self.cached_chi1 = chi1_quads(adjacency, self.is_heavy[atom_types], backbone, chi_bonds, chi_sides,
+                                      chi_residues)
         self.cached_graph, self.cached_types = adjacency, atom_types.clone()
         self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
         self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues = chi_bonds, chi_sides, chi_residues

@@ -79,18 +79,19 @@ def find_torsions(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor) -> Tupl
     return torch.tensor(bonds, dtype=torch.int64), torch.stack(sides), torch.tensor(residues, dtype=torch.int64)
 
 
-def chi1_quads(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor, bonds: Tensor, sides: Tensor) -> Tensor:
+def chi1_quads(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor, bonds: Tensor, sides: Tensor,
+               owners: Tensor) -> Tensor:
     """chi1 of each residue of ``backbone`` (R, 5) as a row (R, 5) [N, CA, CB, X, t] of the torsions
-    ``bonds``/``sides`` of :func:`find_torsions`: X is the lowest-numbered heavy atom bonded to CB
-    besides CA, t the torsion index of CA-CB; all -1 for a residue without one. Where CB carries two
-    heavy atoms (Val, Ile, Thr) X may be either, but always the same one for a given molecule."""
+    ``bonds``/``sides``/``owners`` of :func:`find_torsions`: X is the lowest-numbered heavy atom
+    bonded to CB besides CA, t the torsion index of CA-CB; all -1 for a residue without one. Where
+    CB carries two heavy atoms (Val, Ile, Thr) X may be either, but always the same one for a given
+    molecule."""
     rows = torch.full((backbone.shape[0], 5), -1, dtype=torch.int64)
     for t in range(bonds.shape[0]):
-        b, c = int(bonds[t, 0]), int(bonds[t, 1])
-        for r in range(backbone.shape[0]):
-            if int(backbone[r, 2]) == b:
-                beyond = torch.nonzero(adjacency[c] & is_heavy & sides[t]).flatten()
-                rows[r] = torch.tensor([int(backbone[r, 1]), b, c, int(beyond[0]), t], dtype=torch.int64)
+        r, b, c = int(owners[t]), int(bonds[t, 0]), int(bonds[t, 1])
+        if int(backbone[r, 2]) == b:
+            beyond = torch.nonzero(adjacency[c] & is_heavy & sides[t]).flatten()
+            rows[r] = torch.tensor([int(backbone[r, 1]), b, c, int(beyond[0]), t], dtype=torch.int64)
     return rows
 
 
