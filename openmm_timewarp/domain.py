@@ -1,48 +1,18 @@
-"""What a model was trained for, and the warnings a molecule outside it deserves.
+"""Whether a peptide lies inside a model's training domain, and why not.
 
 A proposal model outside its training domain still samples exactly under Metropolis-Hastings
 (the acceptance test sees OpenMM's energy), but its proposals may be poor, so the acceptance
-rate and the sampling speed can collapse.  Users get told why, once, when they build the
-integrator or prepare the peptide.
+rate and the sampling speed can collapse.  This module holds the rule alone; the sequences a
+model was trained on come from :attr:`openmm_timewarp.model_file.ModelFile.trained_sequences`,
+and :meth:`~openmm_timewarp.model_file.ModelFile.domain_warnings` applies the rule to a model.
 """
 from __future__ import annotations
 
-import functools
-import json
-import os
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
-__all__ = ["ModelDomainWarning", "model_metadata", "trained_sequences", "domain_warnings"]
+from .errors import ModelDomainWarning
 
-
-class ModelDomainWarning(UserWarning):
-    """A molecule lies outside what the proposal model was trained for."""
-
-
-def model_metadata(path: str) -> Dict:
-    """The provenance a model file records (``metadata_json()``), read once per file version."""
-    return dict(_metadata(os.path.abspath(path), os.path.getmtime(path)))
-
-
-@functools.lru_cache(maxsize=8)
-def _metadata(path: str, mtime: float) -> Dict:
-    from .trained import load_module
-
-    module = load_module(path)
-    return json.loads(module.metadata_json()) if hasattr(module, "metadata_json") else {}
-
-
-def trained_sequences(metadata: Dict) -> List[str]:
-    """The sequences whose data trained the kernels that move a peptide.
-
-    A backbone density with weight 1 makes every peptide move (the flow then only moves
-    molecules without a backbone), so its sequences count; otherwise the flow's, which the
-    exporter records as ``sequences``.
-    """
-    backbone = metadata.get("backbone") or {}
-    if backbone and float(backbone.get("weight", 0.0)) >= 1.0:
-        return [str(s) for s in backbone.get("sequences", [])]
-    return [str(s) for s in metadata.get("sequences", [])]
+__all__ = ["ModelDomainWarning", "domain_warnings"]
 
 
 def domain_warnings(sequence: str, trained: Sequence[str], model_name: str) -> List[str]:
@@ -53,7 +23,7 @@ def domain_warnings(sequence: str, trained: Sequence[str], model_name: str) -> L
     sequence
         The peptide, e.g. ``"GM"`` for ACE-GLY-MET-NME.
     trained
-        The training sequences (:func:`trained_sequences`); empty if unknown (no warning).
+        The training sequences (:attr:`ModelFile.trained_sequences`); empty if unknown (no warning).
     model_name
         Named in the messages.
 

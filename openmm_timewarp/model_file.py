@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .errors import InputError
 
-__all__ = ["ModelFile", "SETTINGS_ENTRY", "DEFAULT_MODEL", "DEFAULT_MAX_RESIDUES", "SHIPPED_DIR", "available_models",
+__all__ = ["ModelFile", "ModelLike", "SETTINGS_ENTRY", "DEFAULT_MODEL", "DEFAULT_MAX_RESIDUES", "SHIPPED_DIR", "available_models",
            "resolve_model_path", "save_model", "shipped_provenance"]
 
 #: The archive entry (a TorchScript "extra file") that holds a model's integrator settings.
@@ -160,6 +160,18 @@ class ModelFile:
                    float(module.temperature_kelvin()), bool(module.has_density()), int(module.contract_version()),
                    metadata, settings, module)
 
+    def __fspath__(self) -> str:
+        """The file's path, so that code taking a model path also takes an open ModelFile.
+
+        Raises
+        ------
+        InputError
+            For a model read from bytes, which has no file.
+        """
+        if not self.path:
+            raise InputError(f"model {self.name} was read from bytes and has no file path")
+        return self.path
+
     @property
     def shipped(self) -> bool:
         """Whether this is one of the package's shipped models."""
@@ -206,6 +218,15 @@ class ModelFile:
         """Where :attr:`max_residues` comes from, for messages."""
         return ("the model's metadata" if "max_residues" in self.metadata
                 else "the default for models without a recorded limit")
+
+    def description(self) -> Dict[str, Any]:
+        """What the model says about itself, JSON-ready: name, path, contract facts, size limit,
+        recommended integrator settings, whether it needs fast-coordinate moves, and provenance."""
+        return dict(name=self.name, path=self.path, elements=list(self.elements), lag_time_ps=self.lag_time_ps,
+                    temperature_K=self.temperature_K, exact_density=self.has_density,
+                    contract_version=self.contract_version, max_residues=self.max_residues,
+                    integrator_settings=self.integrator_settings,
+                    needs_fast_coordinate_moves=self.needs_fast_coordinate_moves, provenance=self.provenance)
 
     def domain_warnings(self, sequence: str) -> List[str]:
         """Reasons why a peptide (one-letter sequence between the caps) lies outside the training domain."""

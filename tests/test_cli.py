@@ -8,9 +8,13 @@ trajectory holds both accepted and rejected steps.
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +28,8 @@ from openmm import app, unit
 import proposals
 import openmm_timewarp
 from openmm_timewarp import analysis, systems
-from openmm_timewarp.cli import main
-from openmm_timewarp.trained import DEFAULT_MODEL
+from openmm_timewarp.cli import MODULES, build_parser, main
+from openmm_timewarp.model_file import DEFAULT_MODEL, ModelFile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
@@ -168,7 +172,31 @@ def test_models_describes_a_model_file(model):
     done = cli("models", model)
     assert done.returncode == 0, done.stderr
     assert "lag 100 ps, trained at 310 K, elements H C N O S, up to 4 residues" in done.stdout
-    assert main(["models"]) == 0  # no shipped model yet: says so, and how to train one
+    # A model without a timewarp.json entry recommends no hybrid Monte Carlo moves.
+    assert "recommended integrator settings: hmc_interval 0, hmc_steps 10, hmc_step_size 1 fs" in done.stdout
+    assert "needs fast-coordinate moves: no" in done.stdout
+    assert main(["models"]) == 0
+
+
+def test_models_shows_the_settings_recorded_in_the_file(tmp_path, capsys):
+    if DEFAULT_MODEL not in openmm_timewarp.available_models():
+        pytest.skip("no default model shipped")
+    # An unshipped copy has no provenance file beside it: the settings must come from the file itself.
+    copy = shutil.copy(ModelFile.open(DEFAULT_MODEL).path, tmp_path / "copy.pt")
+    for name in (DEFAULT_MODEL, copy):
+        assert main(["models", str(name)]) == 0
+        out = capsys.readouterr().out
+        assert "recommended integrator settings: hmc_interval 2, hmc_steps 10, hmc_step_size 1 fs" in out, name
+        assert "needs fast-coordinate moves: yes" in out, name
+    assert main(["models", str(copy), "--json"]) == 0
+    (described,) = json.loads(capsys.readouterr().out)
+    assert described["integrator_settings"]["hmc_interval"] == 2 and described["needs_fast_coordinate_moves"]
+
+
+def test_sample_help_names_the_models_recommendation(capsys):
+    assert main(["sample", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: the model's recommendation, see 'openmm-timewarp models'" in text and "1 for the" not in text
 
 
 def test_sample_with_the_shipped_default_model(tmp_path):
@@ -178,8 +206,9 @@ def test_sample_with_the_shipped_default_model(tmp_path):
     done = cli("sample", PDB, "--steps", "600", "--seed", "2", "--out", out, "--no-progress")
     assert done.returncode == 0, done.stderr
     summary = json.load(open(os.path.join(out, "summary.json")))
-    shipped = json.loads((Path(openmm_timewarp.__file__).parent / "trained" / f"{DEFAULT_MODEL}.json").read_text())
-    assert summary["model"] == DEFAULT_MODEL and summary["lag_time_ps"] == shipped["lag_time_ps"]
+    shipped = ModelFile.open(DEFAULT_MODEL)
+    assert summary["model"] == DEFAULT_MODEL and summary["lag_time_ps"] == shipped.lag_time_ps
+    assert summary["hmc_interval"] == shipped.integrator_settings["hmc_interval"] == 2
     # About half of its proposals are accepted on ACE-ALA-NME (benchmarks/ala_sampling.py): about 300 here.
     assert summary["num_proposed"] == 600 and summary["num_accepted"] >= 150
 
@@ -288,31 +317,48 @@ def test_explore_is_labelled_biased(tmp_path, capsys):
 
 
 def test_python_api_returns_objects(model):
-    from openmm_timewarp.api import SamplingResult, sample
+    from openmm_timewarp.run import SamplingResult, sample
 
-    result = sample(PDB, model=model, steps=30, frame_every=3, seed=5)
+    assert openmm_timewarp.sample is sample
+    result = sample(PDB, model=ModelFile.open(model), steps=30, frame_every=3, seed=5)
     assert isinstance(result, SamplingResult) and result.files == {}
     assert isinstance(result.trajectory, md.Trajectory) and result.trajectory.n_frames == 10
     assert result.phi.shape == (10, 1) and result.residues == ["ALA2"]
     assert result.num_proposed == 30 and result.acceptance == result.num_accepted / 30
+    assert result.summary["hmc_interval"] == 0 and result.summary["model_path"] == os.path.abspath(model)
     assert result.populations[0]["beta"][0] == pytest.approx(np.mean(analysis.assign_basins(result.phi, result.psi) == 0))
 
 
-def test_forwarded_pipeline_commands(capsys):
-    assert main(["export", "--help"]) == 0
-    assert "usage: openmm-timewarp export [-h] [--kernels FULL TORSION LOCAL]" in capsys.readouterr().out
-    assert main(["train", "--data"]) == 2  # the module's own parser rejects its own bad options
-    assert "--data: expected at least one argument" in capsys.readouterr().err
+def test_every_command_module_registers_its_subcommands():
+    present = [name for name in MODULES if importlib.util.find_spec(f"openmm_timewarp.cli.{name}") is not None]
+    assert {"sample", "md", "compare", "models"} <= set(present)
+    for name in present:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"openmm_timewarp.cli.{name}").add_parsers(subparsers)
+        assert subparsers.choices, name
+        for command, parser in subparsers.choices.items():
+            assert callable(parser.get_default("run")), (name, command)
+    parser = build_parser()
+    for argv in (["sample", PDB], ["md", PDB], ["compare", "a", "b"], ["models"]):
+        assert callable(parser.parse_args(argv).run), argv
 
 
-def test_a_model_trained_on_other_sequences_is_flagged(tmp_path):
-    from openmm_timewarp.cli import prepare
+def test_bad_options_and_help_return_a_status(capsys):
+    assert main(["md", "--help"]) == 0
+    assert "usage: openmm-timewarp md" in capsys.readouterr().out
+    assert main(["sample", PDB, "--steps", "many"]) == 2
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_other_sequences_is_flagged(model, tmp_path):
+    from openmm_timewarp.peptide import prepare_peptide
 
     topology, positions = systems.peptide_from_sequence("G")
     path = write_pdb(tmp_path / "gly.pdb", topology, positions)
-    facts = prepare.ModelFacts("m.pt", ["H", "C", "N", "O", "S"], 500.0, 310.0, True, {"sequences": ["A"]}, 4, "test")
-    notes = prepare.prepare_peptide(path, facts).notes
-    assert any("residue(s) G of G occur in none of the sequences m.pt was trained on (A)" in note
+    walk = ModelFile.open(model)
+    notes = prepare_peptide(path, dataclasses.replace(walk, metadata={"sequences": ["A"]})).notes
+    assert any("residue(s) G of G occur in none of the sequences walk.pt was trained on (A)" in note
                for note in notes), notes
-    facts.metadata["sequences"] = ["A", "G"]
-    assert not any("trained on" in note for note in prepare.prepare_peptide(path, facts).notes)
+    trained = dataclasses.replace(walk, metadata={"sequences": ["A", "G"]})
+    assert not any("trained on" in note for note in prepare_peptide(path, trained).notes)
+    assert not any("trained on" in note for note in prepare_peptide(path, None).notes)

@@ -1,14 +1,15 @@
-"""``openmm-timewarp md INPUT.pdb``: the plain-MD baseline on the very same System."""
+"""``openmm-timewarp md INPUT.pdb``: the plain-MD baseline on the very same System (:func:`openmm_timewarp.run.run_md`)."""
 from __future__ import annotations
 
 import argparse
 
 from .sample import add_run_options, report
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parsers"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``md``."""
     parser = subparsers.add_parser(
         "md", help="plain Langevin MD on the same System (the baseline)",
         description="Prepare INPUT.pdb exactly as 'sample' does and run LangevinMiddleIntegrator MD on the same "
@@ -17,11 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step-fs", type=float, default=1.0,
                         help="time step, fs (default 1; the System has no constraints, keep it <= 2)")
     parser.add_argument("--friction", type=float, default=1.0, help="friction, 1/ps (default 1)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=_run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..api import run_md
+def _run(args: argparse.Namespace) -> int:
+    from ..run import run_md
 
     result = run_md(args.input, steps=args.steps, out=args.out, step_fs=args.step_fs, friction_per_ps=args.friction,
                     seed=args.seed, temperature=args.temperature, frame_every=args.frame_every,

@@ -1,44 +1,49 @@
-"""``openmm-timewarp models [MODEL ...]``: the shipped models, or the given model files."""
+"""``openmm-timewarp models [MODEL ...]``: the shipped models, or the given model files (:class:`~openmm_timewarp.model_file.ModelFile`)."""
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Dict
 
-__all__ = ["add_parser", "describe", "run"]
+__all__ = ["add_parsers"]
 
 # Provenance keys (training's checkpoint info, a shipped model's JSON) worth a line each, in this order.
 _KEYS = ("sequences", "data", "train_pairs", "val_pairs", "epochs", "acceptance_epochs", "seed", "acceptance",
          "command")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list the shipped models (or describe model files)",
-                                   description="List the shipped proposal models with what each was trained on, "
-                                               "its lag time and temperature; or describe the given model files.")
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``models``."""
+    parser = subparsers.add_parser(
+        "models", help="list the shipped models (or describe model files)",
+        description="List the shipped proposal models with what each was trained on, its lag time and temperature, "
+                    "and the integrator settings it recommends; or describe the given model files.")
     parser.add_argument("model", nargs="*", help="shipped model names or model files (default: all shipped)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=_run)
 
 
-def describe(model: str) -> Dict:
-    """What a model (name or file) says about itself, merged with its shipped provenance file."""
-    from ..api import resolve_model
-    from ..trained import available_models, model_info
+def _text(d: Dict) -> str:
+    settings = d["integrator_settings"]
+    lines = [f"{d['name']}: lag {d['lag_time_ps']:g} ps, trained at {d['temperature_K']:g} K, elements "
+             f"{' '.join(d['elements'])}, up to {d['max_residues']} residues, "
+             f"{'exact density (Metropolis-Hastings)' if d['exact_density'] else 'no density (exploration only)'}",
+             f"  file {d['path']}",
+             f"  recommended integrator settings: hmc_interval {settings['hmc_interval']}, hmc_steps "
+             f"{settings['hmc_steps']}, hmc_step_size {settings['hmc_step_size_ps'] * 1000:g} fs",
+             "  needs fast-coordinate moves: " + ("yes (its moves leave bond lengths and angles unchanged: keep "
+                                                  "hmc_interval > 0)" if d["needs_fast_coordinate_moves"] else "no")]
+    lines += [f"  {key}: {d['provenance'][key]}" for key in _KEYS if key in d["provenance"]]
+    if not d["provenance"]:
+        lines.append("  no recorded provenance (what it was trained on is unknown)")
+    return "\n".join(lines)
 
-    facts = resolve_model(model)
-    info = dict(model_info(model) if model in available_models() else {})
-    info.update(facts.metadata)
-    return dict(name=model, path=facts.path, elements=facts.elements, lag_time_ps=facts.lag_time_ps,
-                temperature_K=facts.temperature_K, exact_density=facts.has_density,
-                max_residues=facts.max_residues, provenance=info)
 
-
-def run(args: argparse.Namespace) -> int:
-    from ..trained import available_models
+def _run(args: argparse.Namespace) -> int:
+    from ..model_file import ModelFile, available_models
 
     names = args.model or available_models()
-    described = [describe(name) for name in names]
+    described = [ModelFile.open(name).description() for name in names]
     if args.json:
         print(json.dumps(described, indent=1))
         return 0
@@ -46,13 +51,5 @@ def run(args: argparse.Namespace) -> int:
         print("no shipped models in this installation; train one with 'openmm-timewarp generate-data', 'train' and "
               "'export', then pass the file with --model")
     for d in described:
-        print(f"{d['name']}: lag {d['lag_time_ps']:g} ps, trained at {d['temperature_K']:g} K, elements "
-              f"{' '.join(d['elements'])}, up to {d['max_residues']} residues, "
-              f"{'exact density (Metropolis-Hastings)' if d['exact_density'] else 'no density (exploration only)'}")
-        print(f"  file {d['path']}")
-        for key in _KEYS:
-            if key in d["provenance"]:
-                print(f"  {key}: {d['provenance'][key]}")
-        if not d["provenance"]:
-            print("  no recorded provenance (what it was trained on is unknown)")
+        print(_text(d))
     return 0

@@ -1,13 +1,13 @@
-"""``openmm-timewarp sample INPUT.pdb``: Timewarp sampling with Metropolis-Hastings."""
+"""``openmm-timewarp sample INPUT.pdb``: Timewarp sampling with Metropolis-Hastings (:func:`openmm_timewarp.run.sample`)."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-from ..trained import DEFAULT_MODEL
+from ..model_file import DEFAULT_MODEL
 
-__all__ = ["add_parser", "add_run_options", "report", "run"]
+__all__ = ["add_parsers", "add_run_options", "report"]
 
 
 def add_run_options(parser: argparse.ArgumentParser, steps: int, frame_every: int, out: str) -> None:
@@ -26,7 +26,8 @@ def add_run_options(parser: argparse.ArgumentParser, steps: int, frame_every: in
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sample``."""
     parser = subparsers.add_parser(
         "sample", help="sample a peptide with a Timewarp model (Metropolis-Hastings)",
         description="Prepare INPUT.pdb (pdbfixer: missing atoms, hydrogens, ACE/NME caps), build the implicit-solvent "
@@ -41,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     parser.add_argument("--hmc-interval", type=int, default=None, metavar="N",
                         help="a hybrid Monte Carlo move after every N steps, 0 for none (default: the model's "
-                             "recommendation, 1 for the shipped models)")
-    parser.set_defaults(run=run)
+                             "recommendation, see 'openmm-timewarp models')")
+    parser.set_defaults(run=_run)
 
 
 def report(result) -> None:
@@ -53,8 +54,8 @@ def report(result) -> None:
           f"to {os.path.dirname(result.files['summary_json']) or '.'}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..api import sample
+def _run(args: argparse.Namespace) -> int:
+    from ..run import sample
 
     if args.explore:
         print("exploration mode: proposals are accepted without Metropolis-Hastings; the samples are BIASED",

@@ -1,55 +1,35 @@
 """From a user's PDB file to a checked, capped, protonated peptide ready for a System.
 
-Every refusal is an :class:`InputError` whose message names the problem and, where there is one,
-the option or edit that fixes it.  Checks run on the file as read, before pdbfixer touches it, so
-that the message talks about the user's residues and not about atoms pdbfixer made up.
+Every refusal is an :class:`~openmm_timewarp.errors.InputError` whose message names the problem
+and, where there is one, the option or edit that fixes it.  Checks run on the file as read, before
+pdbfixer touches it, so that the message talks about the user's residues and not about atoms
+pdbfixer made up.  Given a proposal model, the prepared peptide is also checked against what the
+model supports (its elements and its size limit) and against what it was trained on (notes).
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 from openmm import app, unit
 
-from .. import systems
-from ..domain import domain_warnings, trained_sequences
-from ..systems import THREE_TO_ONE, WATER_NAMES, place_atom
-from ..trained import load_module
+from . import systems
+from .errors import InputError
+from .model_file import ModelFile, ModelLike
+from .systems import THREE_TO_ONE, WATER_NAMES, place_atom
 
-__all__ = ["InputError", "check_readable", "Prepared", "ModelFacts", "model_facts", "prepare_peptide",
-           "DEFAULT_MAX_RESIDUES"]
+__all__ = ["check_readable", "Prepared", "prepare_peptide"]
 
-#: Residues between the caps that a model supports unless its metadata says otherwise: the
-#: Timewarp models were trained and validated on di- to tetrapeptides (2AA and 4AA data sets).
-DEFAULT_MAX_RESIDUES = 4
+PathLike = Union[str, os.PathLike]
 _ION_NAMES = {"NA", "CL", "K", "MG", "CA", "ZN", "LI", "RB", "CS", "F", "BR", "I", "MN", "FE",
               "CU", "NI", "CO", "CD", "SOD", "CLA", "POT", "CAL", "NA+", "CL-", "K+"}
 _TERMINAL_N_HYDROGENS = {"H1", "H2", "H3", "HN1", "HN2", "HN3", "HT1", "HT2", "HT3"}
 _TERMINAL_C_ATOMS = {"OXT", "HXT", "OT2", "OT1"}
 _MAX_PEPTIDE_BOND = 0.2  # nm; a C-N peptide bond is 0.133 nm, anything past 0.2 is a break
-
-
-class InputError(ValueError):
-    """An input the command refuses, with a message meant for the user."""
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a proposal model file says about itself (contract version 1 methods)."""
-
-    path: str
-    elements: List[str]
-    lag_time_ps: float
-    temperature_K: float
-    has_density: bool
-    metadata: Dict
-    max_residues: int
-    max_residues_source: str
 
 
 @dataclass
@@ -62,23 +42,9 @@ class Prepared:
     notes: List[str] = field(default_factory=list)
 
 
-def model_facts(path: str) -> ModelFacts:
-    """Read a TorchScript proposal model's elements, lag, temperature and size limit."""
-    try:
-        module = load_module(path)
-    except ValueError as error:
-        raise InputError(str(error)) from None
-    metadata = json.loads(module.metadata_json()) if hasattr(module, "metadata_json") else {}
-    limit, source = metadata.get("max_residues"), "the model's metadata"
-    if limit is None:
-        limit, source = DEFAULT_MAX_RESIDUES, "the default for models without a recorded limit"
-    return ModelFacts(path, list(module.elements()), float(module.lag_time_ps()),
-                      float(module.temperature_kelvin()), bool(module.has_density()), metadata,
-                      int(limit), source)
-
-
-def check_readable(path: str) -> None:
-    """Refuse a path that is not a readable file (before any slow set-up)."""
+def check_readable(path: PathLike) -> None:
+    """Refuse a path that is not a readable file (an :class:`InputError`; cheap, for before any slow set-up)."""
+    path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder, not a PDB file")
     if not os.path.isfile(path):
@@ -175,31 +141,8 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
     modeller.topology, modeller.positions = topology, unit.Quantity(np.array(positions), unit.angstrom)
 
 
-def prepare_peptide(path: str, model: Optional[ModelFacts], strip_solvent: bool = False,
-                    ph: float = 7.0, seed: int = 0) -> Prepared:
-    """Check a PDB file and complete it with pdbfixer (missing atoms, hydrogens, caps).
-
-    Parameters
-    ----------
-    path
-        The PDB file: one chain of standard amino acids, capped or not.
-    model
-        The proposal model, for its elements and its peptide-size limit; None for plain MD.
-    strip_solvent
-        Remove waters and ions instead of refusing them.
-    ph
-        pH of the added hydrogens.
-    seed
-        Seed of pdbfixer's placement of missing atoms.
-
-    Raises
-    ------
-    InputError
-        For an unreadable file, NaN coordinates, solvent (without ``strip_solvent``), ligands or
-        non-standard residues, several chains, chain breaks, unknown elements, or a peptide larger
-        than the model supports.
-    """
-    path = os.fspath(path)
+def _read_atoms(path: str) -> app.PDBFile:
+    """The file's atoms, refused for non-finite coordinates or atoms without an element."""
     pdb = _read(path)
     xyz = np.array(pdb.positions.value_in_unit(unit.nanometer))
     if not np.all(np.isfinite(xyz)):
@@ -210,38 +153,85 @@ def prepare_peptide(path: str, model: Optional[ModelFacts], strip_solvent: bool 
     if missing:
         raise InputError(f"{path}: unknown element for atom(s) {', '.join(missing[:5])}; "
                          "give element symbols in columns 77-78")
-    modeller, notes = app.Modeller(pdb.topology, pdb.positions), []
-    solvent = [r for r in pdb.topology.residues() if _is_solvent(r)]
-    if solvent:
-        names = ", ".join(sorted({r.name for r in solvent}))
-        if not strip_solvent:
-            raise InputError(f"{path}: contains {len(solvent)} water/ion residue(s) ({names}); the System uses "
-                             "implicit solvent: pass --strip-solvent (strip_solvent=True) to remove them")
-        modeller.delete(solvent)
-        notes.append(f"removed {len(solvent)} water/ion residue(s) ({names})")
-    _check_chain(modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), path)
-    _cap(modeller, notes)
+    return pdb
+
+
+def _remove_solvent(modeller: app.Modeller, path: str, strip_solvent: bool, notes: List[str]) -> None:
+    solvent = [r for r in modeller.topology.residues() if _is_solvent(r)]
+    if not solvent:
+        return
+    names = ", ".join(sorted({r.name for r in solvent}))
+    if not strip_solvent:
+        raise InputError(f"{path}: contains {len(solvent)} water/ion residue(s) ({names}); the System uses "
+                         "implicit solvent: pass --strip-solvent (strip_solvent=True) to remove them")
+    modeller.delete(solvent)
+    notes.append(f"removed {len(solvent)} water/ion residue(s) ({names})")
+
+
+def _complete(modeller: app.Modeller, path: str, ph: float, seed: int, notes: List[str]):
+    """pdbfixer's missing atoms and hydrogens, through a temporary file (what pdbfixer reads)."""
     with tempfile.TemporaryDirectory() as tmp:
         capped = os.path.join(tmp, "capped.pdb")
         with open(capped, "w") as f:
             app.PDBFile.writeFile(modeller.topology, modeller.positions, f)
-        atoms_before = modeller.topology.getNumAtoms()
         try:
             topology, positions = systems.load_pdb(capped, ph=ph, seed=seed)
         except ValueError as error:
             raise InputError(f"{path}: {str(error).replace(capped, 'structure')}") from None
-    if topology.getNumAtoms() > atoms_before:
-        notes.append(f"pdbfixer added {topology.getNumAtoms() - atoms_before} missing atom(s) and hydrogens at pH {ph:g}")
-    sequence = systems.sequence_of(topology)
-    if model is None:
-        return Prepared(topology, positions, sequence, notes)
+    added = topology.getNumAtoms() - modeller.topology.getNumAtoms()
+    if added > 0:
+        notes.append(f"pdbfixer added {added} missing atom(s) and hydrogens at pH {ph:g}")
+    return topology, positions
+
+
+def _check_model(model: ModelFile, topology: app.Topology, sequence: str, path: str, notes: List[str]) -> None:
+    """Refuse a peptide the model does not support; note one outside its training domain."""
     if len(sequence) > model.max_residues:
         raise InputError(f"{path}: {len(sequence)} residues between the caps ({sequence}); the model "
-                         f"{os.path.basename(model.path)} supports at most {model.max_residues} "
-                         f"(limit from {model.max_residues_source})")
-    unknown = sorted({a.element.symbol for a in topology.atoms()} - set(model.elements))
-    if unknown:
-        raise InputError(f"{path}: element(s) {', '.join(unknown)} unknown to the model "
-                         f"{os.path.basename(model.path)} (it knows {' '.join(model.elements)})")
-    notes += domain_warnings(sequence, trained_sequences(model.metadata), os.path.basename(model.path))
+                         f"{model.name} supports at most {model.max_residues} (limit from {model.max_residues_source})")
+    model.check_elements([a.element.symbol for a in topology.atoms()], source=path)
+    notes += model.domain_warnings(sequence)
+
+
+def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_solvent: bool = False,
+                    ph: float = 7.0, seed: int = 0) -> Prepared:
+    """Check a PDB file and complete it with pdbfixer (missing atoms, hydrogens, caps).
+
+    Parameters
+    ----------
+    path
+        The PDB file: one chain of standard amino acids, capped or not.
+    model
+        The proposal model (a :class:`~openmm_timewarp.model_file.ModelFile`, a shipped name or a
+        path), for its elements, its peptide-size limit and its training domain; None for plain MD.
+    strip_solvent
+        Remove waters and ions instead of refusing them.
+    ph
+        pH of the added hydrogens.
+    seed
+        Seed of pdbfixer's placement of missing atoms.
+
+    Returns
+    -------
+    Prepared
+        Its ``notes`` say what was changed and, given a model, why the peptide lies outside the
+        model's training domain (sampling stays exact; proposals may be poor).
+
+    Raises
+    ------
+    InputError
+        For an unreadable file, NaN coordinates, solvent (without ``strip_solvent``), ligands or
+        non-standard residues, several chains, chain breaks, unknown elements, or a peptide larger
+        than the model supports.
+    """
+    path = os.fspath(path)
+    pdb = _read_atoms(path)
+    modeller, notes = app.Modeller(pdb.topology, pdb.positions), []
+    _remove_solvent(modeller, path, strip_solvent, notes)
+    _check_chain(modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), path)
+    _cap(modeller, notes)
+    topology, positions = _complete(modeller, path, ph, seed, notes)
+    sequence = systems.sequence_of(topology)
+    if model is not None:
+        _check_model(ModelFile.open(model), topology, sequence, path, notes)
     return Prepared(topology, positions, sequence, notes)

@@ -1,8 +1,8 @@
-"""The output folder of a run: trajectory, log, plots, populations and summaries.
+"""The folder a run writes: trajectory, log, plots, populations and summaries.
 
-A folder holds ``topology.pdb`` (the minimized start, the topology of the trajectory),
+A run folder holds ``topology.pdb`` (the minimized start, the topology of the trajectory),
 ``trajectory.dcd``, ``log.csv``, ``ramachandran_<residue>.png`` per residue, ``populations.csv``,
-``summary.txt`` and ``summary.json``.  :func:`load_run` reads one back for ``compare``.
+``summary.txt`` and ``summary.json``.  :func:`load_run` reads one back (``compare`` does).
 """
 from __future__ import annotations
 
@@ -10,36 +10,31 @@ import csv
 import json
 import os
 import shutil
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence, Tuple, Union
 
 import mdtraj as md
 import numpy as np
 
-from ..analysis import basin_populations, plot_free_energy
-from .prepare import InputError
+from ..analysis import plot_free_energy
+from ..errors import InputError
 
-__all__ = ["check_folder", "residue_labels", "residue_populations", "write_outputs", "load_run"]
+__all__ = ["check_folder", "write_run", "load_run", "summary_text"]
+
+PathLike = Union[str, os.PathLike]
 
 
-def check_folder(out: str, overwrite: bool) -> None:
-    """Refuse an existing ``out`` unless ``overwrite`` (checked before a run, removed only after it)."""
+def check_folder(out: PathLike, overwrite: bool) -> None:
+    """Refuse an existing ``out`` (an :class:`InputError`) unless ``overwrite`` allows replacing it.
+
+    Runs check their folder before any slow set-up, and remove an old one only when the new files are ready.
+    """
+    out = os.fspath(out)
     if not os.path.lexists(out):
         return
     if not overwrite:
         raise InputError(f"output folder {out} exists; choose another --out or pass --overwrite to replace it")
     if not os.path.isdir(out) or os.path.islink(out):
         raise InputError(f"{out} exists and is not a folder; --overwrite replaces only output folders")
-
-
-def residue_labels(topology: md.Topology) -> List[str]:
-    """Names like ``ALA2`` of the residues between the caps, in chain order."""
-    return [f"{r.name}{r.resSeq}" for r in topology.residues if r.name not in ("ACE", "NME")]
-
-
-def residue_populations(phi: np.ndarray, psi: np.ndarray) -> List[Dict[str, List[float]]]:
-    """Per residue: basin name -> [population, standard error] (lists, so JSON keeps them)."""
-    return [{name: [p, e] for name, (p, e) in basin_populations(phi[:, r], psi[:, r]).items()}
-            for r in range(phi.shape[1])]
 
 
 def _write_log(path: str, columns: Sequence[str], rows: Sequence[Sequence[float]]) -> None:
@@ -49,7 +44,8 @@ def _write_log(path: str, columns: Sequence[str], rows: Sequence[Sequence[float]
         writer.writerows(rows)
 
 
-def _summary_text(summary: Dict) -> str:
+def summary_text(summary: Dict) -> str:
+    """The human-readable ``summary.txt`` of a run's summary (as in ``summary.json``)."""
     lines = [f"openmm-timewarp {summary['command']}: {summary['input']} ({summary['sequence']}, "
              f"{summary['n_atoms']} atoms) at {summary['temperature_K']:g} K"]
     if summary.get("biased"):
@@ -70,16 +66,30 @@ def _summary_text(summary: Dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: str, overwrite: bool, start: md.Trajectory, trajectory: md.Trajectory, phi: np.ndarray,
-                  psi: np.ndarray, log_columns: Sequence[str], log_rows: Sequence[Sequence[float]], summary: Dict,
-                  title: str) -> Dict[str, str]:
-    """Write every file of a run folder and return name -> path.
+def write_run(out: PathLike, overwrite: bool, start: md.Trajectory, trajectory: md.Trajectory, phi: np.ndarray,
+              psi: np.ndarray, log_columns: Sequence[str], log_rows: Sequence[Sequence[float]], summary: Dict,
+              title: str) -> Dict[str, str]:
+    """Write every file of a run folder and return file role -> path.
 
-    ``start`` is the minimized starting structure, written as the trajectory's topology file.
-    ``phi`` and ``psi`` are the trajectory's dihedrals (degrees, (n_frames, n_residues));
-    ``summary`` holds the run's settings and statistics, ``residues`` and ``populations``
-    included; this adds ``files`` to it.
+    Parameters
+    ----------
+    out
+        The folder; an existing one is replaced only with ``overwrite`` (see :func:`check_folder`).
+    start
+        The minimized starting structure, written as the trajectory's topology file.
+    trajectory
+        The recorded frames.
+    phi, psi
+        The trajectory's backbone dihedrals, degrees, shape (n_frames, n_residues).
+    log_columns, log_rows
+        The ``log.csv`` table, one row per frame.
+    summary
+        The run's settings and statistics, ``residues``, ``populations``, ``temperature_K`` and
+        the keys of :func:`summary_text` included; this adds ``files`` to it.
+    title
+        Names the run in the plots' titles.
     """
+    out = os.fspath(out)
     check_folder(out, overwrite)
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -100,14 +110,21 @@ def write_outputs(out: str, overwrite: bool, start: md.Trajectory, trajectory: m
                 for name, (p, e) in pops.items()])
     summary["files"] = {k: os.path.basename(v) for k, v in files.items()}
     with open(files["summary_txt"], "w") as f:
-        f.write(_summary_text(summary))
+        f.write(summary_text(summary))
     with open(files["summary_json"], "w") as f:
         json.dump(summary, f, indent=1)
     return files
 
 
-def load_run(folder: str) -> tuple:
-    """Read a run folder back: (summary dict, mdtraj.Trajectory)."""
+def load_run(folder: PathLike) -> Tuple[Dict, md.Trajectory]:
+    """Read a run folder back: its summary (``summary.json``) and its trajectory.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is not a run folder.
+    """
+    folder = os.fspath(folder)
     path = os.path.join(folder, "summary.json")
     if not os.path.isfile(path):
         raise InputError(f"{folder}: not a run folder of openmm-timewarp sample or md (no summary.json)")

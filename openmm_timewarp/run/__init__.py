@@ -1,0 +1,18 @@
+"""Runs from a PDB file to frames, statistics and a run folder, with Timewarp or plain MD.
+
+>>> from openmm_timewarp.run import sample, run_md
+>>> result = sample("examples/data/ace-ala-nme.pdb", steps=20_000, out="ala-timewarp")
+>>> result.acceptance, result.populations[0]["alpha_R"], result.trajectory.n_frames
+
+One module per concept: :mod:`~.sampling` (:func:`sample`), :mod:`~.md` (:func:`run_md`),
+:mod:`~.results` (what they return), :mod:`~.recording` (what they share), :mod:`~.folder` (the
+run folder they write and :func:`load_run` reads) and :mod:`~.compare` (two run folders side by side).
+"""
+from .compare import compare_runs, write_comparison
+from .folder import check_folder, load_run, write_run
+from .md import run_md
+from .results import MDResult, RunResult, SamplingResult
+from .sampling import sample
+
+__all__ = ["sample", "run_md", "RunResult", "SamplingResult", "MDResult", "check_folder", "write_run", "load_run",
+           "compare_runs", "write_comparison"]
