@@ -37,7 +37,7 @@ import torch
 from ala_sampling import TEMPERATURE, fastest_platform, generous_ess_per_second, md_run, timewarp_run
 
 from openmm_timewarp import analysis, systems
-from openmm_timewarp.trained import DEFAULT_MODEL
+from openmm_timewarp.model_file import DEFAULT_MODEL
 
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                      "dipeptide_split.json")

@@ -17,7 +17,7 @@ import torch
 from openmm import unit
 
 from openmm_timewarp import systems
-from openmm_timewarp.trained import load_module
+from openmm_timewarp.model_file import ModelFile, resolve_model_path
 
 
 def main() -> None:
@@ -31,7 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    module = load_module(args.model)
+    path = resolve_model_path(args.model)
+    with open(path, "rb") as f:  # a module of its own, not ModelFile.open's shared one: set_lag_ps changes it
+        module = ModelFile.from_bytes(f.read(), path=path).module
     topology, positions = systems.peptide_from_sequence(args.sequence, seed=args.seed)
     system = systems.create_system(topology)
     start = systems.thermalize(system, positions, 310.0, picoseconds=5.0, seed=args.seed).value_in_unit(unit.nanometer)
