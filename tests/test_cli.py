@@ -329,6 +329,27 @@ def test_python_api_returns_objects(model):
     assert result.populations[0]["beta"][0] == pytest.approx(np.mean(analysis.assign_basins(result.phi, result.psi) == 0))
 
 
+def test_sample_reads_the_model_file_once(model, tmp_path, monkeypatch):
+    import builtins
+
+    import torch
+
+    from openmm_timewarp.run import sample
+
+    fresh = str(shutil.copy(model, tmp_path / "fresh.pt"))  # a path ModelFile has not read in this process
+    loads, reads = [], []
+    load, read = torch.jit.load, builtins.open
+    monkeypatch.setattr(torch.jit, "load", lambda *args, **kw: loads.append(1) or load(*args, **kw))
+    def counting_open(file, *args, **kw):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == fresh:
+            reads.append(1)
+        return read(file, *args, **kw)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    sample(PDB, model=fresh, steps=4, frame_every=2, seed=5)
+    assert len(loads) == 1 and len(reads) == 1
+
+
 def test_every_command_module_registers_its_subcommands():
     present = [name for name in MODULES if importlib.util.find_spec(f"openmm_timewarp.cli.{name}") is not None]
     assert {"sample", "md", "compare", "models"} <= set(present)

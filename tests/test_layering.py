@@ -79,7 +79,8 @@ def test_the_checks_see_what_they_look_for():
     tree = ast.parse("from ..cli import main\nfrom .. import cli\nimport openmm_timewarp.cli.sample\n"
                      "from ..cli.sample import report\nimportlib.import_module('openmm_timewarp.cli')\n"
                      "from ..peptide import prepare_peptide\nfrom . import folder\n")
-    assert sorted(cli_imports("run/example.py", tree)) == ["openmm_timewarp.cli"] * 3 + ["openmm_timewarp.cli.sample"] * 2
+    expected = ["openmm_timewarp.cli"] * 3 + ["openmm_timewarp.cli.sample"] * 2
+    assert sorted(cli_imports("run/example.py", tree)) == expected
     assert cli_imports("__init__.py", ast.parse("from .cli import main\nfrom .run import sample\n")) == \
         ["openmm_timewarp.cli"]
     tree = ast.parse("import sys\ndef main():\n    return sys.argv[1:]\nfrom sys import argv\n")

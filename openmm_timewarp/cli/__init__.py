@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'openmm-timewarp SUBCOMMAND --help' for the options of each subcommand.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name in MODULES:
-        # Transitional: other branches of the restructuring add some of these modules; the lead removes this skip at merge.
+        # Transitional: other branches of the restructuring add some of these modules; the lead
+        # removes this skip at merge.
         if importlib.util.find_spec(f"{__name__}.{name}") is None:
             continue
         importlib.import_module(f"{__name__}.{name}").add_parsers(subparsers)

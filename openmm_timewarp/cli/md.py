@@ -1,4 +1,7 @@
-"""``openmm-timewarp md INPUT.pdb``: the plain-MD baseline on the very same System (:func:`openmm_timewarp.run.run_md`)."""
+"""``openmm-timewarp md INPUT.pdb``: the plain-MD baseline on the very same System.
+
+The run is :func:`openmm_timewarp.run.run_md`.
+"""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,7 @@
-"""``openmm-timewarp models [MODEL ...]``: the shipped models, or the given model files (:class:`~openmm_timewarp.model_file.ModelFile`)."""
+"""``openmm-timewarp models [MODEL ...]``: the shipped models, or the given model files.
+
+What is printed is :meth:`openmm_timewarp.model_file.ModelFile.description`.
+"""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,7 @@
-"""``openmm-timewarp sample INPUT.pdb``: Timewarp sampling with Metropolis-Hastings (:func:`openmm_timewarp.run.sample`)."""
+"""``openmm-timewarp sample INPUT.pdb``: Timewarp sampling with Metropolis-Hastings.
+
+The run is :func:`openmm_timewarp.run.sample`; ``add_run_options`` and ``report`` serve ``md`` too.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +15,8 @@ __all__ = ["add_parsers", "add_run_options", "report"]
 
 def add_run_options(parser: argparse.ArgumentParser, steps: int, frame_every: int, out: str) -> None:
     """Options that ``sample`` and ``md`` share, so both runs can use the very same settings."""
-    parser.add_argument("input", metavar="INPUT.pdb", help="PDB file of one peptide chain (hydrogens and caps optional)")
+    parser.add_argument("input", metavar="INPUT.pdb",
+                        help="PDB file of one peptide chain (hydrogens and caps optional)")
     parser.add_argument("--steps", type=int, default=steps, help=f"steps to run (default {steps})")
     parser.add_argument("--frame-every", type=int, default=frame_every, metavar="N",
                         help=f"record a frame every N steps (default {frame_every})")

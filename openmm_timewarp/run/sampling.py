@@ -46,7 +46,8 @@ def _integrator(model: ModelFile, topology: app.Topology, temperature_K: float, 
     # prepare_peptide has noted the domain warnings already, hence warn_outside_domain=False.
     return TimewarpIntegrator(model, topology, temperature_K, metropolis_hastings=not explore, random_seed=seed,
                               hmc_interval=settings["hmc_interval"] if hmc_interval is None else hmc_interval,
-                              hmc_steps=settings["hmc_steps"], hmc_step_size=settings["hmc_step_size_ps"] * unit.picosecond,
+                              hmc_steps=settings["hmc_steps"],
+                              hmc_step_size=settings["hmc_step_size_ps"] * unit.picosecond,
                               warn_outside_domain=False)
 
 
@@ -110,13 +111,16 @@ def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000,
     simulation = app.Simulation(prepared.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
     # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
     simulation.context.setPositions(thermalize(system, prepared.positions, temperature_K, seed=seed))
-    recording = record(simulation, steps, frame_every, _LOG_COLUMNS, lambda state: round(integrator.getAcceptanceRate(), 6),
-                       progress, "timewarp" + (" (explore)" if explore else ""))
+    recording = record(simulation, steps, frame_every, _LOG_COLUMNS,
+                       lambda state: round(integrator.getAcceptanceRate(), 6), progress,
+                       "timewarp" + (" (explore)" if explore else ""))
     summary = base_summary("sample", pdb, prepared, temperature_K, seed, steps, frame_every, model_file.lag_time_ps,
                            platform)
-    summary.update(hmc_interval=integrator.getHMCInterval(), hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6),
-                   model=model_file.name, model_path=model_file.path, lag_time_ps=model_file.lag_time_ps,
-                   model_temperature_K=model_file.temperature_K, mode="exploration" if explore else "metropolis-hastings")
+    summary.update(hmc_interval=integrator.getHMCInterval(),
+                   hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6), model=model_file.name,
+                   model_path=model_file.path, lag_time_ps=model_file.lag_time_ps,
+                   model_temperature_K=model_file.temperature_K,
+                   mode="exploration" if explore else "metropolis-hastings")
     title = "Timewarp exploration (BIASED)" if explore else "Timewarp MH"
     return finish(SamplingResult, prepared.topology, recording, prepared.notes, summary, out, overwrite, title,
                   acceptance=integrator.getAcceptanceRate(), num_accepted=integrator.getNumAccepted(),
