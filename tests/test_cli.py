@@ -166,6 +166,11 @@ def test_compare_two_runs(sample_run, md_run, tmp_path, capsys):
     assert f"JSD(A, B) = {analysis.jensen_shannon(*hists):.4f} nats" in table
     assert main(["compare", sample_run[0], md_run[0], "--out", png]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(os.path.join(md_run[0], "summary.json"), half)
+    assert main(["compare", sample_run[0], str(half), "--out", str(tmp_path / "other.png")]) == 2
+    assert f"{half}: not a run folder of openmm-timewarp sample or md (no trajectory.dcd)" in capsys.readouterr().err
 
 
 def test_models_describes_a_model_file(model):

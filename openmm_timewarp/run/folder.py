@@ -125,10 +125,10 @@ def load_run(folder: PathLike) -> Tuple[Dict, md.Trajectory]:
         If ``folder`` is not a run folder.
     """
     folder = os.fspath(folder)
-    path = os.path.join(folder, "summary.json")
-    if not os.path.isfile(path):
-        raise InputError(f"{folder}: not a run folder of openmm-timewarp sample or md (no summary.json)")
-    with open(path) as f:
+    for name in ("summary.json", "trajectory.dcd", "topology.pdb"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise InputError(f"{folder}: not a run folder of openmm-timewarp sample or md (no {name})")
+    with open(os.path.join(folder, "summary.json")) as f:
         summary = json.load(f)
     trajectory = md.load_dcd(os.path.join(folder, "trajectory.dcd"), top=os.path.join(folder, "topology.pdb"))
     return summary, trajectory
