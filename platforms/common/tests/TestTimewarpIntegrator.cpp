@@ -244,6 +244,28 @@ static void testModelSettings() {
     ASSERT(message("{\"needs_fast_coordinate_moves\": 1}").find("must be true or false") != string::npos);
 }
 
+/** A platform without kernels of its own, standing in for CUDA, OpenCL or HIP, which cannot run here. */
+class StandInPlatform : public Platform {
+public:
+    const string& getName() const {
+        static const string name = "StandIn";
+        return name;
+    }
+    double getSpeed() const {
+        return 1.0;
+    }
+    bool supportsDoublePrecision() const {
+        return true;
+    }
+};
+
+/** The common kernel is registered with every platform loaded, not only Reference and CPU. */
+static void testRegisteredOnEveryPlatform() {
+    for (int i = 0; i < Platform::getNumPlatforms(); i++)
+        ASSERT(Platform::getPlatform(i).supportsKernels({"IntegrateTimewarpStep"}));
+    ASSERT(Platform::getPlatformByName("StandIn").supportsKernels({"IntegrateTimewarpStep"}));
+}
+
 /** Constraints and a wrong atom count are refused with errors naming them. */
 static void testErrors() {
     unique_ptr<System> system(harmonicSystem(0.5));
@@ -272,7 +294,9 @@ int main(int argc, char* argv[]) {
         modelFile = argv[1];
         settingsModelFile = modelFile.substr(0, modelFile.size() - 3) + ".settings.pt";
         Platform::loadPluginsFromDirectory(OPENMM_PLUGIN_DIR);
+        Platform::registerPlatform(new StandInPlatform());
         registerKernelFactories();
+        testRegisteredOnEveryPlatform();
         platform = &Platform::getPlatformByName(argv[2]);
         testHarmonicSampling();
         testHybridMonteCarlo();
