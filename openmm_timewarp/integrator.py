@@ -172,10 +172,13 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
         if step_size is not None:
             self.setHMCStepSize(_value_in(step_size, unit.picosecond))
         if model_file.needs_fast_coordinate_moves and self.getHMCInterval() == 0:
-            warnings.warn(f"hmc_interval is 0, but the moves of model {model_file.name} never change bond lengths and "
-                          "angles: the chain will not be ergodic (it samples them conditioned on their starting values, "
-                          "not the Boltzmann distribution); use the model's recommended hmc_interval "
-                          f"({self.getModelRecommendedHMCInterval()}) for exact sampling", NonErgodicWarning, stacklevel=3)
+            recommended = self.getModelRecommendedHMCInterval()
+            advice = f"use the model's recommended hmc_interval ({recommended})" if recommended > 0 else \
+                "set hmc_interval > 0"
+            warnings.warn(f"hmc_interval is 0, but the moves of model {model_file.name} never change bond lengths "
+                          "and angles: the chain will not be ergodic (it samples them conditioned on their starting "
+                          f"values, not the Boltzmann distribution); {advice} for exact sampling", NonErgodicWarning,
+                          stacklevel=3)
 
     def _adopt(self, other: _plugin.TimewarpIntegrator) -> "TimewarpIntegrator":
         """Give a new C++ integrator this Python class and a copy of this object's Python attributes."""
