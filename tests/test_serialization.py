@@ -71,7 +71,7 @@ def test_version_1_xml_is_read_from_its_path(drift_model, moved_model):
     os.remove(moved_model)
     with pytest.raises(mm.OpenMMException, match="moved.pt: cannot be opened"):
         mm.XmlSerializer.deserialize(old)  # a version-1 file needs its model file
-    with pytest.raises(mm.OpenMMException, match="unsupported version number 3"):
+    with pytest.raises(mm.OpenMMException, match="unsupported XML version number 3"):
         mm.XmlSerializer.deserialize(xml.replace('version="2"', 'version="3"'))
 
 

@@ -41,7 +41,7 @@ string decodeBase64(const string& text) {
     while (length > 0 && text[length - 1] == '=' && text.size() - length < 2)
         length--;
     if (text.size() % 4 != 0 || length % 4 == 1)
-        throw OpenMMException("TimewarpIntegratorProxy: the embedded model data is not valid base64");
+        throw OpenMMException("TimewarpIntegrator: the model data embedded in the XML is not valid base64");
     string data;
     data.reserve(3 * length / 4);
     unsigned int group = 0;
@@ -49,7 +49,7 @@ string decodeBase64(const string& text) {
     for (size_t i = 0; i < length; i++) {
         int value = values[(unsigned char) text[i]];
         if (value < 0)
-            throw OpenMMException("TimewarpIntegratorProxy: the embedded model data is not valid base64");
+            throw OpenMMException("TimewarpIntegrator: the model data embedded in the XML is not valid base64");
         group = (group << 6) | value;
         bits += 6;
         if (bits >= 8) {
@@ -95,7 +95,7 @@ void TimewarpIntegratorProxy::serialize(const void* object, SerializationNode& n
 void* TimewarpIntegratorProxy::deserialize(const SerializationNode& node) const {
     int version = node.getIntProperty("version");
     if (version < 1 || version > VERSION)
-        throw OpenMMException("TimewarpIntegratorProxy: unsupported version number " + to_string(version));
+        throw OpenMMException("TimewarpIntegrator: unsupported XML version number " + to_string(version));
     istringstream words(node.getStringProperty("elements"));
     vector<string> elements((istream_iterator<string>(words)), istream_iterator<string>());
     string modelFile = node.getStringProperty("modelFile");
