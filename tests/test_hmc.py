@@ -92,7 +92,7 @@ def test_model_recommendation_sets_the_default(drift_model, tmp_path):
     settings wherever the file lies; a file without one recommends none."""
     import shutil
 
-    from openmm_timewarp import model_path
+    from openmm_timewarp.model_file import resolve_model_path as model_path
 
     copy = tmp_path / "x.pt"
     shutil.copy(model_path("ace-ala-nme"), copy)  # no JSON beside it: the setting is in the archive
