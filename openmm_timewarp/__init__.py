@@ -1,7 +1,8 @@
 """openmm-timewarp: learned, time-coarsened Metropolis-Hastings sampling inside OpenMM.
 
-Importing the package loads the compiled plugin and registers its kernels with OpenMM's Reference
-and CPU platforms, so a ``TimewarpIntegrator`` can be used with any ``Context`` or ``Simulation``.
+Importing the package loads the compiled plugin and registers its platform-independent kernel with
+every platform OpenMM has loaded, so a ``TimewarpIntegrator`` can be used with any ``Context`` or
+``Simulation``.
 """
 import os as _os
 
@@ -16,14 +17,15 @@ except ImportError as _error:
                       "install it with `bash install.sh`, and run tests with `pytest` rather than `python -m pytest` "
                       "(which puts the source folder first on sys.path)") from _error
 
-_openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file__), "libOpenMMTimewarpReference.so"))
+_openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file__), "libOpenMMTimewarpCommon.so"))
 
 from .integrator import TimewarpIntegrator  # noqa: E402
+from .model_file import ModelFile  # noqa: E402
 from .tito_integrator import TitoIntegrator  # noqa: E402
 from .trained import available_models, model_path  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["TimewarpIntegrator", "TitoIntegrator", "available_models", "model_path", "sample", "run_md"]
+__all__ = ["TimewarpIntegrator", "TitoIntegrator", "ModelFile", "available_models", "model_path", "sample", "run_md"]
 
 
 def __getattr__(name: str):

@@ -1,8 +1,8 @@
-"""The Python face of the C++ ``TimewarpIntegrator``: model names, topologies and units."""
+"""The Python face of the C++ ``TimewarpIntegrator``: model files, topologies, units and warnings."""
 from __future__ import annotations
 
 import copy
-import json
+import math
 import os
 import warnings
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -10,16 +10,26 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 from openmm import XmlSerializer, app, unit
 
 from . import timewarpplugin as _plugin
-from .trained import model_path
+from .errors import InputError, ModelDomainWarning, NonErgodicWarning
+from .model_file import ModelFile
 
 Temperature = Union[float, unit.Quantity]
 Energy = Union[float, unit.Quantity]
 Time = Union[float, unit.Quantity]
+ModelLike = Union[str, os.PathLike, ModelFile]
 
 
 def _value_in(value, units: unit.Unit) -> float:
     """A float in ``units`` from a Quantity, or a float taken to be in ``units`` already."""
     return value.value_in_unit(units) if unit.is_quantity(value) else float(value)
+
+
+def _temperature_kelvin(temperature: Temperature) -> float:
+    """The temperature in kelvin; an :class:`InputError` unless it is positive and finite."""
+    kelvin = _value_in(temperature, unit.kelvin)
+    if not (math.isfinite(kelvin) and kelvin > 0):
+        raise InputError(f"the temperature must be positive and finite, not {kelvin:g} K")
+    return kelvin
 
 
 def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
@@ -34,18 +44,8 @@ def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
     return symbols
 
 
-def recommended_hmc_interval(model: Union[str, os.PathLike]) -> int:
-    """The ``hmc_interval`` recorded for a model in the JSON file beside it (``integrator``), else 0."""
-    sidecar = os.path.splitext(model_path(model))[0] + ".json"
-    if not os.path.isfile(sidecar):
-        return 0
-    with open(sidecar) as f:
-        return int(json.load(f).get("integrator", {}).get("hmc_interval", 0))
-
-
-def _warn_outside_domain(path: str, topology: app.Topology) -> None:
+def _warn_outside_domain(model_file: ModelFile, topology: app.Topology) -> None:
     """Warn (:class:`ModelDomainWarning`) when the peptide lies outside the model's training domain."""
-    from .domain import ModelDomainWarning, domain_warnings, model_metadata, trained_sequences
     from .systems import sequence_of
 
     try:
@@ -53,8 +53,8 @@ def _warn_outside_domain(path: str, topology: app.Topology) -> None:
     except KeyError:  # a residue without a one-letter code: not a peptide the models' domains describe
         return
     if not sequence:
-        return  # no residues between caps: nothing to compare (and no model file to read)
-    for message in domain_warnings(sequence, trained_sequences(model_metadata(path)), os.path.basename(path)):
+        return  # no residues between caps: nothing to compare
+    for message in model_file.domain_warnings(sequence):
         warnings.warn(message, ModelDomainWarning, stacklevel=3)
 
 
@@ -75,15 +75,20 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     short velocity Verlet trajectory and a Metropolis test on the total energy, exact on their own.
     ``getHMCAcceptanceRate()`` reports them; they do not count as steps.
 
+    The model file is read once (:meth:`ModelFile.open <openmm_timewarp.model_file.ModelFile.open>`)
+    and its bytes are handed to the C++ integrator, which keeps them: ``XmlSerializer`` output,
+    pickles and copies embed the model and do not need the file again.
+
     Parameters
     ----------
     model
-        Path of a TorchScript proposal model (contract version 1) or the name of a shipped model.
+        The name of a shipped model, the path of a TorchScript proposal model (contract version 1),
+        or an open :class:`~openmm_timewarp.model_file.ModelFile`.
     topology
         The ``Topology`` of the System (its elements are mapped to the model's), or a sequence of
         element symbols, one per particle.
     temperature
-        Temperature of the sampled distribution (kelvin if a float).
+        Temperature of the sampled distribution (kelvin if a float); positive and finite.
     metropolis_hastings
         Accept with Metropolis-Hastings (exact sampling). If False the integrator is in exploration
         mode: it accepts any proposal that raises the energy by less than
@@ -99,33 +104,46 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     random_seed
         Seed of the acceptance test, the velocities and the model's proposals; 0 picks a unique one.
     hmc_interval
-        One hybrid Monte Carlo move (exact, see below) after every ``hmc_interval`` steps; 0 for
-        none. By default the model's recommendation (``integrator`` in the JSON file beside it, as
-        shipped models have), else 0.
+        One hybrid Monte Carlo move after every ``hmc_interval`` steps; 0 for none. None (the
+        default) takes the model's recommendation (the ``timewarp.json`` entry of the model file,
+        which the shipped models carry; 0 for a file without one). Setting 0 for a model whose
+        moves never change bond lengths and angles (``needs_fast_coordinate_moves``) warns with
+        :class:`~openmm_timewarp.errors.NonErgodicWarning` rather than refusing: such a chain is
+        still a valid Metropolis-Hastings chain of a conditional distribution, which is what an
+        ablation study or a chain started from an equilibrated structure may want.
     hmc_steps
-        Velocity Verlet steps per hybrid Monte Carlo move.
+        Velocity Verlet steps per hybrid Monte Carlo move; None for the model's recommendation.
     hmc_step_size
-        Velocity Verlet step size of hybrid Monte Carlo moves (ps if a float).
+        Velocity Verlet step size of hybrid Monte Carlo moves (ps if a float); None for the
+        model's recommendation.
     chiral_centers
         ``(center, a, b, c)`` atom index quadruplets whose handedness exploration mode keeps. By
         default the C-alpha atoms of the topology's amino acids.
     warn_outside_domain
-        Warn (``ModelDomainWarning``) when ``topology`` is a peptide outside what the model was
-        trained for (:mod:`openmm_timewarp.domain`); callers that report it otherwise pass False.
+        Warn (:class:`~openmm_timewarp.errors.ModelDomainWarning`) when ``topology`` is a peptide
+        outside what the model was trained for; callers that report it otherwise pass False.
+
+    Raises
+    ------
+    InputError
+        For an invalid temperature, or a model that cannot be found or read.
+    openmm.OpenMMException
+        For a model the C++ loader refuses (see ``docs/model-contract.md``) or an element it does
+        not know.
     """
 
-    def __init__(self, model: Union[str, os.PathLike], topology: Union[app.Topology, Sequence[str]],
+    def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
                  temperature: Temperature = 310.0 * unit.kelvin, *, metropolis_hastings: bool = True,
                  proposals_per_batch: int = 256, adaptive_batch_size: bool = True,
                  exploration_energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
-                 hmc_interval: Optional[int] = None, hmc_steps: int = 10, hmc_step_size: Time = 1.0 * unit.femtosecond,
-                 warn_outside_domain: bool = True):
-        kelvin = _value_in(temperature, unit.kelvin)
-        super().__init__(model_path(model), _element_symbols(topology), kelvin)
-        self.setHMCInterval(recommended_hmc_interval(model) if hmc_interval is None else hmc_interval)
-        self.setHMCSteps(hmc_steps)
-        self.setHMCStepSize(_value_in(hmc_step_size, unit.picosecond))
+                 hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
+                 hmc_step_size: Optional[Time] = None, warn_outside_domain: bool = True):
+        kelvin = _temperature_kelvin(temperature)
+        model_file = ModelFile.open(model)
+        # The C++ object loads the bytes once and applies the model's recommended HMC settings.
+        super().__init__(model_file.data, _element_symbols(topology), kelvin, model_file.path)
+        self._apply_hmc_settings(model_file, hmc_interval, hmc_steps, hmc_step_size)
         self.setProposalsPerBatch(proposals_per_batch)
         self.setAdaptiveBatchSize(adaptive_batch_size)
         self.setExplorationEnergyThreshold(_value_in(exploration_energy_threshold, unit.kilojoule_per_mole))
@@ -137,11 +155,30 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
         for center in chiral_centers or ():
             self.addChiralCenter(*center)
         if warn_outside_domain and isinstance(topology, app.Topology):
-            _warn_outside_domain(model_path(model), topology)
-        trained_at = self.getModelTemperature().value_in_unit(unit.kelvin)
+            _warn_outside_domain(model_file, topology)
+        trained_at = model_file.temperature_K
         if abs(trained_at - kelvin) > 1.0:
             warnings.warn(f"the model was trained at {trained_at:g} K but samples at {kelvin:g} K: Metropolis-Hastings "
                           "still targets the requested temperature, but acceptance may be low", stacklevel=2)
+
+    def _apply_hmc_settings(self, model_file: ModelFile, interval: Optional[int], steps: Optional[int],
+                            step_size: Optional[Time]) -> None:
+        """Override the model's recommended hybrid Monte Carlo settings where given; warn if the
+        chain is then not ergodic."""
+        if interval is not None:
+            self.setHMCInterval(interval)
+        if steps is not None:
+            self.setHMCSteps(steps)
+        if step_size is not None:
+            self.setHMCStepSize(_value_in(step_size, unit.picosecond))
+        if model_file.needs_fast_coordinate_moves and self.getHMCInterval() == 0:
+            recommended = self.getModelRecommendedHMCInterval()
+            advice = f"use the model's recommended hmc_interval ({recommended})" if recommended > 0 else \
+                "set hmc_interval > 0"
+            warnings.warn(f"hmc_interval is 0, but the moves of model {model_file.name} never change bond lengths "
+                          "and angles: the chain will not be ergodic (it samples them conditioned on their starting "
+                          f"values, not the Boltzmann distribution); {advice} for exact sampling", NonErgodicWarning,
+                          stacklevel=3)
 
     def _adopt(self, other: _plugin.TimewarpIntegrator) -> "TimewarpIntegrator":
         """Give a new C++ integrator this Python class and a copy of this object's Python attributes."""

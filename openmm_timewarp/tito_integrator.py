@@ -1,56 +1,63 @@
 """``TitoIntegrator``: TITO surrogate dynamics in an OpenMM ``Simulation``, one lag per step."""
 from __future__ import annotations
 
-import hashlib
-import os
+import io
+import json
+import warnings
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from openmm import app, unit
 
-from .integrator import Energy, Temperature, TimewarpIntegrator, Time, _value_in
-from .trained import load_module, model_path
+from .integrator import Energy, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
+from .model_file import SETTINGS_ENTRY, ModelFile
 
 __all__ = ["TitoIntegrator", "tito_model_at_lag"]
 
-CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "openmm_timewarp", "tito")
 
+def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple[ModelFile, float]:
+    """A TITO model whose moves have lag ``lag_ps`` (the model itself at its own lag).
 
-def tito_model_at_lag(model: Union[str, os.PathLike], lag_ps: Optional[float] = None) -> Tuple[str, float]:
-    """A copy of a TITO model file whose moves have lag ``lag_ps`` (the file itself at its own lag).
+    Another lag gives a new model held in memory: the module with ``set_lag_ps(lag_ps)`` applied,
+    saved with the original's settings entry. Nothing is written to disk; the integrator (and its
+    XML serialization) keep the bytes.
 
-    The copy lives in ``~/.cache/openmm_timewarp/tito``, named by the model's content and the lag,
-    so that the C++ integrator (which loads a file) and its XML serialization can refer to it.
+    Parameters
+    ----------
+    model
+        A shipped name, a path or an open :class:`~openmm_timewarp.model_file.ModelFile`.
+    lag_ps
+        The lag, ps, within the model's trained range; None for the lag the file was exported with.
 
     Returns
     -------
-    path, lag_ps
+    model_file, lag_ps
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read (an :class:`~openmm_timewarp.errors.InputError`), is not a TITO
+        model, or ``lag_ps`` is outside its trained range.
     """
     import torch
 
-    path = model_path(model)
-    try:
-        module = load_module(path)
-    except ValueError as error:
-        raise ValueError(f"TitoIntegrator: {error}") from None
-    if not hasattr(module, "set_lag_ps"):
-        raise ValueError(f"TitoIntegrator: {path} is not a TITO model (it has no set_lag_ps method); "
-                         "use TimewarpIntegrator for Timewarp models")
-    low, high = module.lag_range_ps()
-    if lag_ps is None or lag_ps == module.lag_time_ps():
-        return path, float(module.lag_time_ps())
+    model_file = ModelFile.open(model)
+    if not hasattr(model_file.module, "set_lag_ps"):
+        raise ValueError(f"TitoIntegrator: {model_file.path or model_file.name} is not a TITO model (it has no "
+                         "set_lag_ps method); use TimewarpIntegrator for Timewarp models")
+    low, high = model_file.module.lag_range_ps()
+    if lag_ps is None or lag_ps == model_file.lag_time_ps:
+        return model_file, model_file.lag_time_ps
     if not low <= lag_ps <= high:
         raise ValueError(f"TitoIntegrator: lag {lag_ps:g} ps is outside the range the model was trained for, "
                          f"[{low:g}, {high:g}] ps")
-    with open(path, "rb") as f:
-        digest = hashlib.sha1(f.read()).hexdigest()[:16]
-    copy = os.path.join(CACHE_DIR, f"{digest}_lag{lag_ps:g}ps.pt")
-    if not os.path.exists(copy):
-        os.makedirs(CACHE_DIR, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that TorchScript is deprecated
+        # A fresh module: ModelFile.open's module is shared with every other user of the file.
+        module = torch.jit.load(io.BytesIO(model_file.data), map_location="cpu")
         module.set_lag_ps(float(lag_ps))
-        tmp = f"{copy}.{os.getpid()}.tmp"
-        torch.jit.save(module, tmp)
-        os.replace(tmp, copy)
-    return copy, float(lag_ps)
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer, _extra_files={SETTINGS_ENTRY: json.dumps(model_file.settings)})
+    return ModelFile.from_bytes(buffer.getvalue(), name=f"{model_file.name} at lag {lag_ps:g} ps"), float(lag_ps)
 
 
 class TitoIntegrator(TimewarpIntegrator):
@@ -64,10 +71,15 @@ class TitoIntegrator(TimewarpIntegrator):
     for that step, as in Timewarp's exploration mode); ``getAcceptanceRate()`` tells how often the
     model's moves passed.
 
+    A lag other than the file's own is applied to a copy of the model held in memory (see
+    :func:`tito_model_at_lag`); ``getModelFile()`` is then empty and ``getModelData()`` holds
+    the copy.
+
     Parameters
     ----------
     model
-        A TITO model file exported by ``python -m openmm_timewarp.models.export`` (or a shipped name).
+        A TITO model file exported by ``python -m openmm_timewarp.models.export``, a shipped name,
+        or an open :class:`~openmm_timewarp.model_file.ModelFile`.
     topology
         The ``Topology`` of the System, or a sequence of element symbols, one per particle.
     temperature
@@ -84,11 +96,11 @@ class TitoIntegrator(TimewarpIntegrator):
         C-alpha atoms of the topology's amino acids.
     """
 
-    def __init__(self, model: Union[str, os.PathLike], topology: Union[app.Topology, Sequence[str]],
+    def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
                  temperature: Temperature = 310.0 * unit.kelvin, lag: Optional[Time] = None, *,
                  energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None):
-        path, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond))
-        super().__init__(path, topology, temperature, metropolis_hastings=False, proposals_per_batch=1,
+        model_file, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond))
+        super().__init__(model_file, topology, temperature, metropolis_hastings=False, proposals_per_batch=1,
                          adaptive_batch_size=False, exploration_energy_threshold=energy_threshold,
                          random_seed=random_seed, chiral_centers=chiral_centers, hmc_interval=0)

@@ -45,6 +45,28 @@ from openmm import unit
 
 %apply int& OUTPUT { int& center, int& atom1, int& atom2, int& atom3 };
 
+/*
+ * A model file's bytes cross the language boundary as Python bytes (or any object with the buffer
+ * protocol: bytearray, memoryview), copied into a std::string without decoding.  A str is refused,
+ * since SWIG's default std::string conversion would UTF-8-encode it and corrupt binary data.
+ */
+%typemap(typecheck, precedence=SWIG_TYPECHECK_STRING) const std::string& modelData {
+    /* A str is let through here so that the conversion below refuses it with a clear message. */
+    $1 = PyObject_CheckBuffer($input) || PyUnicode_Check($input);
+}
+%typemap(in) const std::string& modelData (std::string bytes) {
+    Py_buffer view;
+    if (PyUnicode_Check($input) || PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) != 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "the model data must be bytes (the contents of a model file)");
+        SWIG_fail;
+    }
+    bytes.assign((const char*) view.buf, view.len);
+    PyBuffer_Release(&view);
+    $1 = &bytes;
+}
+%typemap(freearg) const std::string& modelData ""
+
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getTemperature() const %{
     val = unit.Quantity(val, unit.kelvin)
 %}
@@ -55,6 +77,9 @@ from openmm import unit
     val = unit.Quantity(val, unit.picosecond)
 %}
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getHMCStepSize() const %{
+    val = unit.Quantity(val, unit.picosecond)
+%}
+%pythonappend TimewarpPlugin::TimewarpIntegrator::getModelRecommendedHMCStepSize() const %{
     val = unit.Quantity(val, unit.picosecond)
 %}
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getExplorationEnergyThreshold() const %{
@@ -69,6 +94,8 @@ namespace TimewarpPlugin {
 class TimewarpIntegrator : public OpenMM::Integrator {
 public:
     TimewarpIntegrator(const std::string& modelFile, const std::vector<std::string>& elements, double temperature);
+    TimewarpIntegrator(const std::string& modelData, const std::vector<std::string>& elements, double temperature,
+                       const std::string& modelFile);
     const std::string& getModelFile() const;
     const std::vector<std::string>& getElements() const;
     double getTemperature() const;
@@ -103,9 +130,19 @@ public:
     double getModelTemperature() const;
     bool getModelHasDensity() const;
     const std::vector<std::string>& getModelElements() const;
+    int getModelRecommendedHMCInterval() const;
+    int getModelRecommendedHMCSteps() const;
+    double getModelRecommendedHMCStepSize() const;
+    bool getModelNeedsFastCoordinateMoves() const;
     virtual void step(int steps);
 
     %extend {
+        /* The bytes of the model file, as Python bytes. */
+        PyObject* getModelData() const {
+            const std::string& data = $self->getModelData();
+            return PyBytes_FromStringAndSize(data.data(), data.size());
+        }
+
         /* Casting, as for OpenMM's own classes, e.g. of Context.getIntegrator(). */
         static TimewarpPlugin::TimewarpIntegrator& cast(OpenMM::Integrator& integrator) {
             TimewarpPlugin::TimewarpIntegrator* result = dynamic_cast<TimewarpPlugin::TimewarpIntegrator*>(&integrator);

@@ -7,10 +7,11 @@ ratio is exact. ``sign=-1`` flips the log ratio, which must make the sampling te
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -67,11 +68,16 @@ class GaussianDriftProposal(torch.nn.Module):
         return self.version
 
 
-def save(module: torch.nn.Module, path: str | os.PathLike) -> str:
-    """Script and save a test proposal; returns the path as a string."""
+def save(module: torch.nn.Module, path: str | os.PathLike, settings: Optional[dict] = None) -> str:
+    """Script and save a test proposal; returns the path as a string.
+
+    ``settings``, if given, is written as the archive's ``timewarp.json`` entry (the integrator
+    settings the model recommends, docs/model-contract.md).
+    """
+    extra = {} if settings is None else {"timewarp.json": json.dumps(settings)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.13 deprecates TorchScript
-        torch.jit.save(torch.jit.script(module), str(path))
+        torch.jit.save(torch.jit.script(module), str(path), _extra_files=extra)
     return str(path)
 
 
@@ -86,8 +92,10 @@ if __name__ == "__main__":
     parser.add_argument("--drift", type=float, default=0.2, help="nm")
     parser.add_argument("--width", type=float, default=0.4, help="nm")
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
+    parser.add_argument("--settings", type=json.loads, default=None, help="JSON of the timewarp.json entry")
     args = parser.parse_args()
-    save(GaussianDriftProposal(args.drift, args.width, args.elements, temperature=args.temperature), args.out)
+    save(GaussianDriftProposal(args.drift, args.width, args.elements, temperature=args.temperature), args.out,
+         args.settings)
 
 
 class RejectAllProposal(GaussianDriftProposal):

@@ -3,6 +3,7 @@ serialization and checkpoints."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import openmm as mm
@@ -69,7 +70,8 @@ def test_settings_units_and_errors(drift_model):
 def test_serialization_and_checkpoint_keep_hmc(drift_model):
     integrator = TimewarpIntegrator(drift_model, ["Ar"], 300.0, random_seed=4, hmc_interval=2, hmc_steps=5,
                                     hmc_step_size=0.003)
-    copy = TimewarpIntegrator.cast(mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(integrator)))
+    deserialized = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(integrator))  # owns what cast() returns
+    copy = TimewarpIntegrator.cast(deserialized)
     assert (copy.getHMCInterval(), copy.getHMCSteps()) == (2, 5)
     assert copy.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.003)
     context = mm.Context(harmonic_system(), integrator, mm.Platform.getPlatformByName("Reference"))
@@ -86,18 +88,39 @@ def test_serialization_and_checkpoint_keep_hmc(drift_model):
 
 
 def test_model_recommendation_sets_the_default(drift_model, tmp_path):
-    """The JSON file beside a model (as shipped models have) gives the default hmc_interval."""
-    import json
+    """The settings entry inside a model file (as the shipped models carry) gives the default HMC
+    settings wherever the file lies; a file without one recommends none."""
     import shutil
 
-    from openmm_timewarp import model_path
-    from openmm_timewarp.trained import model_info
+    from openmm_timewarp.model_file import resolve_model_path as model_path
 
-    shipped = model_info("ace-ala-nme")["integrator"]["hmc_interval"]
-    integrator = TimewarpIntegrator("ace-ala-nme", ["C"] * 22, 310.0)
-    assert integrator.getHMCInterval() == shipped == TimewarpIntegrator(model_path("ace-ala-nme"), ["C"], 310.0).getHMCInterval()
-    own = tmp_path / "own.pt"
-    shutil.copy(drift_model, own)
-    (tmp_path / "own.json").write_text(json.dumps({"integrator": {"hmc_interval": 4}}))
-    assert TimewarpIntegrator(str(own), ["Ar"], 300.0).getHMCInterval() == 4
-    assert TimewarpIntegrator(str(own), ["Ar"], 300.0, hmc_interval=0).getHMCInterval() == 0
+    copy = tmp_path / "x.pt"
+    shutil.copy(model_path("ace-ala-nme"), copy)  # no JSON beside it: the setting is in the archive
+    for model in ("ace-ala-nme", model_path("ace-ala-nme"), str(copy)):
+        integrator = TimewarpIntegrator(model, ["C"] * 22, 310.0)
+        assert (integrator.getHMCInterval(), integrator.getHMCSteps()) == (2, 10)
+        assert integrator.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.001)
+        assert integrator.getModelRecommendedHMCInterval() == 2 and integrator.getModelNeedsFastCoordinateMoves()
+    own = proposals.save(proposals.GaussianDriftProposal(0.2, 0.4, ["Ar"]), tmp_path / "own.pt",
+                         {"integrator": {"hmc_interval": 4, "hmc_steps": 6, "hmc_step_size_ps": 0.0005}})
+    integrator = TimewarpIntegrator(own, ["Ar"], 300.0)
+    assert (integrator.getHMCInterval(), integrator.getHMCSteps()) == (4, 6)
+    assert integrator.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.0005)
+    integrator = TimewarpIntegrator(own, ["Ar"], 300.0, hmc_interval=1, hmc_steps=3, hmc_step_size=0.002)
+    assert (integrator.getHMCInterval(), integrator.getHMCSteps()) == (1, 3)
+    assert integrator.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.002)
+    assert integrator.getModelRecommendedHMCInterval() == 4
+    assert integrator.getModelRecommendedHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.0005)
+    assert TimewarpIntegrator(drift_model, ["Ar"], 300.0).getModelRecommendedHMCInterval() == 0
+
+
+def test_switching_off_hmc_for_a_model_that_needs_it_warns(drift_model):
+    from openmm_timewarp.errors import NonErgodicWarning
+
+    with pytest.warns(NonErgodicWarning, match="will not be ergodic"):
+        integrator = TimewarpIntegrator("ace-ala-nme", ["C"] * 22, 310.0, hmc_interval=0)
+    assert integrator.getHMCInterval() == 0  # a warning, not an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonErgodicWarning)
+        TimewarpIntegrator("ace-ala-nme", ["C"] * 22, 310.0)
+        TimewarpIntegrator(drift_model, ["Ar"], 300.0, hmc_interval=0)  # its moves change every coordinate

@@ -112,7 +112,7 @@ def test_deepcopy_pickle_and_xml(drift_model):
                                     chiral_centers=[(0, 1, 1, 1)])
     integrator.custom_note = "kept"
     xml = mm.XmlSerializer.serialize(integrator)
-    assert len(xml) < 1000
+    assert 'version="2"' in xml and "modelData=" in xml  # the model travels inside the XML
     for duplicate in (copy.deepcopy(integrator), pickle.loads(pickle.dumps(integrator))):
         assert isinstance(duplicate, TimewarpIntegrator)
         assert duplicate.getTemperature() == 310.0 * unit.kelvin
@@ -122,6 +122,7 @@ def test_deepcopy_pickle_and_xml(drift_model):
         assert duplicate.getRandomNumberSeed() == 3
         assert duplicate.getChiralCenterParameters(0) == [0, 1, 1, 1]
         assert list(duplicate.getElements()) == ["Ar", "Ar"]
+        assert duplicate.getModelData() == integrator.getModelData() and duplicate.getModelFile() == drift_model
         context = mm.Context(harmonic_system(2), duplicate)
         context.setPositions(np.zeros((2, 3)))
         duplicate.step(5)
@@ -224,6 +225,29 @@ def test_model_properties(drift_model):
 def test_temperature_mismatch_warns(drift_model):
     with pytest.warns(UserWarning, match="trained at 300 K"):
         TimewarpIntegrator(drift_model, ["Ar"], 400.0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -10.0, float("nan"), float("inf"), -5 * unit.kelvin])
+def test_invalid_temperature_is_refused_before_the_model_is_read(temperature, tmp_path):
+    from openmm_timewarp.errors import InputError
+
+    with pytest.raises(InputError, match="temperature must be positive and finite"):
+        TimewarpIntegrator(str(tmp_path / "absent.pt"), ["Ar"], temperature)
+
+
+def test_integrator_loads_the_bytes_python_read(drift_model):
+    """Given a ModelFile, neither Python nor C++ reads the file again: it may be gone."""
+    import os
+
+    from openmm_timewarp import ModelFile
+
+    model_file = ModelFile.open(drift_model)
+    os.remove(drift_model)
+    integrator = TimewarpIntegrator(model_file, ["Ar"], 300.0)
+    assert integrator.getModelData() == model_file.data and integrator.getModelFile() == drift_model
+    context = mm.Context(harmonic_system(1), integrator, mm.Platform.getPlatformByName("Reference"))
+    context.setPositions(np.zeros((1, 3)))
+    integrator.step(3)
 
 
 def test_context_get_integrator_can_be_cast(drift_model):

@@ -141,6 +141,13 @@ def test_integrator_steps_one_lag_per_step_and_checks_its_model(tmp_path):
     simulation.step(3)
     assert simulation.context.getState().getTime().value_in_unit(unit.picosecond) == pytest.approx(750.0)
     assert integrator.getNumProposed() == 3 and not integrator.getMetropolisHastings()
+    # The lag-250 copy lives in the integrator only: no file, its settings entry kept.
+    from openmm_timewarp import ModelFile
+
+    copy = ModelFile.from_bytes(integrator.getModelData())
+    assert integrator.getModelFile() == "" and copy.lag_time_ps == 250.0
+    assert copy.settings == ModelFile.open(str(path)).settings
+    assert TitoIntegrator(str(path), topology).getModelFile() == str(path)  # its own lag: the file itself
     with pytest.raises(ValueError, match="lag 5000 ps is outside the range the model was trained for, \\[10, 1000\\]"):
         TitoIntegrator(str(path), topology, lag=5000.0)
     with pytest.raises(ValueError, match="is not a TITO model"):

@@ -1,6 +1,7 @@
 #ifndef OPENMM_TIMEWARP_PROPOSALMODEL_H_
 #define OPENMM_TIMEWARP_PROPOSALMODEL_H_
 
+#include "ModelSettings.h"
 #include "openmm/Vec3.h"
 #include "internal/windowsExportTimewarp.h"
 #include <cstdint>
@@ -19,6 +20,11 @@ namespace TimewarpPlugin {
  * other than TorchScript can be added without touching the integrator or its kernels.  Each
  * instance owns the state of its random number generator, so two integrators never share a stream
  * and a checkpoint can restore it.
+ *
+ * A model lives on a device chosen when it is loaded (a torch device string: "cpu", the default,
+ * or e.g. "cuda:0").  propose() takes and returns host vectors whatever the device, which is what
+ * the platform-independent kernel uses; a platform kernel that keeps positions on a GPU would add
+ * its own entry point for device memory.
  */
 class OPENMM_EXPORT_TIMEWARP ProposalModel {
 public:
@@ -27,10 +33,33 @@ public:
     virtual ~ProposalModel() {
     }
     /**
-     * Load a model file.  Throws an OpenMMException naming the file and the problem if it is
-     * missing, unreadable, not a proposal model, or of another contract version.
+     * Read the bytes of a model file.
+     *
+     * @throws OpenMM::OpenMMException naming the file if it is missing or unreadable
      */
-    static std::shared_ptr<ProposalModel> load(const std::string& file);
+    static std::string readFile(const std::string& file);
+    /**
+     * Load a model from the bytes of a model file.
+     *
+     * @param data    the file's bytes
+     * @param source  where the bytes came from (a path, or a description), named in error messages
+     * @param device  the torch device to place the model on, e.g. "cpu" or "cuda:0"
+     * @throws OpenMM::OpenMMException naming the source and the problem if the bytes are not a
+     *         proposal model, follow another contract version, or carry invalid settings
+     */
+    static std::shared_ptr<ProposalModel> loadFromBytes(const std::string& data, const std::string& source,
+                                                        const std::string& device = "cpu");
+    /**
+     * Load a model file (readFile() then loadFromBytes()).
+     *
+     * @param file    the path of the model file
+     * @param device  the torch device to place the model on
+     */
+    static std::shared_ptr<ProposalModel> load(const std::string& file, const std::string& device = "cpu");
+    /** The device the model lives on, as a torch device string. */
+    virtual std::string getDevice() const = 0;
+    /** The integrator settings the model file recommends (its timewarp.json entry, else the defaults). */
+    virtual const ModelSettings& getSettings() const = 0;
     /** Element symbols the model knows; atom types are indices into this list. */
     virtual const std::vector<std::string>& getElements() const = 0;
     /** The lag time the model was trained for, in ps. */

@@ -43,6 +43,12 @@ class ProposalModel;
  * angles, rotors) that large learned moves mix poorly, so interleaving it keeps the chain exact and
  * lets it mix them.
  *
+ * By default the hybrid Monte Carlo settings are those the model file recommends (its timewarp.json
+ * entry, see docs/model-contract.md); the setters override them.
+ *
+ * The integrator keeps the bytes of its model file, so its XML serialization embeds the model and
+ * is self-contained.
+ *
  * The potential energy of the current state is recomputed at the start of every call to step(), so
  * forces whose parameters change between calls (metadynamics biases, restraints switched on or off)
  * are honoured; within one call the System must not change.
@@ -50,17 +56,35 @@ class ProposalModel;
 class OPENMM_EXPORT_TIMEWARP TimewarpIntegrator : public OpenMM::Integrator {
 public:
     /**
-     * Create a TimewarpIntegrator.
+     * Create a TimewarpIntegrator from a model file, which is read once.
      *
      * @param modelFile    path of a TorchScript proposal model following contract version 1
      * @param elements     the element symbol of every particle of the System, in order
      * @param temperature  the temperature of the Boltzmann distribution to sample, in K
+     * @throws OpenMM::OpenMMException if the file is unreadable or not a valid model, an element is
+     *         unknown to the model, or the temperature is not positive and finite
      */
     TimewarpIntegrator(const std::string& modelFile, const std::vector<std::string>& elements, double temperature);
+    /**
+     * Create a TimewarpIntegrator from the bytes of a model file.
+     *
+     * @param modelData    the bytes of a TorchScript proposal model following contract version 1
+     * @param elements     the element symbol of every particle of the System, in order
+     * @param temperature  the temperature of the Boltzmann distribution to sample, in K
+     * @param modelFile    the path the bytes were read from, reported by getModelFile() and in
+     *                     messages; empty if they have no file
+     * @throws OpenMM::OpenMMException as the constructor from a file does
+     */
+    TimewarpIntegrator(const std::string& modelData, const std::vector<std::string>& elements, double temperature,
+                       const std::string& modelFile);
     ~TimewarpIntegrator();
-    /** Get the path of the model file. */
+    /** Get the path of the model file (empty if the integrator was created from bytes without one). */
     const std::string& getModelFile() const {
         return modelFile;
+    }
+    /** Get the bytes of the model file, which serialization embeds. */
+    const std::string& getModelData() const {
+        return modelData;
     }
     /** Get the element symbol of every particle. */
     const std::vector<std::string>& getElements() const {
@@ -108,7 +132,8 @@ public:
     }
     /**
      * Set the number of model steps between hybrid Monte Carlo moves: a step whose Context step count
-     * becomes a multiple of it is followed by one move.  0 (the default) disables them.
+     * becomes a multiple of it is followed by one move.  0 disables them.  The default is the
+     * model's recommendation (getModelRecommendedHMCInterval()).
      */
     void setHMCInterval(int interval);
     /** Get the number of velocity Verlet steps of a hybrid Monte Carlo move. */
@@ -168,6 +193,17 @@ public:
     bool getModelHasDensity() const;
     /** Get the model's element symbols. */
     const std::vector<std::string>& getModelElements() const;
+    /** Get the hybrid Monte Carlo interval the model file recommends (0: none). */
+    int getModelRecommendedHMCInterval() const;
+    /** Get the number of velocity Verlet steps per hybrid Monte Carlo move the model file recommends. */
+    int getModelRecommendedHMCSteps() const;
+    /** Get the hybrid Monte Carlo step size the model file recommends, in ps. */
+    double getModelRecommendedHMCStepSize() const;
+    /**
+     * Get whether the model's moves never change some coordinates (bond lengths, angles), so that the
+     * chain is ergodic only with hybrid Monte Carlo moves (getHMCInterval() > 0).
+     */
+    bool getModelNeedsFastCoordinateMoves() const;
     /**
      * Advance a simulation by a number of Metropolis-Hastings steps.
      *
@@ -193,7 +229,9 @@ protected:
     void createCheckpoint(std::ostream& stream) const;
     void loadCheckpoint(std::istream& stream);
 private:
-    std::string modelFile;
+    void loadModel();
+    std::string modelSource() const;
+    std::string modelFile, modelData;
     std::vector<std::string> elements;
     std::vector<int64_t> atomTypes;
     std::shared_ptr<ProposalModel> model;

@@ -17,17 +17,29 @@ static void fail(const string& message) {
 }
 
 TimewarpIntegrator::TimewarpIntegrator(const string& modelFile, const vector<string>& elements, double temperature) :
-        modelFile(modelFile), elements(elements), explorationThreshold(300.0), metropolisHastings(true),
-        adaptiveBatchSize(true), proposalsPerBatch(256), randomNumberSeed(0), hmcStepSize(0.001), hmcInterval(0),
-        hmcSteps(10) {
+        TimewarpIntegrator(ProposalModel::readFile(modelFile), elements, temperature, modelFile) {
+}
+
+TimewarpIntegrator::TimewarpIntegrator(const string& modelData, const vector<string>& elements, double temperature,
+                                       const string& modelFile) :
+        modelFile(modelFile), modelData(modelData), elements(elements), explorationThreshold(300.0), metropolisHastings(true),
+        adaptiveBatchSize(true), proposalsPerBatch(256), randomNumberSeed(0) {
     setTemperature(temperature);
-    model = ProposalModel::load(modelFile);
+    loadModel();
+}
+
+string TimewarpIntegrator::modelSource() const {
+    return modelFile.empty() ? "<model bytes>" : modelFile;
+}
+
+void TimewarpIntegrator::loadModel() {
+    model = ProposalModel::loadFromBytes(modelData, modelSource());
     const vector<string>& known = model->getElements();
     for (int i = 0; i < (int) elements.size(); i++) {
         auto found = find(known.begin(), known.end(), elements[i]);
         if (found == known.end()) {
             stringstream message;
-            message << "particle " << i << " is element '" << elements[i] << "', which the model " << modelFile << " does not know (it knows:";
+            message << "particle " << i << " is element '" << elements[i] << "', which the model " << modelSource() << " does not know (it knows:";
             for (const string& e : known)
                 message << " " << e;
             message << ")";
@@ -36,6 +48,10 @@ TimewarpIntegrator::TimewarpIntegrator(const string& modelFile, const vector<str
         atomTypes.push_back(found - known.begin());
     }
     setStepSize(model->getLagTime());
+    const ModelSettings& recommended = model->getSettings();
+    hmcInterval = recommended.hmcInterval;
+    hmcSteps = recommended.hmcSteps;
+    hmcStepSize = recommended.hmcStepSize;
 }
 
 TimewarpIntegrator::~TimewarpIntegrator() {
@@ -49,7 +65,7 @@ void TimewarpIntegrator::setTemperature(double temperature) {
 
 void TimewarpIntegrator::setMetropolisHastings(bool enabled) {
     if (enabled && !model->hasDensity())
-        fail("the model " + modelFile + " has no tractable density, so it can only be used in exploration mode (Metropolis-Hastings off)");
+        fail("the model " + modelSource() + " has no tractable density, so it can only be used in exploration mode (Metropolis-Hastings off)");
     metropolisHastings = enabled;
 }
 
@@ -156,6 +172,22 @@ const vector<string>& TimewarpIntegrator::getModelElements() const {
     return model->getElements();
 }
 
+int TimewarpIntegrator::getModelRecommendedHMCInterval() const {
+    return model->getSettings().hmcInterval;
+}
+
+int TimewarpIntegrator::getModelRecommendedHMCSteps() const {
+    return model->getSettings().hmcSteps;
+}
+
+double TimewarpIntegrator::getModelRecommendedHMCStepSize() const {
+    return model->getSettings().hmcStepSize;
+}
+
+bool TimewarpIntegrator::getModelNeedsFastCoordinateMoves() const {
+    return model->getSettings().needsFastCoordinateMoves;
+}
+
 void TimewarpIntegrator::initialize(ContextImpl& contextRef) {
     if (owner != NULL && &contextRef.getOwner() != owner)
         fail("this Integrator is already bound to a context");
@@ -175,7 +207,7 @@ void TimewarpIntegrator::initialize(ContextImpl& contextRef) {
             fail("particle " + to_string(i) + " has no mass; massless particles are not supported");
     }
     if (metropolisHastings && !model->hasDensity())
-        fail("the model " + modelFile + " has no tractable density, so it can only be used in exploration mode (Metropolis-Hastings off)");
+        fail("the model " + modelSource() + " has no tractable density, so it can only be used in exploration mode (Metropolis-Hastings off)");
     context = &contextRef;
     owner = &contextRef.getOwner();
     kernel = context->getPlatform().createKernel(IntegrateTimewarpStepKernel::Name(), contextRef);

@@ -3,21 +3,26 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 #include <mutex>
 
 using namespace TimewarpPlugin;
 using namespace OpenMM;
 using namespace std;
 
-// The default generator is process-wide: serialize the swaps between models.
+// The default generators are process-wide: serialize the swaps between models.
 static mutex generatorMutex;
 
-/** Runs a function with the default CPU generator holding a given state, then stores the new state back. */
+/** The default generator of a device type, from which a TorchScript module on that device draws. */
+static at::Generator defaultGenerator(const torch::Device& device) {
+    return device.is_cpu() ? at::detail::getDefaultCPUGenerator() : at::globalContext().defaultGenerator(device);
+}
+
+/** Runs a function with a device's default generator holding a given state, then stores the new state back. */
 template <class F>
-static void withGeneratorState(at::Tensor& state, F function) {
+static void withGeneratorState(const torch::Device& device, at::Tensor& state, F function) {
     lock_guard<mutex> lock(generatorMutex);
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    at::Generator generator = defaultGenerator(device);
     at::Tensor saved = generator.get_state();
     generator.set_state(state);
     try {
@@ -35,11 +40,25 @@ static void fail(const string& file, const string& message) {
     throw OpenMMException("TimewarpIntegrator: model file " + file + ": " + message);
 }
 
-TorchScriptProposalModel::TorchScriptProposalModel(const string& file) : file(file) {
-    if (!ifstream(file).good())
-        fail(file, "cannot be opened (missing or unreadable)");
+/** A torch device from its name, checked to exist in this process. */
+static torch::Device parseDevice(const string& name, const string& file) {
     try {
-        module = torch::jit::load(file, torch::kCPU);
+        torch::Device device(name);
+        at::empty({1}, torch::TensorOptions().device(device));
+        return device;
+    }
+    catch (const exception& e) {
+        fail(file, "cannot be placed on device '" + name + "': " + e.what());
+    }
+    return torch::Device(torch::kCPU);
+}
+
+TorchScriptProposalModel::TorchScriptProposalModel(const string& data, const string& file, const string& deviceName) :
+        file(file), device(parseDevice(deviceName, file)) {
+    torch::jit::ExtraFilesMap extraFiles{{ModelSettings::entryName(), ""}};
+    try {
+        istringstream stream(data);
+        module = torch::jit::load(stream, device, extraFiles);
     }
     catch (const exception& e) {
         fail(file, string("is not a readable TorchScript file (corrupt, or saved by an incompatible torch): ") + e.what());
@@ -60,7 +79,12 @@ TorchScriptProposalModel::TorchScriptProposalModel(const string& file) : file(fi
     density = callMethod("has_density").toBool();
     if (elements.empty() || !(lagTime > 0) || !(temperature > 0))
         fail(file, "reports no elements, or a non-positive lag time or temperature");
+    settings = ModelSettings::parse(extraFiles[ModelSettings::entryName()], file);
     setRandomSeed(0);
+}
+
+string TorchScriptProposalModel::getDevice() const {
+    return device.str();
 }
 
 c10::IValue TorchScriptProposalModel::callMethod(const string& name) {
@@ -77,10 +101,10 @@ void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vect
                                        vector<vector<Vec3> >& proposals, vector<double>& logRatios) {
     int numAtoms = positions.size();
     static_assert(sizeof(Vec3) == 3 * sizeof(double), "Vec3 must be three packed doubles");
-    at::Tensor x = torch::from_blob((void*) positions.data(), {numAtoms, 3}, torch::kFloat64).clone();
-    at::Tensor types = torch::from_blob((void*) atomTypes.data(), {numAtoms}, torch::kInt64).clone();
+    at::Tensor x = torch::from_blob((void*) positions.data(), {numAtoms, 3}, torch::kFloat64).clone().to(device);
+    at::Tensor types = torch::from_blob((void*) atomTypes.data(), {numAtoms}, torch::kInt64).clone().to(device);
     at::Tensor y, logRatio;
-    withGeneratorState(generatorState, [&]() {
+    withGeneratorState(device, generatorState, [&]() {
         c10::InferenceMode guard;
         // The profiling executor's first two calls of a model profile and optimize its graph, about
         // 2 s for the shipped models on a CPU, after which they ran no faster (measured on a
@@ -95,8 +119,8 @@ void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vect
         }
         if (!output.isTuple() || output.toTupleRef().elements().size() != 2)
             fail(file, "forward() must return a tuple (proposals, log_ratio)");
-        y = output.toTupleRef().elements()[0].toTensor().to(torch::kFloat64).contiguous();
-        logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kFloat64).contiguous();
+        y = output.toTupleRef().elements()[0].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+        logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
     });
     if (y.dim() != 3 || y.size(0) != numProposals || y.size(1) != numAtoms || y.size(2) != 3)
         fail(file, "forward() returned proposals of shape " + c10::str(y.sizes()) + ", expected [" + to_string(numProposals) +
@@ -115,7 +139,13 @@ void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vect
 
 void TorchScriptProposalModel::setRandomSeed(uint64_t seed) {
     lock_guard<mutex> lock(generatorMutex);
-    at::Generator fresh = at::make_generator<at::CPUGeneratorImpl>(seed);
+    at::Generator fresh;
+    if (device.is_cpu())
+        fresh = at::make_generator<at::CPUGeneratorImpl>(seed);
+    else {
+        fresh = defaultGenerator(device).clone();
+        fresh.set_current_seed(seed);
+    }
     generatorState = fresh.get_state();
 }
 

@@ -8,13 +8,25 @@ namespace TimewarpPlugin {
 
 /**
  * A ProposalModel stored as a TorchScript module.  The module draws its random numbers from torch's
- * default CPU generator; this class swaps its own generator state in around every call, so that
- * models do not share a stream with each other or with the user's torch code.
+ * default generator of its device (the CPU generator for "cpu"); this class swaps its own generator
+ * state in around every call, so that models do not share a stream with each other or with the
+ * user's torch code.
  */
 class TorchScriptProposalModel : public ProposalModel {
 public:
-    /** Load and validate a TorchScript file; throws an OpenMMException naming what is wrong. */
-    explicit TorchScriptProposalModel(const std::string& file);
+    /**
+     * Load and validate a TorchScript model from a file's bytes, with its timewarp.json entry.
+     *
+     * @param data    the bytes of the model file
+     * @param file    where they came from, named in error messages
+     * @param device  the torch device to load the module onto, e.g. "cpu"
+     * @throws OpenMM::OpenMMException naming the file and what is wrong
+     */
+    TorchScriptProposalModel(const std::string& data, const std::string& file, const std::string& device);
+    std::string getDevice() const;
+    const ModelSettings& getSettings() const {
+        return settings;
+    }
     const std::vector<std::string>& getElements() const {
         return elements;
     }
@@ -35,7 +47,9 @@ public:
 private:
     c10::IValue callMethod(const std::string& name);
     std::string file;
+    torch::Device device;
     torch::jit::Module module;
+    ModelSettings settings;
     std::vector<std::string> elements;
     double lagTime, temperature;
     bool density;

@@ -7,13 +7,21 @@
 namespace TimewarpPlugin {
 
 /**
- * Serializes a TimewarpIntegrator.  The XML refers to the model file by path instead of embedding
- * it, which keeps it small; deserializing loads the model again from that path.
+ * Serializes a TimewarpIntegrator.  Version 2 embeds the model file's bytes (base64, property
+ * "modelData") beside its original path ("modelFile", informational), so the XML is self-contained:
+ * it deserializes where the original file does not exist.  Version 1 files, which hold only the
+ * path, are still read, by loading the model from that path.
  */
 class OPENMM_EXPORT_TIMEWARP TimewarpIntegratorProxy : public OpenMM::SerializationProxy {
 public:
     TimewarpIntegratorProxy();
+    /** Write every setting of the integrator and its model's bytes to a node. */
     void serialize(const void* object, OpenMM::SerializationNode& node) const;
+    /**
+     * Create a new TimewarpIntegrator from a node written by serialize() (version 1 or 2).
+     *
+     * @throws OpenMM::OpenMMException for an unknown version, invalid embedded data, or a model that cannot be loaded
+     */
     void* deserialize(const OpenMM::SerializationNode& node) const;
 };
 

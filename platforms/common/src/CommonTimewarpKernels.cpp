@@ -1,4 +1,4 @@
-#include "ReferenceTimewarpKernels.h"
+#include "CommonTimewarpKernels.h"
 #include "ProposalModel.h"
 #include "openmm/CMMotionRemover.h"
 #include "openmm/OpenMMException.h"
@@ -64,7 +64,7 @@ double tripleProduct(const vector<Vec3>& x, int center, int a, int b, int c) {
 
 } // namespace
 
-void ReferenceIntegrateTimewarpStepKernel::initialize(const System& system, const TimewarpIntegrator& integrator) {
+void CommonIntegrateTimewarpStepKernel::initialize(const System& system, const TimewarpIntegrator& integrator) {
     masses.resize(system.getNumParticles());
     for (int i = 0; i < system.getNumParticles(); i++)
         masses[i] = system.getParticleMass(i);
@@ -74,22 +74,22 @@ void ReferenceIntegrateTimewarpStepKernel::initialize(const System& system, cons
             removeCenterOfMassMotion = true;
     int seed = integrator.getRandomNumberSeed();
     random.seed(seed == 0 ? random_device()() : (uint64_t) seed);
-    model = &integrator.getModel();
+    model = &selectModel(integrator);
     model->setRandomSeed(random());
 }
 
-double ReferenceIntegrateTimewarpStepKernel::uniform() {
+double CommonIntegrateTimewarpStepKernel::uniform() {
     // 53 random bits: uniform on [0, 1), and identical on every standard library.
     return (random() >> 11) * (1.0 / 9007199254740992.0);
 }
 
-double ReferenceIntegrateTimewarpStepKernel::gaussian() {
+double CommonIntegrateTimewarpStepKernel::gaussian() {
     // Box-Muller without a cached second value, so the stream position is all the state there is.
     double u = 1.0 - uniform();
     return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * uniform());
 }
 
-int ReferenceIntegrateTimewarpStepKernel::batchSize(const TimewarpIntegrator& integrator) const {
+int CommonIntegrateTimewarpStepKernel::batchSize(const TimewarpIntegrator& integrator) const {
     int maximum = integrator.getProposalsPerBatch();
     if (!integrator.getAdaptiveBatchSize())
         return maximum;
@@ -100,7 +100,7 @@ int ReferenceIntegrateTimewarpStepKernel::batchSize(const TimewarpIntegrator& in
     return (int) max(1.0, min((double) maximum, size));
 }
 
-double ReferenceIntegrateTimewarpStepKernel::energy(ContextImpl& context, int groups) {
+double CommonIntegrateTimewarpStepKernel::energy(ContextImpl& context, int groups) {
     try {
         return context.calcForcesAndEnergy(false, true, groups);
     }
@@ -110,7 +110,7 @@ double ReferenceIntegrateTimewarpStepKernel::energy(ContextImpl& context, int gr
     }
 }
 
-bool ReferenceIntegrateTimewarpStepKernel::preservesChirality(const TimewarpIntegrator& integrator, const vector<Vec3>& y) const {
+bool CommonIntegrateTimewarpStepKernel::preservesChirality(const TimewarpIntegrator& integrator, const vector<Vec3>& y) const {
     for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
         int center, a, b, c;
         integrator.getChiralCenterParameters(i, center, a, b, c);
@@ -120,50 +120,62 @@ bool ReferenceIntegrateTimewarpStepKernel::preservesChirality(const TimewarpInte
     return true;
 }
 
-void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const TimewarpIntegrator& integrator, int steps) {
-    int groups = integrator.getIntegrationForceGroups();
-    double beta = 1.0 / (BOLTZMANN * integrator.getTemperature());
-    bool metropolis = integrator.getMetropolisHastings();
-    double currentEnergy = 0;
+double CommonIntegrateTimewarpStepKernel::refreshCurrentState(ContextImpl& context, int groups) {
+    // Proposals drawn from other positions than the Context's are no longer valid: discard them.
     vector<Vec3> positions;
+    getPositions(context, positions);
+    if (!allFinite(positions))
+        throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
+    if (positions != current)
+        moveTo(positions);
+    double currentEnergy = energy(context, groups);
+    if (!isfinite(currentEnergy))
+        throw OpenMMException("TimewarpIntegrator: the energy of the current positions is not finite");
+    return currentEnergy;
+}
+
+bool CommonIntegrateTimewarpStepKernel::metropolisHastingsStep(ContextImpl& context, const TimewarpIntegrator& integrator,
+                                                               double& currentEnergy) {
+    if (nextProposal >= (int) pending.size()) {
+        propose(integrator, current, batchSize(integrator), pending, pendingLogRatios);
+        nextProposal = 0;
+    }
+    const vector<Vec3>& proposal = pending[nextProposal];
+    double logRatio = pendingLogRatios[nextProposal];
+    nextProposal++;
+    if (!allFinite(proposal))
+        return false;
+    int groups = integrator.getIntegrationForceGroups();
+    setPositions(context, proposal);
+    double proposalEnergy = energy(context, groups);
+    double deltaEnergy = proposalEnergy - currentEnergy;
+    bool accept;
+    if (integrator.getMetropolisHastings()) {
+        double beta = 1.0 / (BOLTZMANN * integrator.getTemperature());
+        accept = isfinite(deltaEnergy) && isfinite(logRatio) && log(uniform()) < -beta * deltaEnergy + logRatio;
+    }
+    else
+        accept = isfinite(deltaEnergy) && deltaEnergy <= integrator.getExplorationEnergyThreshold() &&
+                 preservesChirality(integrator, proposal);
+    if (accept) {
+        currentEnergy = proposalEnergy;
+        moveTo(proposal);
+    }
+    else
+        setPositions(context, current);
+    return accept;
+}
+
+void CommonIntegrateTimewarpStepKernel::execute(ContextImpl& context, const TimewarpIntegrator& integrator, int steps) {
+    int groups = integrator.getIntegrationForceGroups();
+    double currentEnergy = 0;
     for (int step = 0; step < steps; step++) {
         // Forces may change between calls (a metadynamics bias, new parameters), and updateContextState()
         // may move atoms, so the current energy is recomputed at the start of a call and whenever forces
-        // were invalidated.  Proposals drawn from other positions are discarded.
-        if (context.updateContextState() || step == 0) {
-            context.getPositions(positions);
-            if (!allFinite(positions))
-                throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
-            if (positions != current)
-                moveTo(positions);
-            currentEnergy = energy(context, groups);
-            if (!isfinite(currentEnergy))
-                throw OpenMMException("TimewarpIntegrator: the energy of the current positions is not finite");
-        }
-        if (nextProposal >= (int) pending.size()) {
-            model->propose(current, integrator.getAtomTypes(), batchSize(integrator), pending, pendingLogRatios);
-            nextProposal = 0;
-        }
-        const vector<Vec3>& proposal = pending[nextProposal];
-        double logRatio = pendingLogRatios[nextProposal];
-        nextProposal++;
-        bool accept = false;
-        if (allFinite(proposal)) {
-            context.setPositions(proposal);
-            double proposalEnergy = energy(context, groups);
-            double deltaEnergy = proposalEnergy - currentEnergy;
-            if (metropolis)
-                accept = isfinite(deltaEnergy) && isfinite(logRatio) && log(uniform()) < -beta * deltaEnergy + logRatio;
-            else
-                accept = isfinite(deltaEnergy) && deltaEnergy <= integrator.getExplorationEnergyThreshold() &&
-                         preservesChirality(integrator, proposal);
-            if (accept) {
-                currentEnergy = proposalEnergy;
-                moveTo(proposal);
-            }
-            else
-                context.setPositions(current);
-        }
+        // were invalidated.
+        if (context.updateContextState() || step == 0)
+            currentEnergy = refreshCurrentState(context, groups);
+        bool accept = metropolisHastingsStep(context, integrator, currentEnergy);
         numProposed++;
         adaptProposed++;
         if (accept) {
@@ -178,35 +190,45 @@ void ReferenceIntegrateTimewarpStepKernel::execute(ContextImpl& context, const T
     resampleVelocities(context, integrator.getTemperature());
 }
 
-void ReferenceIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& context, const TimewarpIntegrator& integrator,
-                                                                double& currentEnergy) {
+void CommonIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& context, const TimewarpIntegrator& integrator,
+                                                             double& currentEnergy) {
     // Velocity Verlet from fresh Maxwell-Boltzmann velocities, accepted on the change of the total
     // energy: exact for the Boltzmann distribution of the integration force groups.  The step size
     // varies by up to 20% from move to move, independently of the state, so that no vibration whose
     // period the trajectory length matches stays frozen (a resonance of fixed-length HMC).
-    int groups = integrator.getIntegrationForceGroups();
     double kT = BOLTZMANN * integrator.getTemperature();
     double dt = integrator.getHMCStepSize() * (0.8 + 0.4 * uniform());
     int numParticles = masses.size();
-    vector<Vec3> x = current, v(numParticles), f;
-    double kinetic = 0;
-    for (int i = 0; i < numParticles; i++) {
-        if (masses[i] == 0)
-            continue;
+    vector<Vec3> x = current, v(numParticles);
+    for (int i = 0; i < numParticles; i++)
         v[i] = Vec3(gaussian(), gaussian(), gaussian()) * sqrt(kT / masses[i]);
-        kinetic += 0.5 * masses[i] * v[i].dot(v[i]);
+    double initial = currentEnergy + kineticEnergy(v);
+    double potential = velocityVerlet(context, integrator.getIntegrationForceGroups(), integrator.getHMCSteps(), dt, x, v);
+    double deltaH = potential + kineticEnergy(v) - initial;
+    numHMCProposed++;
+    if (isfinite(deltaH) && log(uniform()) < -deltaH / kT) {
+        numHMCAccepted++;
+        currentEnergy = potential;
+        moveTo(x);
     }
-    double initial = currentEnergy + kinetic;
+    else
+        setPositions(context, current);
+}
+
+double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, int groups, int steps, double dt, vector<Vec3>& x,
+                                                         vector<Vec3>& v) {
+    // The Context holds x on entry, so its forces are those of the first half kick.
+    int numParticles = masses.size();
+    vector<Vec3> f;
     context.calcForcesAndEnergy(true, false, groups);
-    context.getForces(f);
+    getForces(context, f);
     double potential = NAN;
-    for (int step = 0; step < integrator.getHMCSteps(); step++) {
-        for (int i = 0; i < numParticles; i++)
-            if (masses[i] != 0) {
-                v[i] += f[i] * (0.5 * dt / masses[i]);
-                x[i] += v[i] * dt;
-            }
-        context.setPositions(x);
+    for (int step = 0; step < steps; step++) {
+        for (int i = 0; i < numParticles; i++) {
+            v[i] += f[i] * (0.5 * dt / masses[i]);
+            x[i] += v[i] * dt;
+        }
+        setPositions(context, x);
         try {
             potential = context.calcForcesAndEnergy(true, true, groups);
         }
@@ -215,33 +237,29 @@ void ReferenceIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& con
         }
         if (!isfinite(potential))
             break;
-        context.getForces(f);
+        getForces(context, f);
         for (int i = 0; i < numParticles; i++)
-            if (masses[i] != 0)
-                v[i] += f[i] * (0.5 * dt / masses[i]);
+            v[i] += f[i] * (0.5 * dt / masses[i]);
     }
-    kinetic = 0;
-    for (int i = 0; i < numParticles; i++)
-        kinetic += 0.5 * masses[i] * v[i].dot(v[i]);
-    double deltaH = potential + kinetic - initial;
-    numHMCProposed++;
-    if (isfinite(deltaH) && log(uniform()) < -deltaH / kT) {
-        numHMCAccepted++;
-        currentEnergy = potential;
-        moveTo(x);
-    }
-    else
-        context.setPositions(current);
+    return potential;
 }
 
-void ReferenceIntegrateTimewarpStepKernel::moveTo(const vector<Vec3>& positions) {
-    // Pending proposals were drawn from the old state: they are no longer valid proposals.
+double CommonIntegrateTimewarpStepKernel::kineticEnergy(const vector<Vec3>& velocities) const {
+    double energy = 0;
+    for (int i = 0; i < (int) masses.size(); i++)
+        energy += 0.5 * masses[i] * velocities[i].dot(velocities[i]);
+    return energy;
+}
+
+void CommonIntegrateTimewarpStepKernel::moveTo(const vector<Vec3>& positions) {
+    // Pending proposals were drawn from the old state: they are no longer valid proposals.  The copy
+    // comes first, as positions may be one of them.
     current = positions;
     pending.clear();
     nextProposal = 0;
 }
 
-void ReferenceIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& context, double temperature) {
+void CommonIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& context, double temperature) {
     int numParticles = masses.size();
     vector<Vec3> velocities(numParticles);
     Vec3 momentum;
@@ -255,19 +273,45 @@ void ReferenceIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& conte
     if (removeCenterOfMassMotion)
         for (Vec3& v : velocities)
             v -= momentum / totalMass;
+    setVelocities(context, velocities);
+}
+
+double CommonIntegrateTimewarpStepKernel::computeKineticEnergy(ContextImpl& context, const TimewarpIntegrator& integrator) {
+    vector<Vec3> velocities;
+    getVelocities(context, velocities);
+    return kineticEnergy(velocities);
+}
+
+ProposalModel& CommonIntegrateTimewarpStepKernel::selectModel(const TimewarpIntegrator& integrator) {
+    return integrator.getModel();
+}
+
+void CommonIntegrateTimewarpStepKernel::propose(const TimewarpIntegrator& integrator, const vector<Vec3>& x, int numProposals,
+                                                vector<vector<Vec3> >& proposals, vector<double>& logRatios) {
+    model->propose(x, integrator.getAtomTypes(), numProposals, proposals, logRatios);
+}
+
+void CommonIntegrateTimewarpStepKernel::getPositions(ContextImpl& context, vector<Vec3>& positions) {
+    context.getPositions(positions);
+}
+
+void CommonIntegrateTimewarpStepKernel::setPositions(ContextImpl& context, const vector<Vec3>& positions) {
+    context.setPositions(positions);
+}
+
+void CommonIntegrateTimewarpStepKernel::getForces(ContextImpl& context, vector<Vec3>& forces) {
+    context.getForces(forces);
+}
+
+void CommonIntegrateTimewarpStepKernel::getVelocities(ContextImpl& context, vector<Vec3>& velocities) {
+    context.getVelocities(velocities);
+}
+
+void CommonIntegrateTimewarpStepKernel::setVelocities(ContextImpl& context, const vector<Vec3>& velocities) {
     context.setVelocities(velocities);
 }
 
-double ReferenceIntegrateTimewarpStepKernel::computeKineticEnergy(ContextImpl& context, const TimewarpIntegrator& integrator) {
-    vector<Vec3> velocities;
-    context.getVelocities(velocities);
-    double energy = 0;
-    for (int i = 0; i < (int) masses.size(); i++)
-        energy += 0.5 * masses[i] * velocities[i].dot(velocities[i]);
-    return energy;
-}
-
-void ReferenceIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context, ostream& stream) const {
+void CommonIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context, ostream& stream) const {
     writeValue<int>(stream, CHECKPOINT_VERSION);
     stringstream randomState;
     randomState << random;
@@ -287,7 +331,7 @@ void ReferenceIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context
     writeValue(stream, nextProposal);
 }
 
-void ReferenceIntegrateTimewarpStepKernel::loadCheckpoint(ContextImpl& context, istream& stream) {
+void CommonIntegrateTimewarpStepKernel::loadCheckpoint(ContextImpl& context, istream& stream) {
     if (readValue<int>(stream) != CHECKPOINT_VERSION)
         throw OpenMMException("TimewarpIntegrator: the checkpoint was written by an incompatible version of the plugin");
     stringstream randomState(readString(stream));

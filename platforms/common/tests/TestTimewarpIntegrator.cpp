@@ -1,10 +1,14 @@
 /*
- * C++ tests of TimewarpIntegrator on the Reference and CPU platforms.
+ * C++ tests of TimewarpIntegrator with the platform-independent kernel, run once per platform.
  *
- * Usage: TestReferenceTimewarpIntegrator MODEL.pt PLATFORM
+ * Usage: TestTimewarpIntegrator MODEL.pt PLATFORM
  * MODEL.pt is the asymmetric Gaussian test proposal of tests/proposals.py for argon atoms (drift
- * 0.2 nm, width 0.4 nm, lag 100 ps, 300 K), written by `python tests/proposals.py MODEL.pt`.
+ * 0.2 nm, width 0.4 nm, lag 100 ps, 300 K), written by `python tests/proposals.py MODEL.pt`, without
+ * a settings entry.  MODEL.settings.pt beside it is the same proposal with a timewarp.json entry
+ * recommending hmc_interval 3, hmc_steps 4, hmc_step_size_ps 0.002 and fast coordinate moves.
  */
+#include "ModelSettings.h"
+#include "ProposalModel.h"
 #include "TimewarpIntegrator.h"
 #include "openmm/Context.h"
 #include "openmm/CustomExternalForce.h"
@@ -14,7 +18,10 @@
 #include "openmm/System.h"
 #include "openmm/serialization/XmlSerializer.h"
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <regex>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -28,7 +35,7 @@ extern "C" void registerKernelFactories();
 #define ASSERT(cond) {if (!(cond)) throw runtime_error(string("assertion failed at line ") + to_string(__LINE__) + ": " #cond);}
 
 static const double KT = 0.00831446261815324 * 300.0;
-static string modelFile;
+static string modelFile, settingsModelFile;
 static Platform* platform;
 
 /** One argon atom in a harmonic well whose Boltzmann distribution at 300 K has standard deviation sigma. */
@@ -154,6 +161,111 @@ static void testSerialization() {
     ASSERT(restored.getStepSize() == 100.0);
 }
 
+/** The position of one argon atom after some steps of a chain with a given seed. */
+static Vec3 chainEnd(TimewarpIntegrator& integrator, int seed, int steps) {
+    unique_ptr<System> system(harmonicSystem(0.5));
+    integrator.setRandomNumberSeed(seed);
+    Context context(*system, integrator, *platform);
+    context.setPositions({Vec3()});
+    integrator.step(steps);
+    return position(context);
+}
+
+/** An integrator built from the file's bytes is the same chain as one built from the file. */
+static void testFromBytes() {
+    string data = ProposalModel::readFile(modelFile);
+    TimewarpIntegrator fromFile(modelFile, {"Ar"}, 300.0);
+    TimewarpIntegrator fromBytes(data, {"Ar"}, 300.0, "");
+    ASSERT(fromBytes.getModelFile() == "" && fromBytes.getModelData() == data && fromFile.getModelData() == data);
+    ASSERT(chainEnd(fromFile, 11, 60) == chainEnd(fromBytes, 11, 60));
+}
+
+/** The XML embeds the model: it deserializes and continues the same chain after the file is gone. */
+static void testSelfContainedSerialization() {
+    string copyFile = modelFile + "." + platform->getName() + ".copy.pt";
+    {
+        ofstream(copyFile, ios::binary) << ProposalModel::readFile(modelFile);
+    }
+    TimewarpIntegrator original(copyFile, {"Ar"}, 300.0);
+    original.setHMCInterval(2);
+    stringstream xml;
+    XmlSerializer::serialize<Integrator>(&original, "Integrator", xml);
+    ASSERT(remove(copyFile.c_str()) == 0);
+    unique_ptr<Integrator> copy(XmlSerializer::deserialize<Integrator>(xml));
+    TimewarpIntegrator& restored = dynamic_cast<TimewarpIntegrator&>(*copy);
+    ASSERT(restored.getModelFile() == copyFile && restored.getModelData() == original.getModelData());
+    ASSERT(restored.getHMCInterval() == 2);
+    ASSERT(chainEnd(original, 8, 40) == chainEnd(restored, 8, 40));
+}
+
+/** Version-1 XML, which names the model file instead of embedding it, is still read. */
+static void testVersion1Serialization() {
+    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
+    integrator.setProposalsPerBatch(7);
+    stringstream xml;
+    XmlSerializer::serialize<Integrator>(&integrator, "Integrator", xml);
+    string text = regex_replace(xml.str(), regex(" modelData=\"[^\"]*\""), "");
+    ASSERT(text.size() < 2000 && text.find("version=\"2\"") != string::npos);
+    text = regex_replace(text, regex("version=\"2\""), "version=\"1\"");
+    stringstream old(text);
+    unique_ptr<Integrator> copy(XmlSerializer::deserialize<Integrator>(old));
+    TimewarpIntegrator& restored = dynamic_cast<TimewarpIntegrator&>(*copy);
+    ASSERT(restored.getModelFile() == modelFile && restored.getProposalsPerBatch() == 7);
+    ASSERT(restored.getModelData() == integrator.getModelData());
+}
+
+/** The model's timewarp.json entry sets the default hybrid Monte Carlo settings; a file without one recommends none. */
+static void testModelSettings() {
+    TimewarpIntegrator plain(modelFile, {"Ar"}, 300.0);
+    ASSERT(plain.getHMCInterval() == 0 && plain.getHMCSteps() == 10 && plain.getHMCStepSize() == 0.001);
+    ASSERT(!plain.getModelNeedsFastCoordinateMoves());
+    TimewarpIntegrator recommended(settingsModelFile, {"Ar"}, 300.0);
+    ASSERT(recommended.getHMCInterval() == 3 && recommended.getHMCSteps() == 4 && recommended.getHMCStepSize() == 0.002);
+    ASSERT(recommended.getModelRecommendedHMCInterval() == 3 && recommended.getModelRecommendedHMCSteps() == 4);
+    ASSERT(recommended.getModelRecommendedHMCStepSize() == 0.002 && recommended.getModelNeedsFastCoordinateMoves());
+    recommended.setHMCInterval(0);
+    ASSERT(recommended.getHMCInterval() == 0 && recommended.getModelRecommendedHMCInterval() == 3);
+    ModelSettings parsed = ModelSettings::parse(
+            "{\"other\": [1, {\"a\": null}], \"integrator\": {\"hmc_interval\": 2, \"hmc_step_size_ps\": 5e-4}, "
+            "\"needs_fast_coordinate_moves\": false}", "m.pt");
+    ASSERT(parsed.hmcInterval == 2 && parsed.hmcSteps == 10 && parsed.hmcStepSize == 5e-4 && !parsed.needsFastCoordinateMoves);
+    auto message = [](const string& json) -> string {
+        try {
+            ModelSettings::parse(json, "m.pt");
+        }
+        catch (const OpenMMException& e) {
+            return e.what();
+        }
+        return "";
+    };
+    ASSERT(message("{\"integrator\": {\"hmc_interval\": 2").find("m.pt: its timewarp.json entry is not valid JSON") != string::npos);
+    ASSERT(message("{\"integrator\": {\"hmc_interval\": 1.5}}").find("hmc_interval must be a non-negative integer") != string::npos);
+    ASSERT(message("{\"integrator\": {\"hmc_steps\": \"4\"}}").find("hmc_steps must be a number") != string::npos);
+    ASSERT(message("{\"needs_fast_coordinate_moves\": 1}").find("must be true or false") != string::npos);
+}
+
+/** A platform without kernels of its own, standing in for CUDA, OpenCL or HIP, which cannot run here. */
+class StandInPlatform : public Platform {
+public:
+    const string& getName() const {
+        static const string name = "StandIn";
+        return name;
+    }
+    double getSpeed() const {
+        return 1.0;
+    }
+    bool supportsDoublePrecision() const {
+        return true;
+    }
+};
+
+/** The common kernel is registered with every platform loaded, not only Reference and CPU. */
+static void testRegisteredOnEveryPlatform() {
+    for (int i = 0; i < Platform::getNumPlatforms(); i++)
+        ASSERT(Platform::getPlatform(i).supportsKernels({"IntegrateTimewarpStep"}));
+    ASSERT(Platform::getPlatformByName("StandIn").supportsKernels({"IntegrateTimewarpStep"}));
+}
+
 /** Constraints and a wrong atom count are refused with errors naming them. */
 static void testErrors() {
     unique_ptr<System> system(harmonicSystem(0.5));
@@ -175,18 +287,25 @@ static void testErrors() {
 
 int main(int argc, char* argv[]) {
     if (argc != 3) {
-        cerr << "usage: " << argv[0] << " MODEL.pt PLATFORM" << endl;
+        cerr << "usage: " << argv[0] << " MODEL.pt PLATFORM (MODEL.settings.pt must exist beside MODEL.pt)" << endl;
         return 2;
     }
     try {
         modelFile = argv[1];
+        settingsModelFile = modelFile.substr(0, modelFile.size() - 3) + ".settings.pt";
         Platform::loadPluginsFromDirectory(OPENMM_PLUGIN_DIR);
+        Platform::registerPlatform(new StandInPlatform());
         registerKernelFactories();
+        testRegisteredOnEveryPlatform();
         platform = &Platform::getPlatformByName(argv[2]);
         testHarmonicSampling();
         testHybridMonteCarlo();
         testCheckpoint();
         testSerialization();
+        testFromBytes();
+        testSelfContainedSerialization();
+        testVersion1Serialization();
+        testModelSettings();
         testErrors();
     }
     catch (const exception& e) {
