@@ -92,7 +92,7 @@ def main() -> None:
     x0 = scratch.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_file = openmm_timewarp.model_path(args.model) if args.model else default_model(tmp)
+        model_file = openmm_timewarp.model_file.resolve_model_path(args.model) if args.model else default_model(tmp)
         integrator = openmm_timewarp.TimewarpIntegrator(model_file, topology, args.temperature, random_seed=1,
                                                         proposals_per_batch=args.batch, adaptive_batch_size=False)
         context = mm.Context(system, integrator, platform)

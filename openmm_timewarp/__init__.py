@@ -22,15 +22,15 @@ _openmm.Platform.loadPluginLibrary(_os.path.join(_os.path.dirname(_plugin.__file
 from .integrator import TimewarpIntegrator  # noqa: E402
 from .model_file import ModelFile  # noqa: E402
 from .tito_integrator import TitoIntegrator  # noqa: E402
-from .trained import available_models, model_path  # noqa: E402
+from .model_file import available_models  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["TimewarpIntegrator", "TitoIntegrator", "ModelFile", "available_models", "model_path", "sample", "run_md"]
+__all__ = ["TimewarpIntegrator", "TitoIntegrator", "ModelFile", "available_models", "sample", "run_md"]
 
 
 def __getattr__(name: str):
     # The high-level API pulls in mdtraj and matplotlib: load it on first use only.
     if name in ("sample", "run_md"):
-        from . import api
-        return getattr(api, name)
+        from . import run
+        return getattr(run, name)
     raise AttributeError(f"module 'openmm_timewarp' has no attribute {name!r}")

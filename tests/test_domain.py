@@ -59,7 +59,6 @@ def test_the_shipped_model_file_names_its_domain():
 
 # The integrator's own warning reads the ModelFile once engineer A's integrator lands (issue 18);
 # until then integrator.py imports domain.model_metadata, which moved to ModelFile.
-@pytest.mark.xfail(raises=ImportError, strict=False, reason="integrator.py still imports domain.model_metadata")
 def test_integrator_warns_for_a_peptide_outside_the_shipped_model():
     topology, _ = systems.peptide_from_sequence("GM")
     with warnings.catch_warnings(record=True) as caught:  # not pytest.warns, which would hide an ImportError
