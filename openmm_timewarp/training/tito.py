@@ -1,9 +1,7 @@
 """Train a TITO transfer operator by conditional flow matching on the frames of MD shards.
 
-Usage::
-
-    python -m openmm_timewarp.training.tito --data DIR [DIR ...] --out RUN_DIR --epochs 20 --seed 0 \\
-        --min-lag-ps 10 --max-lag-ps 1000 [--resume]
+Command line: ``openmm-timewarp train-tito --data DIR [DIR ...] --out RUN_DIR --min-lag-ps 10
+--max-lag-ps 1000 [--resume]`` (``cli/train.py``).
 
 Each training example is a pair (x(t), x(t + lag)) of one trajectory's frames, the lag drawn
 log-uniformly from the frame multiples in [``--min-lag-ps``, ``--max-lag-ps``], either direction
@@ -15,18 +13,16 @@ mean squared error of the velocity against x1 - y0.  The last ``--val-fraction``
 trajectory is held out for the validation loss.
 
 Writes ``RUN_DIR/last.pt`` (each epoch, for ``--resume``), ``best.pt`` (lowest validation loss)
-and ``log.jsonl``.  Export with ``python -m openmm_timewarp.models.export RUN_DIR/best.pt OUT.pt
---lag-ps LAG``.
+and ``log.jsonl``.  Export with ``openmm-timewarp export RUN_DIR/best.pt OUT.pt --lag-ps LAG``.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
 import json
 import math
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -34,9 +30,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data.storage import iter_shards, read_shard
-from ..models.tito import TitoModel, mean_free
+from ..proposals.tito import TitoModel, mean_free
+from ..errors import InputError
+from ..proposals.export import save_checkpoint
 from .dataset import align_rotation, element_types
-from .train import common_value, save_checkpoint
+from .loop import common_value
 
 _BOND_NM = 0.13  # hydrogen to heavy atom: 0.10-0.11 nm bonded, more than 0.16 nm otherwise
 
@@ -86,7 +84,7 @@ def sample_batch(trajectory: Trajectory, model: TitoModel, batch_size: int, firs
     low = max(1, math.ceil(model.min_lag_ps / trajectory.frame_ps - 1e-9))
     high = min(math.floor(model.max_lag_ps / trajectory.frame_ps + 1e-9), end - first - 1)
     if high < low:
-        raise ValueError(f"{trajectory.path}: {end - first} frames every {trajectory.frame_ps} ps hold no lag in "
+        raise InputError(f"{trajectory.path}: {end - first} frames every {trajectory.frame_ps} ps hold no lag in "
                          f"[{model.min_lag_ps}, {model.max_lag_ps}] ps")
     u = torch.rand(batch_size, generator=generator)
     lag = torch.exp(math.log(low) + u * (math.log(high + 1) - math.log(low))).floor().long().clamp(low, high)
@@ -137,40 +135,46 @@ def validation_loss(model: TitoModel, trajectories: List[Trajectory], val_fracti
     return float(np.mean(losses))
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, nargs="+", required=True, help="directories of traj_*.npz shards")
-    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and log")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--steps-per-epoch", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-lag-ps", type=float, default=10.0)
-    p.add_argument("--max-lag-ps", type=float, default=1000.0)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--base-scale-nm", type=float, default=0.05)
-    p.add_argument("--ode-steps", type=int, default=20, help="midpoint steps of the exported sampler")
-    p.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"])
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    args.command = " ".join(["python -m openmm_timewarp.training.tito"] + list(argv))
-    return args
+@dataclasses.dataclass
+class TitoTrainConfig:
+    """What a TITO training run does; the fields are the options of ``openmm-timewarp train-tito``."""
+
+    data: List[Path]
+    out: Path
+    epochs: int = 20
+    steps_per_epoch: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    min_lag_ps: float = 10.0
+    max_lag_ps: float = 1000.0
+    hidden: int = 64
+    layers: int = 4
+    base_scale_nm: float = 0.05
+    ode_steps: int = 20
+    elements: List[str] = dataclasses.field(default_factory=lambda: ["H", "C", "N", "O", "S"])
+    val_fraction: float = 0.1
+    threads: int = 0
+    resume: bool = False
+    no_progress: bool = False
+    command: str = ""
 
 
-def train(args: argparse.Namespace) -> Path:
-    """Run training as configured; returns the best checkpoint."""
+def train(args: TitoTrainConfig) -> Path:
+    """Run training as ``args`` says; returns the best checkpoint.
+
+    Raises
+    ------
+    InputError
+        If ``args.out`` holds a run already and ``args.resume`` is False.
+    """
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     last, best, log_path = args.out / "last.pt", args.out / "best.pt", args.out / "log.jsonl"
     checkpoint = torch.load(last, map_location="cpu", weights_only=False) if args.resume else None
     if checkpoint is None and last.exists():
-        raise FileExistsError(f"{args.out} holds a run already: pass --resume to continue it, or choose another --out")
+        raise InputError(f"{args.out} holds a run already: pass --resume to continue it, or choose another --out")
     torch.manual_seed(args.seed)
     if checkpoint is None:
         model = TitoModel(args.elements, hidden=args.hidden, layers=args.layers, min_lag_ps=args.min_lag_ps,
@@ -218,17 +222,9 @@ def train(args: argparse.Namespace) -> Path:
             f.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
         state = {"epoch": epoch, "best_val": min(state["best_val"], val)}
-        extra = {"generator": generator.get_state()}
+        extra = dict(optimizer=optimizer.state_dict(), state=state, torch_rng=torch.get_rng_state(),
+                     generator=generator.get_state())
         if val <= state["best_val"]:
-            save_checkpoint(best, model, optimizer, state, dict(info, epoch=epoch, val_loss=val), extra)
-        save_checkpoint(last, model, optimizer, state, dict(info, epoch=epoch, val_loss=val), extra)
+            save_checkpoint(best, model, dict(info, epoch=epoch, val_loss=val), **extra)
+        save_checkpoint(last, model, dict(info, epoch=epoch, val_loss=val), **extra)
     return best
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    best = train(parse_args(sys.argv[1:] if argv is None else argv))
-    print(f"best checkpoint: {best}\nexport: python -m openmm_timewarp.models.export {best} tito.pt --lag-ps LAG")
-
-
-if __name__ == "__main__":
-    main()

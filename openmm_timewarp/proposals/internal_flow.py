@@ -21,6 +21,7 @@ section 2 becomes
 
     log N(w) + log p(q, v | y) - log N(v) - log p(q', w | x) + log J(q') - log J(q).
 """
+import dataclasses
 import json
 import math
 from typing import List, Optional, Tuple
@@ -29,11 +30,26 @@ import torch
 from torch import Tensor, nn
 
 from .attention import KernelAttentionBlock, kernel_attention_weights, length_scale_tensor
-from .zmatrix import (COVALENT_RADII_NM, bond_graph, build_zmatrix, frame, log_jacobian, to_cartesian, to_internal,
-                      wrap_angle)
+from .geometry import COVALENT_RADII_NM, bond_graph, wrap_angle
+from .kernel import KernelConfig, ProposalKernel
+from .zmatrix import build_zmatrix, frame, log_jacobian, to_cartesian, to_internal
 
-REJECT = -1e30
-"""log_ratio of proposals that are certain rejections (another bond graph, an angle outside (0, pi))."""
+
+@dataclasses.dataclass
+class InternalFlowConfig(KernelConfig):
+    """Settings of an :class:`InternalTimewarpFlow`: its constructor arguments and the proposal
+    kernels of :meth:`InternalTimewarpFlow.set_kernels` (weights of full, torsion, local)."""
+
+    elements: List[str]
+    hidden: int = 32
+    num_couplings: int = 4
+    num_geometry_couplings: int = 2
+    num_blocks: int = 1
+    embed_dim: int = 8
+    length_scales: List[float] = dataclasses.field(default_factory=lambda: [0.15, 0.3, 0.6, 1.2])
+    scale_limit: float = 3.0
+    kernel_weights: List[float] = dataclasses.field(default_factory=lambda: [1.0, 0.0, 0.0])
+    local_step: float = 0.1
 
 
 class InternalTransformer(nn.Module):
@@ -94,7 +110,7 @@ def _affine(target: Tensor, part: Tensor, params: Tuple[Tensor, Tensor], inverse
     return out, log_scale.sum((1, 2), dtype=torch.float64)
 
 
-class InternalTimewarpFlow(nn.Module):
+class InternalTimewarpFlow(ProposalKernel):
     """Conditional augmented flow of internal-coordinate moves, p(q', w | x), and its MH proposals.
 
     The generative direction first runs ``num_couplings`` pairs of (torsions given auxiliaries,
@@ -167,10 +183,26 @@ class InternalTimewarpFlow(nn.Module):
         self.torsion_layers_reversed = nn.ModuleList(list(reversed(torsion)))
         self.geometry_layers_reversed = nn.ModuleList(list(reversed(geometry)))
 
+    kind = "internal"
+    config_class = InternalFlowConfig
+
+    def to_config(self) -> InternalFlowConfig:
+        """The flow's settings: constructor arguments, kernel weights and local step."""
+        return InternalFlowConfig(**json.loads(self.config_json), kernel_weights=self.kernel_weights.tolist(),
+                                  local_step=self.local_step)
+
     @classmethod
-    def from_config(cls, config: dict) -> "InternalTimewarpFlow":
-        """Build an (untrained) flow from the dict stored in ``config_json``."""
-        return cls(**config)
+    def from_config(cls, config) -> "InternalTimewarpFlow":
+        """An untrained flow with the settings ``config`` (an :class:`InternalFlowConfig` or its dict)."""
+        values = dataclasses.asdict(cls.parse_config(config))
+        weights, step = values.pop("kernel_weights"), values.pop("local_step")
+        flow = cls(**values)
+        flow.set_kernels(*weights, local_step=step)
+        return flow
+
+    def moves_geometry(self) -> bool:
+        """Whether the full or the local kernel, which change bonds and angles, has a positive weight."""
+        return bool(self.kernel_weights[0] > 0 or self.kernel_weights[2] > 0)
 
     def set_kernels(self, full: float, torsion: float, local: float, local_step: float) -> None:
         """Probabilities of the three proposal kernels (normalised here) and the local step fraction."""
@@ -356,7 +388,7 @@ class InternalTimewarpFlow(nn.Module):
         valid = valid & torch.isfinite(proposals).flatten(1).all(-1)
         # An invalid proposal is returned as the current state with a log ratio of REJECT (a
         # finite stand-in for log 0, as the contract asks for finite values): a certain rejection.
-        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # REJECT
+        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, self.reject))
         proposals = torch.where(valid[:, None, None], proposals, x[None])
         return proposals.to(positions.dtype), log_ratio
 
