@@ -98,7 +98,6 @@ class BackboneProposal(ProposalKernel):
         self.nitrogen = elements.index("N") if "N" in elements else -1
         self.oxygen = elements.index("O") if "O" in elements else -1
         self.density = RamachandranDensity(self.num_features()) if density is None else density
-        self.config_json = json.dumps(dict(elements=list(elements), density=json.loads(self.density.config_json)))
         self.local_fraction, self.local_width = 0.0, 0.3
         self.local_log_width = math.log(0.3)
         self.chi_fraction = 0.0
