@@ -45,6 +45,74 @@ def _graph_distances(adjacency: Tensor) -> Tensor:
     return dist
 
 
+def _breadth_first(adjacency: Tensor, heavy: Tensor, root: int) -> Tuple[List[int], List[int]]:
+    """Parent of each atom (-1 for the root) and the placement order of a breadth-first walk from
+    ``root`` that visits heavy neighbours before hydrogens."""
+    n = adjacency.shape[0]
+    neighbours: List[List[int]] = []
+    for i in range(n):
+        row: List[int] = torch.nonzero(adjacency[i]).flatten().tolist()
+        heavy_first: List[int] = []
+        hydrogens: List[int] = []
+        for j in row:
+            if bool(heavy[j]):
+                heavy_first.append(j)
+            else:
+                hydrogens.append(j)
+        neighbours.append(heavy_first + hydrogens)
+    parent = [-1] * n
+    placed = [False] * n
+    order: List[int] = [root]
+    placed[root] = True
+    head = 0
+    while head < len(order):
+        u = order[head]
+        head += 1
+        for v in neighbours[u]:
+            if not placed[v]:
+                placed[v] = True
+                parent[v] = u
+                order.append(v)
+    return parent, order
+
+
+def _references(parent: List[int], order: List[int]) -> Tuple[List[int], List[int], List[int], List[int]]:
+    """Angle partner, torsion partner, placement stage and sibling flag of each atom of a
+    breadth-first placement (``parent``, ``order``); see :func:`build_zmatrix`."""
+    n = len(parent)
+    root = order[0]
+    angle = [-1] * n
+    torsion = [-1] * n
+    stage = [0] * n
+    relative = [0] * n
+    first, second = order[1], order[2]
+    stage[first] = 1
+    angle[second] = first if parent[second] == root else root
+    stage[second] = 2
+    for position in range(3, n):
+        i = order[position]
+        p = parent[i]
+        k = parent[p] if p != root else first
+        l = -1
+        for s in order[:position]:
+            if parent[s] == p and s != k:
+                l = s
+                relative[i] = 1
+                break
+        if l < 0:
+            if k != root:
+                l = parent[k]
+            else:
+                for s in order[:position]:
+                    if s != p and s != k and parent[s] == root:
+                        l = s
+                        break
+        angle[i] = k
+        torsion[i] = l
+        stage[i] = 1 + max(stage[p], max(stage[k], stage[l]))
+    return angle, torsion, stage, relative
+
+
 def build_zmatrix(adjacency: Tensor, heavy: Tensor) -> Tensor:
     """Z-matrix references of a connected bond graph.
 
@@ -78,61 +146,8 @@ def build_zmatrix(adjacency: Tensor, heavy: Tensor) -> Tensor:
     eccentricity = dist.max(1).values + (~heavy).to(torch.int64) * (n + 2)
     root = int(torch.argmin(eccentricity))
 
-    neighbours: List[List[int]] = []
-    for i in range(n):
-        row: List[int] = torch.nonzero(adjacency[i]).flatten().tolist()
-        heavy_first: List[int] = []
-        hydrogens: List[int] = []
-        for j in row:
-            if bool(heavy[j]):
-                heavy_first.append(j)
-            else:
-                hydrogens.append(j)
-        neighbours.append(heavy_first + hydrogens)
-
-    parent = [-1] * n
-    placed = [False] * n
-    order: List[int] = [root]
-    placed[root] = True
-    head = 0
-    while head < len(order):
-        u = order[head]
-        head += 1
-        for v in neighbours[u]:
-            if not placed[v]:
-                placed[v] = True
-                parent[v] = u
-                order.append(v)
-
-    angle = [-1] * n
-    torsion = [-1] * n
-    stage = [0] * n
-    relative = [0] * n
-    first, second = order[1], order[2]
-    stage[first] = 1
-    angle[second] = first if parent[second] == root else root
-    stage[second] = 2
-    for position in range(3, n):
-        i = order[position]
-        p = parent[i]
-        k = parent[p] if p != root else first
-        l = -1
-        for s in order[:position]:
-            if parent[s] == p and s != k:
-                l = s
-                relative[i] = 1
-                break
-        if l < 0:
-            if k != root:
-                l = parent[k]
-            else:
-                for s in order[:position]:
-                    if s != p and s != k and parent[s] == root:
-                        l = s
-                        break
-        angle[i] = k
-        torsion[i] = l
-        stage[i] = 1 + max(stage[p], max(stage[k], stage[l]))
+    parent, order = _breadth_first(adjacency, heavy, root)
+    angle, torsion, stage, relative = _references(parent, order)
     return torch.tensor([parent, angle, torsion, stage, relative], dtype=torch.int64).t().contiguous()
 
 

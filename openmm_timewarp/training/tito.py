@@ -160,6 +160,27 @@ class TitoTrainConfig:
     command: str = ""
 
 
+def _train_epoch(model: TitoModel, trajectories: List[Trajectory], weights: Tensor, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator, args: TitoTrainConfig, epoch: int) -> List[float]:
+    """One epoch of flow matching on batches of trajectories drawn by ``weights``; returns the losses."""
+    model.train()
+    losses: List[float] = []
+    bar = tqdm(range(args.steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=args.no_progress,
+               dynamic_ncols=True)
+    for _ in bar:
+        trajectory = trajectories[int(torch.multinomial(weights, 1, generator=generator))]
+        end = split_frame(len(trajectory.frames), args.val_fraction)
+        x0, x1, lag = sample_batch(trajectory, model, args.batch_size, 0, end, generator)
+        loss = flow_matching_loss(model, trajectory, x0, x1, lag, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.5f}")
+    return losses
+
+
 def train(args: TitoTrainConfig) -> Path:
     """Run training as ``args`` says; returns the best checkpoint.
 
@@ -200,21 +221,7 @@ def train(args: TitoTrainConfig) -> Path:
         generator.set_state(checkpoint["generator"])
     weights = torch.tensor([float(len(t.frames)) for t in trajectories])
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
-        model.train()
-        losses = []
-        bar = tqdm(range(args.steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=args.no_progress,
-                   dynamic_ncols=True)
-        for _ in bar:
-            trajectory = trajectories[int(torch.multinomial(weights, 1, generator=generator))]
-            end = split_frame(len(trajectory.frames), args.val_fraction)
-            x0, x1, lag = sample_batch(trajectory, model, args.batch_size, 0, end, generator)
-            loss = flow_matching_loss(model, trajectory, x0, x1, lag, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.5f}")
+        losses = _train_epoch(model, trajectories, weights, optimizer, generator, args, epoch)
         model.eval()
         val = validation_loss(model, trajectories, args.val_fraction)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val}
