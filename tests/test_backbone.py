@@ -342,3 +342,20 @@ def test_density_training_drops_frames_with_a_d_residue():
     frames = torch.tensor(np.stack([x, x * np.array([-1.0, 1.0, 1.0]), x + 0.1]))  # L, mirror image (D), L
     assert d_frames(frames, {"topology_pdb": text.getvalue()}).tolist() == [False, True, False]
     assert d_frames(frames, {}).tolist() == [False, False, False]  # no topology recorded: nothing to judge
+
+
+def test_backbone_checkpoints_of_earlier_versions_still_load(tmp_path):
+    """The density trainer used to write backbone_config/backbone_state; recipes may hold such files."""
+    kernel = perturbed_kernel(seed=4)
+    old = {"elements": ELEMENTS, "density": {"num_features": kernel.num_features(), "num_components": 4,
+                                             "hidden": 16, "floor": 0.02}}
+    torch.save({"backbone_config": old, "backbone_state": kernel.state_dict(), "info": {"seed": 4}},
+               tmp_path / "old.pt")
+    loaded, info = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.kind == "backbone" and info == {"seed": 4}
+    assert loaded.to_config() == kernel.to_config()
+    x, types, _ = minimized_peptide("A")
+    torch.manual_seed(0)
+    expected = kernel.propose(x, types, 8)
+    torch.manual_seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.propose(x, types, 8), expected))

@@ -9,8 +9,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..proposals.geometry import REJECT, wrap_angle
 from ..proposals.internal_flow import InternalTimewarpFlow
-from ..proposals.geometry import wrap_angle
 from ..proposals.zmatrix import to_internal
 from .dataset import PairSet
 from .losses import ReducedEnergy, acceptance_objective, distance_jump
@@ -111,10 +111,10 @@ def internal_acceptance_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor
             u_x = energy(x[None]).double()
         delta = energy(y).double() - u_x
         log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
-        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, REJECT))
         accepted += float(torch.exp(log_alpha.detach()).sum())
         count += proposals
-        valid = log_ratio > -1e29
+        valid = log_ratio > REJECT  # not a certain rejection
         if bool(valid.any()):
             jump = distance_jump(x[None].expand_as(y)[valid], y[valid], torch.ones(int(valid.sum()), atoms,
                                                                                   dtype=y.dtype, device=y.device))
@@ -137,7 +137,7 @@ def internal_acceptance(flow: InternalTimewarpFlow, pairs: PairSet, energies: Di
             energy = energies[int(pairs.molecule[row])]
             delta = energy(y).double() - energy(x[None]).double()
             log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
-            log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+            log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, REJECT))
             total += torch.exp(log_alpha).sum().item()
             count += proposals
     return total / count
