@@ -93,6 +93,13 @@ def test_bad_atom_types_are_refused(exported):
         model(x, types, 2)
 
 
+def settings_entry(path) -> dict:
+    """The archive entry ``timewarp.json`` of a model file (docs/model-contract.md)."""
+    extra = {"timewarp.json": ""}
+    torch.jit.load(str(path), _extra_files=extra)
+    return json.loads(extra["timewarp.json"])
+
+
 def test_export_cli_from_checkpoint(trained_like_flow, tmp_path):
     checkpoint = tmp_path / "best.pt"
     # The checkpoint keys of earlier versions: no architecture (a Cartesian flow), config_json's dict.
@@ -104,6 +111,11 @@ def test_export_cli_from_checkpoint(trained_like_flow, tmp_path):
     assert run_cli(["export", str(checkpoint), str(out)]) == 0
     model = torch.jit.load(str(out))
     assert model.lag_time_ps() == 1.0 and model.temperature_kelvin() == 300.0
+    entry = settings_entry(out)  # a Cartesian flow moves every coordinate: no hybrid Monte Carlo needed
+    assert not entry["needs_fast_coordinate_moves"] and entry["integrator"]["hmc_interval"] == 0
+    assert run_cli(["export", str(checkpoint), str(tmp_path / "hmc.pt"), "--hmc-interval", "3", "--hmc-steps", "5"]) == 0
+    assert settings_entry(tmp_path / "hmc.pt")["integrator"] == {"hmc_interval": 3, "hmc_steps": 5,
+                                                                 "hmc_step_size_ps": 0.001}
     with pytest.raises(InputError, match="exists"):
         run_cli(["export", str(checkpoint), str(out)])
     with pytest.raises(InputError, match="internal architecture"):
