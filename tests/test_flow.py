@@ -11,7 +11,7 @@ from openmm_timewarp.proposals.coupling import masked_mean
 from openmm_timewarp.proposals.flow import TimewarpFlow, base_log_prob, draw_base, standard_normal_log_prob
 from openmm_timewarp.training.dataset import PairSet, align_rotation, load_pairs, random_rotations, rotate_pairs
 from openmm_timewarp.training.losses import acceptance_loss, distance_jump, nll_loss
-from openmm_timewarp.training.loop import validation_nll
+from openmm_timewarp.training.objectives import validation_nll
 from openmm_timewarp.training.objectives import element_log_scales
 
 

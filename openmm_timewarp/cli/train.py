@@ -81,7 +81,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..training.loop import TrainConfig, train
+    from ..training.objectives import TrainConfig, train
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"

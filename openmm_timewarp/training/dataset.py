@@ -222,3 +222,11 @@ def rotate_pairs(x_t: Tensor, x_tau: Tensor, mask: Tensor, rotations: Tensor) ->
     centre = (x_t * m).sum(1, keepdim=True) / mask.sum(1)[:, None, None]
     rot = rotations.to(x_t.device).transpose(1, 2)
     return ((x_t - centre) @ rot) * m, ((x_tau - centre) @ rot) * m
+
+
+def common_value(molecules: List[Dict], key: str) -> float:
+    """The value of ``key`` shared by every shard's metadata; a model has one lag and one temperature."""
+    values = {float(m[key]) for m in molecules}
+    if len(values) != 1:
+        raise InputError(f"shards disagree on {key}: {sorted(values)}")
+    return values.pop()

@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..data.storage import iter_shards, read_shard
 from ..proposals.tito import TitoModel, mean_free
 from ..errors import InputError
-from ..proposals.export import save_checkpoint
-from .dataset import align_rotation, element_types
-from .loop import common_value
+from . import loop
+from .dataset import align_rotation, common_value, element_types
 
 _BOND_NM = 0.13  # hydrogen to heavy atom: 0.10-0.11 nm bonded, more than 0.16 nm otherwise
 
@@ -160,78 +157,78 @@ class TitoTrainConfig:
     command: str = ""
 
 
-def _train_epoch(model: TitoModel, trajectories: List[Trajectory], weights: Tensor, optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator, args: TitoTrainConfig, epoch: int) -> List[float]:
-    """One epoch of flow matching on batches of trajectories drawn by ``weights``; returns the losses."""
-    model.train()
-    losses: List[float] = []
-    bar = tqdm(range(args.steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=args.no_progress,
-               dynamic_ncols=True)
-    for _ in bar:
-        trajectory = trajectories[int(torch.multinomial(weights, 1, generator=generator))]
-        end = split_frame(len(trajectory.frames), args.val_fraction)
-        x0, x1, lag = sample_batch(trajectory, model, args.batch_size, 0, end, generator)
-        loss = flow_matching_loss(model, trajectory, x0, x1, lag, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.5f}")
-    return losses
+class TitoObjective(loop.Objective):
+    """Flow matching of a TITO model on the trajectories of ``config.data`` (see the module docstring).
+
+    Parameters
+    ----------
+    config : TitoTrainConfig
+        The run's settings.
+    checkpoint : dict, optional
+        The checkpoint of the run being resumed (its model is trained further).
+    """
+
+    def __init__(self, config: TitoTrainConfig, checkpoint: Optional[Dict] = None) -> None:
+        self.config = config
+        torch.manual_seed(config.seed)
+        if checkpoint is None:
+            self.kernel = TitoModel(config.elements, hidden=config.hidden, layers=config.layers,
+                                    min_lag_ps=config.min_lag_ps, max_lag_ps=config.max_lag_ps,
+                                    base_scale_nm=config.base_scale_nm, num_steps=config.ode_steps,
+                                    lag_ps=math.sqrt(config.min_lag_ps * config.max_lag_ps))
+        else:
+            self.kernel = TitoModel.from_config(checkpoint["flow_config"])
+            self.kernel.load_state_dict(checkpoint["flow_state"])
+        self.trajectories = load_trajectories(config.data, self.kernel.element_symbols)
+        metadata = [t.metadata for t in self.trajectories]
+        self.info = {
+            "architecture": "tito", "lag_ps": self.kernel.lag_ps,
+            "temperature_K": common_value(metadata, "temperature_K"),
+            "sequences": sorted({str(m.get("sequence")) for m in metadata}), "seed": config.seed,
+            "command": config.command, "data": [str(d) for d in config.data], "trajectories": len(self.trajectories),
+            "lag_range_ps": [self.kernel.min_lag_ps, self.kernel.max_lag_ps],
+        }
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.weights = torch.tensor([float(len(t.frames)) for t in self.trajectories])
+
+    def phases(self) -> List[loop.Phase]:
+        return [loop.Phase("flow matching", self.config.epochs, self.config.lr, "best")]
+
+    def steps_per_epoch(self) -> int:
+        return self.config.steps_per_epoch
+
+    def batches(self, epoch: int, skip: int) -> Iterator[Tuple[Trajectory, Tensor, Tensor, Tensor]]:
+        # Drawn lazily from the objective's generator, whose state a checkpoint restores.
+        for _ in range(self.config.steps_per_epoch - skip):
+            trajectory = self.trajectories[int(torch.multinomial(self.weights, 1, generator=self.generator))]
+            end = split_frame(len(trajectory.frames), self.config.val_fraction)
+            x0, x1, lag = sample_batch(trajectory, self.kernel, self.config.batch_size, 0, end, self.generator)
+            yield trajectory, x0, x1, lag
+
+    def loss(self, batch: Tuple[Trajectory, Tensor, Tensor, Tensor], phase: loop.Phase) -> Tuple[Tensor, Dict[str, float]]:
+        trajectory, x0, x1, lag = batch
+        loss = flow_matching_loss(self.kernel, trajectory, x0, x1, lag, self.generator)
+        return loss, {"loss": loss.item()}
+
+    def validate(self, phase: loop.Phase) -> Dict[str, float]:
+        return {"val_loss": validation_loss(self.kernel, self.trajectories, self.config.val_fraction)}
+
+    def random_state(self) -> Dict:
+        return {"generator": self.generator.get_state()}
+
+    def restore_random_state(self, checkpoint: Dict) -> None:
+        self.generator.set_state(checkpoint["generator"])
 
 
-def train(args: TitoTrainConfig) -> Path:
-    """Run training as ``args`` says; returns the best checkpoint.
+def train(config: TitoTrainConfig) -> Path:
+    """Run TITO training as ``config`` says; returns the best checkpoint.
 
     Raises
     ------
     InputError
-        If ``args.out`` holds a run already and ``args.resume`` is False.
+        If the run directory does not match ``config.resume`` (a run there and no resume, or the reverse).
     """
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    last, best, log_path = args.out / "last.pt", args.out / "best.pt", args.out / "log.jsonl"
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False) if args.resume else None
-    if checkpoint is None and last.exists():
-        raise InputError(f"{args.out} holds a run already: pass --resume to continue it, or choose another --out")
-    torch.manual_seed(args.seed)
-    if checkpoint is None:
-        model = TitoModel(args.elements, hidden=args.hidden, layers=args.layers, min_lag_ps=args.min_lag_ps,
-                          max_lag_ps=args.max_lag_ps, base_scale_nm=args.base_scale_nm, num_steps=args.ode_steps,
-                          lag_ps=math.sqrt(args.min_lag_ps * args.max_lag_ps))
-    else:
-        model = TitoModel.from_config(checkpoint["flow_config"])
-        model.load_state_dict(checkpoint["flow_state"])
-    trajectories = load_trajectories(args.data, model.element_symbols)
-    metadata = [t.metadata for t in trajectories]
-    info = {
-        "architecture": "tito", "lag_ps": model.lag_ps, "temperature_K": common_value(metadata, "temperature_K"),
-        "sequences": sorted({str(m.get("sequence")) for m in metadata}), "seed": args.seed, "command": args.command,
-        "data": [str(d) for d in args.data], "trajectories": len(trajectories),
-        "lag_range_ps": [model.min_lag_ps, model.max_lag_ps],
-    }
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    state = {"epoch": 0, "best_val": math.inf}
-    generator = torch.Generator().manual_seed(args.seed)
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = checkpoint["state"]
-        generator.set_state(checkpoint["generator"])
-    weights = torch.tensor([float(len(t.frames)) for t in trajectories])
-    for epoch in range(state["epoch"] + 1, args.epochs + 1):
-        losses = _train_epoch(model, trajectories, weights, optimizer, generator, args, epoch)
-        model.eval()
-        val = validation_loss(model, trajectories, args.val_fraction)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
-        state = {"epoch": epoch, "best_val": min(state["best_val"], val)}
-        extra = dict(optimizer=optimizer.state_dict(), state=state, torch_rng=torch.get_rng_state(),
-                     generator=generator.get_state())
-        if val <= state["best_val"]:
-            save_checkpoint(best, model, dict(info, epoch=epoch, val_loss=val), **extra)
-        save_checkpoint(last, model, dict(info, epoch=epoch, val_loss=val), **extra)
-    return best
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    return loop.run(lambda checkpoint: TitoObjective(config, checkpoint), config.out, resume=config.resume,
+                    progress=not config.no_progress)
