@@ -26,8 +26,8 @@ import torch
 from openmm import unit
 
 from openmm_timewarp import TimewarpIntegrator, analysis, systems
-from openmm_timewarp.models.export import export_flow, load_backbone, load_checkpoint
-from openmm_timewarp.models.mixture import ProposalMixture
+from openmm_timewarp.proposals.export import export_model, load_checkpoint
+from openmm_timewarp.proposals.mixture import ProposalMixture
 
 TEMPERATURE = 310.0 * unit.kelvin
 
@@ -35,8 +35,10 @@ TEMPERATURE = 310.0 * unit.kelvin
 def export_mixture(flow_checkpoint: Path, backbone_checkpoint: Path, weight: float, out: Path) -> None:
     flow, info = load_checkpoint(flow_checkpoint)
     flow.set_kernels(0.0, 0.9, 0.1, local_step=0.3)  # the shipped flow kernels
-    kernel, _ = load_backbone(backbone_checkpoint)
-    export_flow(ProposalMixture(flow, kernel, weight), info, out)
+    kernel, _ = load_checkpoint(backbone_checkpoint)
+    metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
+    export_model(ProposalMixture([kernel, flow], [weight, 1.0 - weight]), out, lag_ps=info["lag_ps"],
+                 temperature_K=info["temperature_K"], metadata=metadata)
 
 
 def run(model: Path, topology, system, start, seconds: float, hmc_interval: int, seed: int) -> dict:

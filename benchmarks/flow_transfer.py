@@ -14,7 +14,6 @@ Prints one table per checkpoint; --json writes the numbers.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -23,12 +22,10 @@ import openmm
 import torch
 from openmm import unit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from openmm_timewarp import systems  # noqa: E402
-from openmm_timewarp.models.export import load_checkpoint  # noqa: E402
-from openmm_timewarp.training.dataset import element_types  # noqa: E402
-from openmm_timewarp.training.energies import OpenMMReducedEnergy  # noqa: E402
+from openmm_timewarp import systems
+from openmm_timewarp.proposals.export import load_checkpoint
+from openmm_timewarp.training.dataset import element_types
+from openmm_timewarp.training.energies import OpenMMReducedEnergy
 
 KERNELS = {"full": (1.0, 0.0, 0.0), "torsion": (0.0, 1.0, 0.0), "local 0.3": (0.0, 0.0, 1.0)}
 """Kernel weights (full, torsion, local) of each measured kernel; local steps at 0.3 of the move scale."""

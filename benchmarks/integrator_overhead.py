@@ -37,13 +37,13 @@ KT_PER_KELVIN = 0.00831446261815324  # kJ/mol/K
 
 
 def default_model(directory: str) -> str:
-    from openmm_timewarp.models.export import export_flow
-    from openmm_timewarp.models.flow import TimewarpFlow
+    from openmm_timewarp.proposals.export import export_model
+    from openmm_timewarp.proposals.flow import TimewarpFlow
 
     torch.manual_seed(0)
     flow = TimewarpFlow(["H", "C", "N", "O", "S"])
     path = os.path.join(directory, "untrained.pt")
-    export_flow(flow, {"lag_ps": 500.0, "temperature_K": 310.0, "note": "untrained, for timing"}, path)
+    export_model(flow, path, lag_ps=500.0, temperature_K=310.0, metadata={"note": "untrained, for timing"})
     return path
 
 

@@ -2,7 +2,7 @@
 # Train a small Timewarp model of your own end to end and sample with it (a few minutes on 2 cores):
 #   MD pairs -> maximum-likelihood training -> TorchScript export -> sampling with Metropolis-Hastings.
 # The sizes here are a toy run to show the pipeline: expect a low acceptance rate. For a real model
-# generate far more data (see openmm_timewarp/models/README.md) and train longer.
+# generate far more data (see docs/proposals-notes.md) and train longer.
 #   bash examples/train_your_own_model.sh [WORKDIR]
 set -euo pipefail
 work=${1:-my-timewarp-model}

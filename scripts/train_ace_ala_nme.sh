@@ -14,12 +14,12 @@ python -m openmm_timewarp.data.generate --sequence A --lag-ps 500 --frame-ps 10 
 # 12 more at 2e-4. A stage that has finished is skipped on a rerun (train resumes from last.pt).
 resume=()
 [ -f "$work/run/last.pt" ] && resume=(--resume)
-python -m openmm_timewarp.training.train --data "$work/data" --out "$work/run" --epochs 12 --threads 2 \
+python -m openmm_timewarp.cli train --data "$work/data" --out "$work/run" --epochs 12 --threads 2 \
     --seed 0 "${resume[@]}"
-python -m openmm_timewarp.training.train --data "$work/data" --out "$work/run" --epochs 24 --lr 2e-4 \
+python -m openmm_timewarp.cli train --data "$work/data" --out "$work/run" --epochs 24 --lr 2e-4 \
     --threads 2 --seed 0 --resume
-[ -f "$work/run/backbone.pt" ] || python -m openmm_timewarp.training.backbone --data "$work/data" \
+[ -f "$work/run/backbone.pt" ] || python -m openmm_timewarp.cli train-backbone --data "$work/data" \
     --out "$work/run/backbone.pt" --seed 0
-python -m openmm_timewarp.models.export "$work/run/best.pt" "$work/ace-ala-nme.pt" --overwrite \
+python -m openmm_timewarp.cli export "$work/run/best.pt" "$work/ace-ala-nme.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/run/backbone.pt" --backbone-weight 1.0 --max-residues 1
 python benchmarks/ala_sampling.py --model "$work/ace-ala-nme.pt" --seconds 300 --json "$work/benchmark.json"

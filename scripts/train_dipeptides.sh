@@ -15,12 +15,12 @@ split=../shared/data/dipeptide_split.json
 bash scripts/train_ace_ala_nme.sh "$work/ace-ala-nme"   # ACE-ALA-NME data and flow
 python scripts/make_dipeptide_data.py --split "$split" --out "$work/dipeptides" --count 14
 folders=$(python -c "import json, sys; print(' '.join(sys.argv[1] + '/' + s for s in json.load(open(sys.argv[1] + '/sequences.json'))['sequences']))" "$work/dipeptides")
-[ -f "$work/dipeptides-backbone.pt" ] || python -m openmm_timewarp.training.backbone \
+[ -f "$work/dipeptides-backbone.pt" ] || python -m openmm_timewarp.cli train-backbone \
     --data "$work/ace-ala-nme/data" $folders --out "$work/dipeptides-backbone.pt" --seed 0 --rare-start-weight 0.1
 # The transferable flow: all dipeptide folders (in alphabetical order), likelihood, then the acceptance loss.
-[ -f "$work/tflow/run/finetuned.pt" ] || OMP_NUM_THREADS=1 python -m openmm_timewarp.training.train \
+[ -f "$work/tflow/run/finetuned.pt" ] || OMP_NUM_THREADS=1 python -m openmm_timewarp.cli train \
     --data $(ls -d "$work"/dipeptides/*/) --out "$work/tflow/run" --epochs 40 --acceptance-epochs 3 --seed 0 --threads 1
-python -m openmm_timewarp.models.export "$work/tflow/run/finetuned.pt" "$work/dipeptides.pt" --overwrite \
+python -m openmm_timewarp.cli export "$work/tflow/run/finetuned.pt" "$work/dipeptides.pt" --overwrite \
     --kernels 0 0.9 0.1 --local-step 0.3 --backbone "$work/dipeptides-backbone.pt" --backbone-weight 1.0 \
     --max-residues 4 --side-chains 0.3 0.5 0.2 0.0 --basin-prior 0.1 0.35
 # References of every 5th validation dipeptide (see openmm_timewarp/reference/README.md):

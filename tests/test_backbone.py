@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import numpy as np
 import openmm as mm
@@ -14,13 +13,15 @@ from pymbar import timeseries
 from scipy import integrate
 
 from conftest import BOLTZMANN, sample_positions
+from kernel_cli import run_cli
 from openmm_timewarp import systems
-from openmm_timewarp.models.backbone import BackboneProposal, backbone_angles
-from openmm_timewarp.models.export import ExportedProposal, load_backbone
-from openmm_timewarp.models.internal_flow import InternalTimewarpFlow
-from openmm_timewarp.models.mixture import ProposalMixture
-from openmm_timewarp.models.ramachandran import RamachandranDensity
-from openmm_timewarp.training import backbone as backbone_training
+from openmm_timewarp.errors import InputError
+from openmm_timewarp.proposals.backbone import BackboneProposal, backbone_angles
+from openmm_timewarp.proposals.export import ExportedProposal, load_checkpoint
+from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
+from openmm_timewarp.proposals.kernel import ProposalKernel
+from openmm_timewarp.proposals.mixture import ProposalMixture
+from openmm_timewarp.proposals.ramachandran import RamachandranDensity
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
 
@@ -77,7 +78,7 @@ def test_molecule_without_backbone_gets_only_flow_proposals():
     with pytest.raises(ValueError, match="no residue"):
         kernel.propose(x, types, 2)
     flow = InternalTimewarpFlow(ELEMENTS, hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
-    y, _ = ProposalMixture(flow, kernel, 1.0).propose(x, types, 3)
+    y, _ = ProposalMixture([kernel, flow], [1.0, 0.0]).propose(x, types, 3)
     assert y.shape == (3, 4, 3)
 
 
@@ -171,7 +172,7 @@ def test_scripted_mixture_matches_python_and_seeds_reproduce():
     flow.set_kernels(0.0, 0.9, 0.1, local_step=0.3)
     kernel = perturbed_kernel()
     kernel.density.set_basin_prior(0.1, 0.35)  # a setting of the exported file
-    mixture = ProposalMixture(flow, kernel, 0.6)
+    mixture = ProposalMixture([kernel, flow], [0.6, 0.4])
     scripted = torch.jit.script(ExportedProposal(mixture.eval(), 500.0, 310.0, {}))
     torch.manual_seed(7)
     y_py, r_py = mixture.propose(x, types, 16)
@@ -183,32 +184,35 @@ def test_scripted_mixture_matches_python_and_seeds_reproduce():
     assert not torch.allclose(y_ts, y_other)
 
 
-def test_training_cli_fits_frames_and_export_mixes_it(tmp_path, monkeypatch):
+def test_training_cli_fits_frames_and_export_mixes_it(tmp_path):
     """A few steps on ACE-ALA-NME frames lower the NLL; export --backbone writes a working mixture."""
     from openmm_timewarp.data.generate import Settings, generate
-    from openmm_timewarp.models import export
 
     data = tmp_path / "data"
     generate(Settings(sequence="A", lag_ps=0.2, frame_interval_ps=0.1, trajectory_ps=1.0, restraint_ps=2.0,
                       equilibrate_ps=0.1, seed=3), str(data), n_pairs=60, progress=False)
     out = tmp_path / "backbone.pt"
-    backbone_training.main(["--data", str(data), "--out", str(out), "--steps", "200", "--components", "4"])
-    kernel, info = load_backbone(out)
+    assert run_cli(["train-backbone", "--data", str(data), "--out", str(out), "--steps", "200",
+                    "--components", "4"]) == 0
+    kernel, info = load_checkpoint(out)
+    assert kernel.kind == "backbone" and kernel.to_config().num_components == 4
     assert info["sequences"] == ["A"] and info["train_nll"] < 2 * math.log(2 * math.pi)
-    with pytest.raises(SystemExit):  # an existing checkpoint is not overwritten
-        backbone_training.main(["--data", str(data), "--out", str(out), "--steps", "1"])
+    with pytest.raises(InputError, match="exists"):  # an existing checkpoint is not overwritten
+        run_cli(["train-backbone", "--data", str(data), "--out", str(out), "--steps", "1"])
     flow = InternalTimewarpFlow(ELEMENTS, hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
     checkpoint = tmp_path / "flow.pt"
     torch.save({"architecture": "internal", "flow_config": json.loads(flow.config_json),
                 "flow_state": flow.state_dict(), "info": {"lag_ps": 0.2, "temperature_K": 310.0}}, checkpoint)
     model = tmp_path / "model.pt"
-    monkeypatch.setattr(sys, "argv", ["export", str(checkpoint), str(model), "--kernels", "0", "0.9", "0.1",
-                                      "--backbone", str(out), "--backbone-weight", "0.7", "--basin-prior", "0.1", "0.3"])
-    export.main()
+    assert run_cli(["export", str(checkpoint), str(model), "--kernels", "0", "0.9", "0.1", "--backbone", str(out),
+                    "--backbone-weight", "0.7", "--basin-prior", "0.1", "0.3"]) == 0
     scripted = torch.jit.load(str(model))
-    backbone = json.loads(scripted.metadata_json())["backbone"]
-    assert backbone["weight"] == 0.7 and backbone["basin_prior"] == {"weight": 0.1, "width": 0.3}
-    density = dict(scripted.named_modules())["flow.backbone.density"]
+    metadata = json.loads(scripted.metadata_json())
+    assert metadata["backbone"]["weight"] == 0.7 and metadata["kernel"]["weights"] == pytest.approx([0.7, 0.3])
+    backbone, flow_config = metadata["kernel"]["kernels"]
+    assert (backbone["basin_prior_weight"], backbone["basin_prior_width"]) == (0.1, 0.3)
+    assert flow_config["kernel_weights"] == pytest.approx([0.0, 0.9, 0.1])
+    density = dict(scripted.named_modules())["kernel.kernels.0.density"]
     assert density.prior_log_weight == pytest.approx(math.log(0.1 / 6))  # the prior survives save and load
     assert torch.allclose(density.prior_log_sigma, torch.full((6,), math.log(0.3), dtype=torch.float64))
     x, types, _ = minimized_peptide("A")
@@ -242,21 +246,25 @@ def backbone_system() -> mm.System:
     return system
 
 
-class NoRatio(torch.nn.Module):
+class NoRatio(ProposalKernel):
     """The same pivots with the density ratio left out (a wrong sampler, for the power check)."""
+
+    kind = "backbone"
+    changes_geometry = False
 
     def __init__(self, kernel: BackboneProposal) -> None:
         super().__init__()
         self.kernel = kernel
         self.element_symbols = kernel.element_symbols
-        self.config_json = kernel.config_json
 
-    def residues(self, positions: torch.Tensor, atom_types: torch.Tensor):
-        return self.kernel.residues(positions, atom_types)
+    def to_config(self):
+        return self.kernel.to_config()
 
-    def pivots(self, positions: torch.Tensor, atom_types: torch.Tensor, num_proposals: int, backbone: torch.Tensor,
-               sides: torch.Tensor, features: torch.Tensor):
-        y, log_ratio = self.kernel.pivots(positions, atom_types, num_proposals, backbone, sides, features)
+    def available(self, positions: torch.Tensor, atom_types: torch.Tensor) -> bool:
+        return self.kernel.available(positions, atom_types)
+
+    def propose(self, positions: torch.Tensor, atom_types: torch.Tensor, num_proposals: int):
+        y, log_ratio = self.kernel.propose(positions, atom_types, num_proposals)
         return y, torch.where(log_ratio > -1e29, torch.zeros_like(log_ratio), log_ratio)
 
 
@@ -282,7 +290,7 @@ def export_backbone_model(tmp_path, drop_ratio: bool = False, local_fraction: fl
     if drop_ratio:
         kernel = NoRatio(kernel)
     path = tmp_path / f"backbone_{drop_ratio}_{local_fraction}.pt"
-    module = ExportedProposal(ProposalMixture(flow, kernel, 0.7).eval(), 1.0, TEMPERATURE, {})
+    module = ExportedProposal(ProposalMixture([kernel, flow], [0.7, 0.3]).eval(), 1.0, TEMPERATURE, {})
     torch.jit.save(torch.jit.script(module), str(path))
     return path
 
@@ -334,3 +342,20 @@ def test_density_training_drops_frames_with_a_d_residue():
     frames = torch.tensor(np.stack([x, x * np.array([-1.0, 1.0, 1.0]), x + 0.1]))  # L, mirror image (D), L
     assert d_frames(frames, {"topology_pdb": text.getvalue()}).tolist() == [False, True, False]
     assert d_frames(frames, {}).tolist() == [False, False, False]  # no topology recorded: nothing to judge
+
+
+def test_backbone_checkpoints_of_earlier_versions_still_load(tmp_path):
+    """The density trainer used to write backbone_config/backbone_state; recipes may hold such files."""
+    kernel = perturbed_kernel(seed=4)
+    old = {"elements": ELEMENTS, "density": {"num_features": kernel.num_features(), "num_components": 4,
+                                             "hidden": 16, "floor": 0.02}}
+    torch.save({"backbone_config": old, "backbone_state": kernel.state_dict(), "info": {"seed": 4}},
+               tmp_path / "old.pt")
+    loaded, info = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.kind == "backbone" and info == {"seed": 4}
+    assert loaded.to_config() == kernel.to_config()
+    x, types, _ = minimized_peptide("A")
+    torch.manual_seed(0)
+    expected = kernel.propose(x, types, 8)
+    torch.manual_seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.propose(x, types, 8), expected))

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from conftest import harmonic_system
-from openmm_timewarp.models.export import export_flow, load_checkpoint, main as export_main
-from openmm_timewarp.models.flow import TimewarpFlow
+from kernel_cli import run_cli
+from openmm_timewarp.errors import InputError
+from openmm_timewarp.proposals.export import export_model, load_checkpoint, save_checkpoint
+from openmm_timewarp.proposals.flow import TimewarpFlow
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
 CHECK_MODEL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_model.py"
@@ -34,8 +36,8 @@ def trained_like_flow() -> TimewarpFlow:
 @pytest.fixture(scope="module")
 def exported(trained_like_flow, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "model.pt"
-    info = {"lag_ps": 0.5, "temperature_K": 310.0, "sequences": ["A"], "seed": 3, "command": "test"}
-    export_flow(trained_like_flow, info, out)
+    metadata = {"sequences": ["A"], "seed": 3, "command": "test"}
+    export_model(trained_like_flow, out, lag_ps=0.5, temperature_K=310.0, metadata=metadata)
     return out
 
 
@@ -52,7 +54,7 @@ def test_contract_methods(exported):
     assert model.has_density() is True
     metadata = json.loads(model.metadata_json())
     assert metadata["sequences"] == ["A"] and metadata["seed"] == 3
-    assert metadata["flow_config"]["hidden"] == 16
+    assert metadata["kernel"]["kind"] == "cartesian" and metadata["kernel"]["hidden"] == 16
 
 
 def test_exported_module_agrees_with_python_flow(exported, trained_like_flow):
@@ -91,17 +93,48 @@ def test_bad_atom_types_are_refused(exported):
         model(x, types, 2)
 
 
-def test_export_cli_from_checkpoint(trained_like_flow, tmp_path, monkeypatch):
+def settings_entry(path) -> dict:
+    """The archive entry ``timewarp.json`` of a model file (docs/model-contract.md)."""
+    extra = {"timewarp.json": ""}
+    torch.jit.load(str(path), _extra_files=extra)
+    return json.loads(extra["timewarp.json"])
+
+
+def test_export_cli_from_checkpoint(trained_like_flow, tmp_path):
     checkpoint = tmp_path / "best.pt"
+    # The checkpoint keys of earlier versions: no architecture (a Cartesian flow), config_json's dict.
     torch.save({"flow_config": json.loads(trained_like_flow.config_json), "flow_state": trained_like_flow.state_dict(),
                 "info": {"lag_ps": 1.0, "temperature_K": 300.0, "sequences": ["AA"]}}, checkpoint)
     flow, info = load_checkpoint(checkpoint)
     assert info["sequences"] == ["AA"]
     out = tmp_path / "cli.pt"
-    monkeypatch.setattr(sys, "argv", ["export", str(checkpoint), str(out)])
-    export_main()
+    assert run_cli(["export", str(checkpoint), str(out)]) == 0
     model = torch.jit.load(str(out))
     assert model.lag_time_ps() == 1.0 and model.temperature_kelvin() == 300.0
+    entry = settings_entry(out)  # a Cartesian flow moves every coordinate: no hybrid Monte Carlo needed
+    assert not entry["needs_fast_coordinate_moves"] and entry["integrator"]["hmc_interval"] == 0
+    assert run_cli(["export", str(checkpoint), str(tmp_path / "hmc.pt"), "--hmc-interval", "3", "--hmc-steps", "5"]) == 0
+    assert settings_entry(tmp_path / "hmc.pt")["integrator"] == {"hmc_interval": 3, "hmc_steps": 5,
+                                                                 "hmc_step_size_ps": 0.001}
+    with pytest.raises(InputError, match="exists"):
+        run_cli(["export", str(checkpoint), str(out)])
+    with pytest.raises(InputError, match="internal architecture"):
+        run_cli(["export", str(checkpoint), str(out), "--overwrite", "--kernels", "0", "1", "0"])
+    with pytest.raises(InputError, match="TITO"):
+        run_cli(["export", str(checkpoint), str(out), "--overwrite", "--lag-ps", "5"])
+
+
+def test_checkpoint_round_trip_and_refusals(trained_like_flow, tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, trained_like_flow, {"lag_ps": 1.0, "temperature_K": 300.0}, state={"epoch": 1})
+    flow, info = load_checkpoint(path)
+    assert flow.to_config() == trained_like_flow.to_config() and info["lag_ps"] == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(flow.state_dict().values(), trained_like_flow.state_dict().values()))
+    with pytest.raises(InputError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a training checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
 
 
 @pytest.mark.skipif(not CHECK_MODEL.exists(), reason="shared check_model.py tool not present")
@@ -132,7 +165,8 @@ def test_integrator_samples_harmonic_well_exactly_with_exported_flow(tmp_path):
             layer.position_net.head.bias[6:] = 1.5
         flow.element_log_scale.fill_(math.log(0.08))
     model = tmp_path / "flow.pt"
-    export_flow(flow, {"lag_ps": 1.0, "temperature_K": 310.0}, model)
+    settings = export_model(flow, model, lag_ps=1.0, temperature_K=310.0)
+    assert settings["needs_fast_coordinate_moves"] is False and settings["integrator"]["hmc_interval"] == 0
 
     sigma, n = 0.1, 3
     system = harmonic_system(n, sigma, temperature=310.0)

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from openmm_timewarp.models.coupling import masked_mean
-from openmm_timewarp.models.flow import TimewarpFlow, base_log_prob, draw_base, standard_normal_log_prob
+from kernel_cli import run_cli
+from openmm_timewarp.proposals.coupling import masked_mean
+from openmm_timewarp.proposals.flow import TimewarpFlow, base_log_prob, draw_base, standard_normal_log_prob
 from openmm_timewarp.training.dataset import PairSet, align_rotation, load_pairs, random_rotations, rotate_pairs
 from openmm_timewarp.training.losses import acceptance_loss, distance_jump, nll_loss
-from openmm_timewarp.training.train import element_log_scales, parse_args, train, validation_nll
+from openmm_timewarp.training.objectives import validation_nll
+from openmm_timewarp.training.objectives import element_log_scales
+
+
+def train(argv):
+    """``openmm-timewarp train ARGV``, in-process."""
+    assert run_cli(["train"] + list(argv)) == 0
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
 # Tiny tensors: one thread avoids OpenMP spin-waiting on a busy shared machine (10-30x slower otherwise).
@@ -223,9 +230,9 @@ def test_short_training_decreases_validation_loss_and_resumes(tmp_path):
         initial.element_log_scale.copy_(element_log_scales(splits["train"], len(ELEMENTS)))
     before = validation_nll(lambda batch: nll_loss(initial, batch), splits["val"], 128, torch.device("cpu"), 0)
 
-    train(parse_args(argv))
+    train(argv)
     argv[argv.index("--epochs") + 1] = "2"
-    train(parse_args(argv + ["--resume"]))
+    train(argv + ["--resume"])
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert records[-1]["val_nll"] < before - 0.02, (before, records)
@@ -320,9 +327,9 @@ def test_openmm_reduced_energy_gradient_matches_finite_differences(tmp_path):
 def test_training_cli_runs_acceptance_fine_tuning_with_openmm(tmp_path):
     data, out = tmp_path / "data", tmp_path / "run"
     write_triatomic_data(data)
-    train(parse_args(["--data", str(data), "--out", str(out), "--epochs", "1", "--acceptance-epochs", "1",
-                      "--batch-size", "32", "--hidden", "16", "--couplings", "2", "--embed-dim", "8",
-                      "--architecture", "cartesian"]))
+    train(["--data", str(data), "--out", str(out), "--epochs", "1", "--acceptance-epochs", "1",
+          "--batch-size", "32", "--hidden", "16", "--couplings", "2", "--embed-dim", "8",
+          "--architecture", "cartesian"])
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in records] == ["likelihood", "acceptance"]
     assert all(0.0 <= r["val_p_acc"] <= 1.0 for r in records) and math.isfinite(records[-1]["val_nll"])
@@ -334,9 +341,9 @@ def test_internal_architecture_trains_resumes_and_reports_acceptance(tmp_path):
     write_triatomic_data(data)
     argv = ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "32", "--hidden", "16",
             "--couplings", "2", "--embed-dim", "4", "--lr", "3e-3", "--seed", "0"]
-    train(parse_args(argv))
+    train(argv)
     argv[argv.index("--epochs") + 1] = "3"
-    train(parse_args(argv + ["--resume"]))
+    train(argv + ["--resume"])
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["val_nll"] < records[0]["val_nll"], records
@@ -347,7 +354,7 @@ def test_internal_architecture_trains_resumes_and_reports_acceptance(tmp_path):
     assert checkpoint["info"]["train_pairs"] == 2 * 230
     # acceptance fine-tuning of the torsion kernel continues from the same run
     argv[argv.index("--epochs") + 1] = "3"
-    train(parse_args(argv + ["--resume", "--acceptance-epochs", "1", "--acceptance-kernel", "torsion"]))
+    train(argv + ["--resume", "--acceptance-epochs", "1", "--acceptance-kernel", "torsion"])
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert records[-1]["phase"] == "acceptance" and 0.0 <= records[-1]["val_p_acc"] <= 1.0
     assert (out / "finetuned.pt").exists()
@@ -393,8 +400,8 @@ def test_internal_training_across_folders_gets_energies_from_each(tmp_path):
     write_triatomic_data(tmp_path / "one")
     write_triatomic_data(tmp_path / "two", seed=1)
     out = tmp_path / "run"
-    train(parse_args(["--data", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out), "--epochs", "1",
-                      "--batch-size", "32", "--hidden", "8", "--couplings", "1", "--embed-dim", "4"]))
+    train(["--data", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out), "--epochs", "1",
+          "--batch-size", "32", "--hidden", "8", "--couplings", "1", "--embed-dim", "4"])
     checkpoint = torch.load(out / "best.pt", weights_only=False)
     assert checkpoint["info"]["data"] == [str(tmp_path / "one"), str(tmp_path / "two")]
     assert checkpoint["info"]["train_pairs"] == 2 * 2 * 230

@@ -13,9 +13,9 @@ from pymbar import timeseries
 from scipy import integrate, stats
 
 from conftest import BOLTZMANN, sample_positions
-from openmm_timewarp.models import internal_flow, zmatrix
-from openmm_timewarp.models.export import ExportedProposal
-from openmm_timewarp.models.internal_flow import InternalTimewarpFlow
+from openmm_timewarp.proposals import geometry, zmatrix
+from openmm_timewarp.proposals.export import ExportedProposal
+from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
 PDB = Path(__file__).resolve().parents[1] / "examples" / "data" / "ace-ala-nme.pdb"
@@ -146,7 +146,7 @@ def test_propose_log_ratio_equals_densities_of_both_moves():
     expected = (normal.log_prob(w.double()).sum((1, 2)) + log_reverse
                 - normal.log_prob(v.double()).sum((1, 2)) - log_forward)
     # Moves that change the bond graph (here: clashes) are certain rejections; compare the rest.
-    finite = log_ratio > internal_flow.REJECT
+    finite = log_ratio > geometry.REJECT
     assert finite.sum() >= 2, log_ratio
     assert torch.allclose(log_ratio[finite], expected[finite], atol=2e-3), (log_ratio, expected)
     assert log_ratio.abs().max() > 0.1, "the test flow should not be symmetric"
@@ -164,7 +164,7 @@ def test_torsion_and_local_kernels_move_only_their_coordinates():
         flow.set_kernels(*kernels, local_step=0.2)
         y, log_ratio = flow.propose(x, types, 8)
         q_y = zmatrix.to_internal(y, zm)
-        assert (log_ratio > internal_flow.REJECT).sum() >= 4, log_ratio
+        assert (log_ratio > geometry.REJECT).sum() >= 4, log_ratio
         for column in kept:
             assert torch.allclose(q_y[..., column], q_x[..., column].expand_as(q_y[..., column]), atol=1e-9)
         assert (q_y[..., moved] - q_x[..., moved]).abs().max() > 1e-5
@@ -177,7 +177,7 @@ def test_proposals_that_change_the_bond_graph_are_rejected():
     x, types = alanine_dipeptide()
     torch.manual_seed(0)
     _, log_ratio = flow.propose(x, types, 64)
-    assert (log_ratio == internal_flow.REJECT).float().mean() > 0.9
+    assert (log_ratio == geometry.REJECT).float().mean() > 0.9
 
 
 # An exactly solvable "molecule": a chain of 4 sulfur atoms (long covalent radii, so that soft

@@ -3,7 +3,6 @@ ratio of the moves, and exact Metropolis-Hastings through the C++ integrator on 
 two-torsion side chain whose (phi, psi, chi1, chi2) law is known."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,11 +13,12 @@ from pymbar import timeseries
 from scipy import integrate
 
 from conftest import BOLTZMANN, sample_positions
-from openmm_timewarp.models.backbone import BackboneProposal, backbone_angles
-from openmm_timewarp.models.export import ExportedProposal
-from openmm_timewarp.models.internal_flow import InternalTimewarpFlow
-from openmm_timewarp.models.mixture import ProposalMixture
-from openmm_timewarp.models.zmatrix import _dihedral, bond_graph
+from openmm_timewarp.proposals.backbone import BackboneProposal, backbone_angles
+from openmm_timewarp.proposals.export import ExportedProposal
+from openmm_timewarp.proposals.geometry import bond_graph, dihedral
+from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
+from openmm_timewarp.proposals.mixture import ProposalMixture
+from openmm_timewarp.proposals.side_chains import SideChainKernel
 from test_backbone import minimized_peptide, perturbed_kernel
 
 
@@ -49,7 +49,7 @@ def test_side_chain_settings_are_checked():
 def dihedrals(x: torch.Tensor, quads: list) -> torch.Tensor:
     """IUPAC dihedrals (..., len(quads)) of positions (..., N, 3)."""
     q = torch.tensor(quads)
-    return -_dihedral(*(x.index_select(-2, q[:, i]) for i in range(4)))
+    return -dihedral(*(x.index_select(-2, q[:, i]) for i in range(4)))
 
 
 def chi_quads(x: torch.Tensor, kernel) -> list:
@@ -238,7 +238,7 @@ def export_side_chain_model(tmp_path, jumps=None, rotamers=False, ratio=True) ->
     kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
     if not ratio:
         trained = kernel
-        kernel = RotamersWithoutRatio.from_config(json.loads(trained.config_json))
+        kernel = RotamersWithoutRatio.from_config(trained.to_config())
         kernel.load_state_dict(trained.state_dict())
     kernel.set_side_chains(*((0.2, 0.6, 0.3, 0.0) if rotamers else (0.4, 0.6, 0.3, 0.5)))
     if rotamers:
@@ -252,7 +252,7 @@ def export_side_chain_model(tmp_path, jumps=None, rotamers=False, ratio=True) ->
         flow.log_scale_table.copy_(torch.log(torch.tensor([0.005, 0.1, 1.0])).expand_as(flow.log_scale_table))
     flow.set_kernels(0.0, 0.0, 1.0, local_step=1.0)  # bonds and angles by a symmetric random walk
     path = tmp_path / f"side_chains_{jumps}_{rotamers}_{ratio}.pt"
-    module = ExportedProposal(ProposalMixture(flow, kernel, 0.7).eval(), 1.0, TEMPERATURE, {})
+    module = ExportedProposal(ProposalMixture([kernel, flow], [0.7, 0.3]).eval(), 1.0, TEMPERATURE, {})
     torch.jit.save(torch.jit.script(module), str(path))
     return path
 
@@ -299,3 +299,73 @@ def test_mh_with_rotamer_redraws_without_their_ratio_is_detected(tmp_path):
     """Power check: chi1 redrawn near the rotamers, but h left out of the ratio, must fail."""
     scores, _ = dihedral_z_scores(export_side_chain_model(tmp_path, rotamers=True, ratio=False), 8000)
     assert max(abs(z) for z in scores.values()) > 4.5, scores
+
+
+def export_kernel_mixture(tmp_path, asymmetric: bool = False) -> str:
+    """A mixture of three kernels: backbone pivots, chi-only turns (SideChainKernel) and the
+    internal flow's local steps of bonds and angles."""
+    kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
+    turns = SideChainKernel(["C", "N", "O"], jump=0.6, width=0.3)
+    if asymmetric:
+        turns.jumps = [2 * math.pi / 3]  # +120 degrees only: no reverse move
+    flow = InternalTimewarpFlow(["C", "N", "O"], hidden=8, num_couplings=1, num_geometry_couplings=1, embed_dim=4)
+    with torch.no_grad():
+        flow.log_scale_table.copy_(torch.log(torch.tensor([0.005, 0.1, 1.0])).expand_as(flow.log_scale_table))
+    flow.set_kernels(0.0, 0.0, 1.0, local_step=1.0)
+    path = tmp_path / f"mixture_{asymmetric}.pt"
+    module = ExportedProposal(ProposalMixture([kernel, turns, flow], [0.4, 0.3, 0.3]).eval(), 1.0, TEMPERATURE, {})
+    torch.jit.save(torch.jit.script(module), str(path))
+    return path
+
+
+def test_side_chain_kernel_turns_one_chi_and_is_unavailable_without_one():
+    x, types, _ = minimized_peptide("KE")
+    turns = SideChainKernel(["H", "C", "N", "O", "S"], jump=0.8, width=0.2)
+    torch.manual_seed(4)
+    y, log_ratio = turns.propose(x, types, 100)
+    valid = log_ratio > -1e29
+    assert valid.sum() > 60 and (log_ratio[valid] == 0).all()
+    bonds, sides = turns.torsions(x, types)
+    assert bonds.shape[0] == 7  # Lys CA-CB .. CD-CE, Glu CA-CB .. CG-CD
+    gp = minimized_peptide("GP")[:2]  # glycine has no chi, proline's lie in its ring
+    assert not turns.available(*gp) and turns.available(x, types)
+    with pytest.raises(ValueError, match="no side-chain torsion"):
+        turns.propose(*gp, 2)
+
+
+def test_mh_with_a_mixture_of_three_kernels_samples_the_exact_torsion_law(tmp_path):
+    scores, acceptance = dihedral_z_scores(export_kernel_mixture(tmp_path), 8000)
+    assert 0.02 < acceptance < 0.95
+    assert all(abs(z) < 4.5 for z in scores.values()), scores
+
+
+def test_mh_with_a_mixture_with_an_asymmetric_kernel_is_detected(tmp_path):
+    """Power check: the same mixture with chi turns of +120 degrees only must fail."""
+    scores, _ = dihedral_z_scores(export_kernel_mixture(tmp_path, asymmetric=True), 8000)
+    assert max(abs(z) for z in scores.values()) > 4.5, scores
+
+
+@pytest.mark.parametrize("sequence", ["A", "GP"])
+def test_rotamer_redraws_on_a_molecule_without_side_chain_torsions(sequence, tmp_path):
+    """export --rotamers on ACE-ALA-NME (or Gly/Pro): no chi1 to redraw, so the pivots are those of
+    the same kernel without rotamers, draw for draw (this raised IndexError before)."""
+    from kernel_cli import run_cli
+    from openmm_timewarp.proposals.export import save_checkpoint
+
+    x, types, _ = minimized_peptide(sequence)
+    backbone = tmp_path / "backbone.pt"
+    save_checkpoint(backbone, perturbed_kernel(), {})
+    flow = tmp_path / "flow.pt"
+    save_checkpoint(flow, InternalTimewarpFlow(["H", "C", "N", "O", "S"], hidden=8, num_couplings=1,
+                                               num_geometry_couplings=1, embed_dim=4),
+                    {"lag_ps": 1.0, "temperature_K": 300.0})
+    outputs = []
+    for rotamers in (["--rotamers", "1", "1", "0.35"], []):
+        out = tmp_path / f"model{len(rotamers)}.pt"
+        assert run_cli(["export", str(flow), str(out), "--backbone", str(backbone), "--backbone-weight", "1"]
+                       + rotamers) == 0
+        torch.manual_seed(3)
+        outputs.append(torch.jit.load(str(out))(x, types, 32))
+    (y, log_ratio), (y_off, log_ratio_off) = outputs
+    assert (log_ratio > -1e29).sum() > 8 and torch.isfinite(log_ratio).all()
+    assert torch.equal(y, y_off) and torch.equal(log_ratio, log_ratio_off)

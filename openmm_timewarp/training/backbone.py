@@ -1,23 +1,20 @@
 """Fit the Ramachandran density of the backbone pivot kernel to the frames of pair shards.
 
-Usage::
-
-    python -m openmm_timewarp.training.backbone --data DIR [DIR ...] --out RUN_DIR/backbone.pt --seed 0
+Command line: ``openmm-timewarp train-backbone --data DIR [DIR ...] --out RUN_DIR/backbone.pt``
+(``cli/train.py``).
 
 Maximum likelihood of every residue's (phi, psi) in every frame (x(t) and x(t+tau)) of the
 training split; the validation split of ``load_pairs`` (the last pairs of each trajectory) gives
-the validation NLL. The checkpoint holds the kernel's config and state and the provenance;
-``python -m openmm_timewarp.models.export FLOW.pt OUT.pt --backbone RUN_DIR/backbone.pt`` mixes it
-with a flow. The data come from MD started in every basin, so the density over-weights rare
+the validation NLL. The checkpoint (``proposals.export.save_checkpoint``) holds the kernel's config
+and state and the provenance; ``openmm-timewarp export FLOW.pt OUT.pt --backbone RUN_DIR/backbone.pt``
+mixes it with a flow. The data come from MD started in every basin, so the density over-weights rare
 basins relative to Boltzmann: harmless in a proposal (the MH ratio corrects it), and it makes
 the rare basins cheap to reach.
 """
-import argparse
+import dataclasses
 import io
-import json
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from openmm import app
@@ -25,7 +22,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data.generate import START_CENTERS
-from ..models.backbone import BackboneProposal, backbone_angles
+from ..errors import InputError
+from ..proposals.backbone import BackboneConfig, BackboneProposal
+from ..proposals.export import save_checkpoint
+from ..proposals.residues import backbone_angles
 from ..systems import chiral_centers, inverted_centers
 from .dataset import PairSet, load_pairs
 
@@ -62,7 +62,7 @@ def residue_samples(kernel: BackboneProposal, pairs: PairSet, rare_start_weight:
             rare = r < len(starts) and START_CENTERS[starts[r]["basin"]][0] > 0
             weights.append(torch.full((len(frames),), rare_start_weight if rare else 1.0, dtype=torch.float64))
     if not features:
-        raise ValueError("no residue with a rotatable backbone in these pairs")
+        raise InputError("no residue with a rotatable backbone in these pairs")
     return {"features": torch.cat(features), "phi": torch.cat(phis), "psi": torch.cat(psis), "free": torch.cat(free),
             "weight": torch.cat(weights)}
 
@@ -108,55 +108,56 @@ def fit(kernel: BackboneProposal, train: Dict[str, Tensor], val: Dict[str, Tenso
         return float(mean_nll(kernel, train)), float(mean_nll(kernel, val)) if val["phi"].numel() else float("nan")
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, nargs="+", required=True,
-                        help="directories with manifest.json and *.npz pair shards (one per peptide)")
-    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (refused if it exists)")
-    parser.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"],
-                        help="element vocabulary; must equal the flow's for export")
-    parser.add_argument("--components", type=int, default=16, help="mixture components")
-    parser.add_argument("--hidden", type=int, default=64, help="width of the feature network")
-    parser.add_argument("--floor", type=float, default=0.02, help="weight of the uniform component")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--rare-start-weight", type=float, default=1.0,
-                        help="weight of residues whose trajectory started them at phi > 0 (see residue_samples)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
-    torch.manual_seed(args.seed)
-    from ..models.ramachandran import RamachandranDensity
+@dataclasses.dataclass
+class BackboneTrainConfig:
+    """What a density fit does; the fields are the options of ``openmm-timewarp train-backbone``."""
 
-    splits = load_pairs(args.data, args.elements, args.val_fraction, align=False)
-    probe = BackboneProposal(args.elements)
-    density = RamachandranDensity(probe.num_features(), args.components, args.hidden, args.floor)
-    kernel = BackboneProposal(args.elements, density)
-    train = residue_samples(kernel, splits["train"], args.rare_start_weight)
-    val = (residue_samples(kernel, splits["val"], args.rare_start_weight) if len(splits["val"])
+    data: List[Path]
+    out: Path
+    elements: List[str] = dataclasses.field(default_factory=lambda: ["H", "C", "N", "O", "S"])
+    components: int = 16
+    hidden: int = 64
+    floor: float = 0.02
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 3e-3
+    val_fraction: float = 0.1
+    rare_start_weight: float = 1.0
+    seed: int = 0
+    overwrite: bool = False
+    command: str = ""
+
+
+def train_backbone(config: BackboneTrainConfig) -> Dict:
+    """Fit a backbone kernel's density as ``config`` says and write its checkpoint to ``config.out``;
+    returns the provenance recorded in it.
+
+    Raises
+    ------
+    InputError
+        If ``config.out`` exists and ``config.overwrite`` is False.
+    """
+    if config.out.exists() and not config.overwrite:
+        raise InputError(f"{config.out} exists; pass --overwrite to replace it")
+    torch.manual_seed(config.seed)
+    splits = load_pairs(config.data, config.elements, config.val_fraction, align=False)
+    kernel = BackboneProposal.from_config(BackboneConfig(list(config.elements), num_components=config.components,
+                                                         hidden=config.hidden, floor=config.floor))
+    train = residue_samples(kernel, splits["train"], config.rare_start_weight)
+    val = (residue_samples(kernel, splits["val"], config.rare_start_weight) if len(splits["val"])
            else {k: v[:0] for k, v in train.items()})
-    train_nll, val_nll = fit(kernel, train, val, args.steps, args.batch_size, args.lr, args.seed)
-    molecules = splits["train"].molecules
+    train_nll, val_nll = fit(kernel, train, val, config.steps, config.batch_size, config.lr, config.seed)
     info = {
-        "command": " ".join(["python -m openmm_timewarp.training.backbone"] + list(sys.argv[1:] if argv is None else argv)),
-        "data": [str(d) for d in args.data],
-        "seed": args.seed,
-        "rare_start_weight": args.rare_start_weight,
-        "sequences": sorted({str(m.get("sequence", m["shard"])) for m in molecules}),
+        "command": config.command,
+        "data": [str(d) for d in config.data],
+        "seed": config.seed,
+        "rare_start_weight": config.rare_start_weight,
+        "sequences": sorted({str(m.get("sequence", m["shard"])) for m in splits["train"].molecules}),
         "train_residue_frames": int(train["phi"].shape[0]),
         "val_residue_frames": int(val["phi"].shape[0]),
         "train_nll": train_nll,
         "val_nll": val_nll,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"backbone_config": json.loads(kernel.config_json), "backbone_state": kernel.state_dict(),
-                "info": info}, args.out)
-    print(json.dumps(info, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(config.out, kernel, info)
+    return info

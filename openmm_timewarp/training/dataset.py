@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 
 @dataclass
 class PairSet:
@@ -82,7 +84,7 @@ def element_types(symbols: Sequence[str], elements: Sequence[str], source) -> np
     """Indices of ``symbols`` into the model's ``elements``; a ValueError naming ``source`` for unknown ones."""
     unknown = sorted(set(symbols) - set(elements))
     if unknown:
-        raise ValueError(f"{source}: elements {unknown} are not in the model's vocabulary {list(elements)}")
+        raise InputError(f"{source}: elements {unknown} are not in the model's vocabulary {list(elements)}")
     return np.array([list(elements).index(s) for s in symbols], dtype=np.int64)
 
 
@@ -141,7 +143,7 @@ def load_pairs(directory: Union[Path, Sequence[Path]], elements: Sequence[str], 
             metadata = json.loads(str(shard["metadata"]))
         types = element_types(symbols, elements, path)
         if x_t.shape != x_tau.shape or x_t.shape[1:] != (len(symbols), 3):
-            raise ValueError(f"{path}: x_t {x_t.shape}, x_tau {x_tau.shape} and {len(symbols)} elements disagree")
+            raise InputError(f"{path}: x_t {x_t.shape}, x_tau {x_tau.shape} and {len(symbols)} elements disagree")
         intact = intact_frames(x_t) & intact_frames(x_tau)
         if not intact.all():
             warnings.warn(f"{path}: {int((~intact).sum())} of {len(intact)} pairs dropped: a frame is not finite or "
@@ -220,3 +222,11 @@ def rotate_pairs(x_t: Tensor, x_tau: Tensor, mask: Tensor, rotations: Tensor) ->
     centre = (x_t * m).sum(1, keepdim=True) / mask.sum(1)[:, None, None]
     rot = rotations.to(x_t.device).transpose(1, 2)
     return ((x_t - centre) @ rot) * m, ((x_tau - centre) @ rot) * m
+
+
+def common_value(molecules: List[Dict], key: str) -> float:
+    """The value of ``key`` shared by every shard's metadata; a model has one lag and one temperature."""
+    values = {float(m[key]) for m in molecules}
+    if len(values) != 1:
+        raise InputError(f"shards disagree on {key}: {sorted(values)}")
+    return values.pop()

@@ -14,6 +14,8 @@ import torch
 from openmm import app, unit
 from torch import Tensor
 
+from ..errors import InputError
+
 
 class OpenMMReducedEnergy:
     """Callable returning beta * U (B,) for positions (B, n, 3) nm, differentiable through forces.
@@ -82,7 +84,7 @@ def molecule_energies(molecules: List[Dict], temperature_kelvin: float) -> Dict[
         elif "topology_pdb" in meta:
             key = "pdb:" + meta["topology_pdb"]
         else:
-            raise ValueError(f"shard {meta['shard']} has neither system_xml nor topology_pdb: no energies")
+            raise InputError(f"shard {meta['shard']} has neither system_xml nor topology_pdb: no energies")
         if key not in cache:
             cache[key] = OpenMMReducedEnergy(_build_system(meta), temperature_kelvin)
         energies[i] = cache[key]

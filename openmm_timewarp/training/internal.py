@@ -1,19 +1,17 @@
 """Training pieces of the internal-coordinate flow: Z-matrices per molecule, move scales, NLL,
 and the MH acceptance of its proposals.
 
-The acceptance of each proposal kernel on the validation pairs, to choose ``export --kernels``::
-
-    python -m openmm_timewarp.training.internal RUN_DIR/best.pt --data DATA_DIR [--limit 256]
+The acceptance of each proposal kernel on the validation pairs, to choose ``export --kernels``:
+``openmm-timewarp kernel-acceptance RUN_DIR/best.pt --data DATA_DIR [--limit 256]``.
 """
-import argparse
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..models.internal_flow import InternalTimewarpFlow
-from ..models.zmatrix import to_internal, wrap_angle
+from ..proposals.geometry import REJECT, wrap_angle
+from ..proposals.internal_flow import InternalTimewarpFlow
+from ..proposals.zmatrix import to_internal
 from .dataset import PairSet
 from .losses import ReducedEnergy, acceptance_objective, distance_jump
 
@@ -113,10 +111,10 @@ def internal_acceptance_loss(flow: InternalTimewarpFlow, batch: Dict[str, Tensor
             u_x = energy(x[None]).double()
         delta = energy(y).double() - u_x
         log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
-        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+        log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, REJECT))
         accepted += float(torch.exp(log_alpha.detach()).sum())
         count += proposals
-        valid = log_ratio > -1e29
+        valid = log_ratio > REJECT  # not a certain rejection
         if bool(valid.any()):
             jump = distance_jump(x[None].expand_as(y)[valid], y[valid], torch.ones(int(valid.sum()), atoms,
                                                                                   dtype=y.dtype, device=y.device))
@@ -139,37 +137,24 @@ def internal_acceptance(flow: InternalTimewarpFlow, pairs: PairSet, energies: Di
             energy = energies[int(pairs.molecule[row])]
             delta = energy(y).double() - energy(x[None]).double()
             log_alpha = torch.clamp(-delta + log_ratio, max=0.0)
-            log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, -1e30))
+            log_alpha = torch.where(torch.isfinite(log_alpha), log_alpha, torch.full_like(log_alpha, REJECT))
             total += torch.exp(log_alpha).sum().item()
             count += proposals
     return total / count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Validation MH acceptance of each proposal kernel of a checkpoint.")
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--data", type=Path, nargs="+", required=True,
-                        help="the pair shard folders the model was trained on")
-    parser.add_argument("--limit", type=int, default=256, help="validation x(t) to propose from")
-    parser.add_argument("--local-steps", type=float, nargs="+", default=[0.1, 0.3])
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    from ..models.export import load_checkpoint
-    from .dataset import load_pairs
-    from .energies import molecule_energies
-
-    torch.set_num_threads(args.threads)
-    flow, info = load_checkpoint(args.checkpoint)
-    pairs = load_pairs(args.data, flow.element_symbols, 0.1)["val"]
-    energies = molecule_energies(pairs.molecules, info["temperature_K"])
+def kernel_acceptances(flow: InternalTimewarpFlow, pairs: PairSet, energies: Dict[int, ReducedEnergy], limit: int,
+                       local_steps: List[float]) -> Dict[str, float]:
+    """Validation acceptance of each proposal kernel of ``flow`` alone (full, torsion, and local
+    with each of ``local_steps``), to choose ``export --kernels``; restores the flow's kernels."""
+    saved, step = flow.kernel_weights.tolist(), flow.local_step
+    result: Dict[str, float] = {}
     torch.manual_seed(0)
     for name, weights in (("full", (1.0, 0.0, 0.0)), ("torsion", (0.0, 1.0, 0.0))):
         flow.set_kernels(*weights, local_step=0.1)
-        print(f"{name:8s} acceptance {internal_acceptance(flow, pairs, energies, args.limit):.4f}", flush=True)
-    for step in args.local_steps:
-        flow.set_kernels(0.0, 0.0, 1.0, local_step=step)
-        print(f"local {step:<4g} acceptance {internal_acceptance(flow, pairs, energies, args.limit):.4f}", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+        result[name] = internal_acceptance(flow, pairs, energies, limit)
+    for local in local_steps:
+        flow.set_kernels(0.0, 0.0, 1.0, local_step=local)
+        result[f"local {local:g}"] = internal_acceptance(flow, pairs, energies, limit)
+    flow.set_kernels(*saved, local_step=step)
+    return result

@@ -4,7 +4,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..models.flow import TimewarpFlow, standard_normal_log_prob
+from ..proposals.flow import TimewarpFlow, standard_normal_log_prob
 
 ReducedEnergy = Callable[[Tensor], Tensor]
 """Reduced potential beta * U of positions (B, n, 3) in nm, returned as (B,); differentiable."""

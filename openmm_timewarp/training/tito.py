@@ -1,9 +1,7 @@
 """Train a TITO transfer operator by conditional flow matching on the frames of MD shards.
 
-Usage::
-
-    python -m openmm_timewarp.training.tito --data DIR [DIR ...] --out RUN_DIR --epochs 20 --seed 0 \\
-        --min-lag-ps 10 --max-lag-ps 1000 [--resume]
+Command line: ``openmm-timewarp train-tito --data DIR [DIR ...] --out RUN_DIR --min-lag-ps 10
+--max-lag-ps 1000 [--resume]`` (``cli/train.py``).
 
 Each training example is a pair (x(t), x(t + lag)) of one trajectory's frames, the lag drawn
 log-uniformly from the frame multiples in [``--min-lag-ps``, ``--max-lag-ps``], either direction
@@ -15,28 +13,25 @@ mean squared error of the velocity against x1 - y0.  The last ``--val-fraction``
 trajectory is held out for the validation loss.
 
 Writes ``RUN_DIR/last.pt`` (each epoch, for ``--resume``), ``best.pt`` (lowest validation loss)
-and ``log.jsonl``.  Export with ``python -m openmm_timewarp.models.export RUN_DIR/best.pt OUT.pt
---lag-ps LAG``.
+and ``log.jsonl``.  Export with ``openmm-timewarp export RUN_DIR/best.pt OUT.pt --lag-ps LAG``.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
-import json
 import math
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..data.storage import iter_shards, read_shard
-from ..models.tito import TitoModel, mean_free
-from .dataset import align_rotation, element_types
-from .train import common_value, save_checkpoint
+from ..proposals.tito import TitoModel, mean_free
+from ..errors import InputError
+from . import loop
+from .dataset import align_rotation, common_value, element_types
 
 _BOND_NM = 0.13  # hydrogen to heavy atom: 0.10-0.11 nm bonded, more than 0.16 nm otherwise
 
@@ -86,7 +81,7 @@ def sample_batch(trajectory: Trajectory, model: TitoModel, batch_size: int, firs
     low = max(1, math.ceil(model.min_lag_ps / trajectory.frame_ps - 1e-9))
     high = min(math.floor(model.max_lag_ps / trajectory.frame_ps + 1e-9), end - first - 1)
     if high < low:
-        raise ValueError(f"{trajectory.path}: {end - first} frames every {trajectory.frame_ps} ps hold no lag in "
+        raise InputError(f"{trajectory.path}: {end - first} frames every {trajectory.frame_ps} ps hold no lag in "
                          f"[{model.min_lag_ps}, {model.max_lag_ps}] ps")
     u = torch.rand(batch_size, generator=generator)
     lag = torch.exp(math.log(low) + u * (math.log(high + 1) - math.log(low))).floor().long().clamp(low, high)
@@ -137,98 +132,103 @@ def validation_loss(model: TitoModel, trajectories: List[Trajectory], val_fracti
     return float(np.mean(losses))
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, nargs="+", required=True, help="directories of traj_*.npz shards")
-    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and log")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--steps-per-epoch", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-lag-ps", type=float, default=10.0)
-    p.add_argument("--max-lag-ps", type=float, default=1000.0)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--base-scale-nm", type=float, default=0.05)
-    p.add_argument("--ode-steps", type=int, default=20, help="midpoint steps of the exported sampler")
-    p.add_argument("--elements", nargs="+", default=["H", "C", "N", "O", "S"])
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    args.command = " ".join(["python -m openmm_timewarp.training.tito"] + list(argv))
-    return args
+@dataclasses.dataclass
+class TitoTrainConfig:
+    """What a TITO training run does; the fields are the options of ``openmm-timewarp train-tito``."""
+
+    data: List[Path]
+    out: Path
+    epochs: int = 20
+    steps_per_epoch: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    min_lag_ps: float = 10.0
+    max_lag_ps: float = 1000.0
+    hidden: int = 64
+    layers: int = 4
+    base_scale_nm: float = 0.05
+    ode_steps: int = 20
+    elements: List[str] = dataclasses.field(default_factory=lambda: ["H", "C", "N", "O", "S"])
+    val_fraction: float = 0.1
+    threads: int = 0
+    resume: bool = False
+    no_progress: bool = False
+    command: str = ""
 
 
-def train(args: argparse.Namespace) -> Path:
-    """Run training as configured; returns the best checkpoint."""
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    last, best, log_path = args.out / "last.pt", args.out / "best.pt", args.out / "log.jsonl"
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False) if args.resume else None
-    if checkpoint is None and last.exists():
-        raise FileExistsError(f"{args.out} holds a run already: pass --resume to continue it, or choose another --out")
-    torch.manual_seed(args.seed)
-    if checkpoint is None:
-        model = TitoModel(args.elements, hidden=args.hidden, layers=args.layers, min_lag_ps=args.min_lag_ps,
-                          max_lag_ps=args.max_lag_ps, base_scale_nm=args.base_scale_nm, num_steps=args.ode_steps,
-                          lag_ps=math.sqrt(args.min_lag_ps * args.max_lag_ps))
-    else:
-        model = TitoModel.from_config(checkpoint["flow_config"])
-        model.load_state_dict(checkpoint["flow_state"])
-    trajectories = load_trajectories(args.data, model.element_symbols)
-    metadata = [t.metadata for t in trajectories]
-    info = {
-        "architecture": "tito", "lag_ps": model.lag_ps, "temperature_K": common_value(metadata, "temperature_K"),
-        "sequences": sorted({str(m.get("sequence")) for m in metadata}), "seed": args.seed, "command": args.command,
-        "data": [str(d) for d in args.data], "trajectories": len(trajectories),
-        "lag_range_ps": [model.min_lag_ps, model.max_lag_ps],
-    }
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    state = {"epoch": 0, "best_val": math.inf}
-    generator = torch.Generator().manual_seed(args.seed)
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = checkpoint["state"]
-        generator.set_state(checkpoint["generator"])
-    weights = torch.tensor([float(len(t.frames)) for t in trajectories])
-    for epoch in range(state["epoch"] + 1, args.epochs + 1):
-        model.train()
-        losses = []
-        bar = tqdm(range(args.steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=args.no_progress,
-                   dynamic_ncols=True)
-        for _ in bar:
-            trajectory = trajectories[int(torch.multinomial(weights, 1, generator=generator))]
-            end = split_frame(len(trajectory.frames), args.val_fraction)
-            x0, x1, lag = sample_batch(trajectory, model, args.batch_size, 0, end, generator)
-            loss = flow_matching_loss(model, trajectory, x0, x1, lag, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.5f}")
-        model.eval()
-        val = validation_loss(model, trajectories, args.val_fraction)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
-        state = {"epoch": epoch, "best_val": min(state["best_val"], val)}
-        extra = {"generator": generator.get_state()}
-        if val <= state["best_val"]:
-            save_checkpoint(best, model, optimizer, state, dict(info, epoch=epoch, val_loss=val), extra)
-        save_checkpoint(last, model, optimizer, state, dict(info, epoch=epoch, val_loss=val), extra)
-    return best
+class TitoObjective(loop.Objective):
+    """Flow matching of a TITO model on the trajectories of ``config.data`` (see the module docstring).
+
+    Parameters
+    ----------
+    config : TitoTrainConfig
+        The run's settings.
+    checkpoint : dict, optional
+        The checkpoint of the run being resumed (its model is trained further).
+    """
+
+    def __init__(self, config: TitoTrainConfig, checkpoint: Optional[Dict] = None) -> None:
+        self.config = config
+        torch.manual_seed(config.seed)
+        if checkpoint is None:
+            self.kernel = TitoModel(config.elements, hidden=config.hidden, layers=config.layers,
+                                    min_lag_ps=config.min_lag_ps, max_lag_ps=config.max_lag_ps,
+                                    base_scale_nm=config.base_scale_nm, num_steps=config.ode_steps,
+                                    lag_ps=math.sqrt(config.min_lag_ps * config.max_lag_ps))
+        else:
+            self.kernel = TitoModel.from_config(checkpoint["flow_config"])
+            self.kernel.load_state_dict(checkpoint["flow_state"])
+        self.trajectories = load_trajectories(config.data, self.kernel.element_symbols)
+        metadata = [t.metadata for t in self.trajectories]
+        self.info = {
+            "architecture": "tito", "lag_ps": self.kernel.lag_ps,
+            "temperature_K": common_value(metadata, "temperature_K"),
+            "sequences": sorted({str(m.get("sequence")) for m in metadata}), "seed": config.seed,
+            "command": config.command, "data": [str(d) for d in config.data], "trajectories": len(self.trajectories),
+            "lag_range_ps": [self.kernel.min_lag_ps, self.kernel.max_lag_ps],
+        }
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.weights = torch.tensor([float(len(t.frames)) for t in self.trajectories])
+
+    def phases(self) -> List[loop.Phase]:
+        return [loop.Phase("flow matching", self.config.epochs, self.config.lr, "best")]
+
+    def steps_per_epoch(self) -> int:
+        return self.config.steps_per_epoch
+
+    def batches(self, epoch: int, skip: int) -> Iterator[Tuple[Trajectory, Tensor, Tensor, Tensor]]:
+        # Drawn lazily from the objective's generator, whose state a checkpoint restores.
+        for _ in range(self.config.steps_per_epoch - skip):
+            trajectory = self.trajectories[int(torch.multinomial(self.weights, 1, generator=self.generator))]
+            end = split_frame(len(trajectory.frames), self.config.val_fraction)
+            x0, x1, lag = sample_batch(trajectory, self.kernel, self.config.batch_size, 0, end, self.generator)
+            yield trajectory, x0, x1, lag
+
+    def loss(self, batch: Tuple[Trajectory, Tensor, Tensor, Tensor], phase: loop.Phase) -> Tuple[Tensor, Dict[str, float]]:
+        trajectory, x0, x1, lag = batch
+        loss = flow_matching_loss(self.kernel, trajectory, x0, x1, lag, self.generator)
+        return loss, {"loss": loss.item()}
+
+    def validate(self, phase: loop.Phase) -> Dict[str, float]:
+        return {"val_loss": validation_loss(self.kernel, self.trajectories, self.config.val_fraction)}
+
+    def random_state(self) -> Dict:
+        return {"generator": self.generator.get_state()}
+
+    def restore_random_state(self, checkpoint: Dict) -> None:
+        self.generator.set_state(checkpoint["generator"])
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    best = train(parse_args(sys.argv[1:] if argv is None else argv))
-    print(f"best checkpoint: {best}\nexport: python -m openmm_timewarp.models.export {best} tito.pt --lag-ps LAG")
+def train(config: TitoTrainConfig) -> Path:
+    """Run TITO training as ``config`` says; returns the best checkpoint.
 
-
-if __name__ == "__main__":
-    main()
+    Raises
+    ------
+    InputError
+        If the run directory does not match ``config.resume`` (a run there and no resume, or the reverse).
+    """
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    return loop.run(lambda checkpoint: TitoObjective(config, checkpoint), config.out, resume=config.resume,
+                    progress=not config.no_progress)

@@ -21,6 +21,7 @@ section 2 becomes
 
     log N(w) + log p(q, v | y) - log N(v) - log p(q', w | x) + log J(q') - log J(q).
 """
+import dataclasses
 import json
 import math
 from typing import List, Optional, Tuple
@@ -29,11 +30,26 @@ import torch
 from torch import Tensor, nn
 
 from .attention import KernelAttentionBlock, kernel_attention_weights, length_scale_tensor
-from .zmatrix import (COVALENT_RADII_NM, bond_graph, build_zmatrix, frame, log_jacobian, to_cartesian, to_internal,
-                      wrap_angle)
+from .geometry import COVALENT_RADII_NM, bond_graph, wrap_angle
+from .kernel import KernelConfig, ProposalKernel
+from .zmatrix import build_zmatrix, frame, log_jacobian, to_cartesian, to_internal
 
-REJECT = -1e30
-"""log_ratio of proposals that are certain rejections (another bond graph, an angle outside (0, pi))."""
+
+@dataclasses.dataclass
+class InternalFlowConfig(KernelConfig):
+    """Settings of an :class:`InternalTimewarpFlow`: its constructor arguments and the proposal
+    kernels of :meth:`InternalTimewarpFlow.set_kernels` (weights of full, torsion, local)."""
+
+    elements: List[str]
+    hidden: int = 32
+    num_couplings: int = 4
+    num_geometry_couplings: int = 2
+    num_blocks: int = 1
+    embed_dim: int = 8
+    length_scales: List[float] = dataclasses.field(default_factory=lambda: [0.15, 0.3, 0.6, 1.2])
+    scale_limit: float = 3.0
+    kernel_weights: List[float] = dataclasses.field(default_factory=lambda: [1.0, 0.0, 0.0])
+    local_step: float = 0.1
 
 
 class InternalTransformer(nn.Module):
@@ -94,7 +110,7 @@ def _affine(target: Tensor, part: Tensor, params: Tuple[Tensor, Tensor], inverse
     return out, log_scale.sum((1, 2), dtype=torch.float64)
 
 
-class InternalTimewarpFlow(nn.Module):
+class InternalTimewarpFlow(ProposalKernel):
     """Conditional augmented flow of internal-coordinate moves, p(q', w | x), and its MH proposals.
 
     The generative direction first runs ``num_couplings`` pairs of (torsions given auxiliaries,
@@ -167,10 +183,26 @@ class InternalTimewarpFlow(nn.Module):
         self.torsion_layers_reversed = nn.ModuleList(list(reversed(torsion)))
         self.geometry_layers_reversed = nn.ModuleList(list(reversed(geometry)))
 
+    kind = "internal"
+    config_class = InternalFlowConfig
+
+    def to_config(self) -> InternalFlowConfig:
+        """The flow's settings: constructor arguments, kernel weights and local step."""
+        return InternalFlowConfig(**json.loads(self.config_json), kernel_weights=self.kernel_weights.tolist(),
+                                  local_step=self.local_step)
+
     @classmethod
-    def from_config(cls, config: dict) -> "InternalTimewarpFlow":
-        """Build an (untrained) flow from the dict stored in ``config_json``."""
-        return cls(**config)
+    def from_config(cls, config) -> "InternalTimewarpFlow":
+        """An untrained flow with the settings ``config`` (an :class:`InternalFlowConfig` or its dict)."""
+        values = dataclasses.asdict(cls.parse_config(config))
+        weights, step = values.pop("kernel_weights"), values.pop("local_step")
+        flow = cls(**values)
+        flow.set_kernels(*weights, local_step=step)
+        return flow
+
+    def moves_geometry(self) -> bool:
+        """Whether the full or the local kernel, which change bonds and angles, has a positive weight."""
+        return bool(self.kernel_weights[0] > 0 or self.kernel_weights[2] > 0)
 
     def set_kernels(self, full: float, torsion: float, local: float, local_step: float) -> None:
         """Probabilities of the three proposal kernels (normalised here) and the local step fraction."""
@@ -287,6 +319,46 @@ class InternalTimewarpFlow(nn.Module):
         """log J: Cartesian volume per internal-coordinate volume, (B,) (see ``zmatrix``)."""
         return log_jacobian(internal, zmatrix)
 
+    def flow_moves(self, flow_kind: Tensor, z_u: Tensor, z_v: Tensor, v: Tensor, internal: Tensor, context: Tensor,
+                   weights: Tensor, atom_types: Tensor, zm: Tensor,
+                   frame_x: Tuple[Tensor, Tensor, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """The full (``flow_kind`` 0) or torsion-only (1) flow moves (B,) from the base draws
+        ``z_u``, ``z_v`` and the current auxiliaries ``v`` (B, N, 3) of the state with internal
+        coordinates ``internal`` (N, 3), its context and the frame (origin, e1, e2) of x.
+
+        Returns the new internal coordinates and positions (B, N, 3) and their log MH ratios (B,).
+        """
+        dims = (zm[:, :3] >= 0).to(torch.float64)
+        torsion_dims = dims * torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        geometry_dims = dims - torsion_dims
+        dims32 = dims.to(torch.float32)
+        log_scales = self.move_log_scales(atom_types, zm)
+        u, w, log_det_t, log_det_g = self.generate(z_u, z_v, context, weights, dims32)
+        flow_internal, move_det = self.apply_move(internal, u, log_scales, dims)
+        torsion_only = internal * geometry_dims + flow_internal * torsion_dims
+        moved = torch.where(flow_kind[:, None, None] == 0, flow_internal, torsion_only)
+        moved_y = to_cartesian(moved, zm, frame_x[0], frame_x[1], frame_x[2])
+
+        # Reverse moves y -> x, conditioned on each proposal, with the current v as auxiliary.
+        internal_y = to_internal(moved_y, zm)
+        context_r, weights_r = self.context(internal_y, moved_y, atom_types, zm)
+        u_r, move_det_r = self.recover_move(internal_y, internal[None].expand_as(internal_y), log_scales, dims)
+        z_u_r, z_v_r, log_det_t_r, log_det_g_r = self.normalise(u_r.to(torch.float32), v, context_r, weights_r,
+                                                                dims32)
+        ones = torch.ones_like(dims)
+        aux = _normal_log_prob(w, ones) - _normal_log_prob(v, ones)
+        torsion_forward = (_normal_log_prob(z_u, torsion_dims) + _normal_log_prob(z_v, ones)
+                           - log_det_t - (move_det * torsion_dims).sum((1, 2)))
+        torsion_reverse = (_normal_log_prob(z_u_r, torsion_dims) + _normal_log_prob(z_v_r, ones)
+                           - log_det_t_r - (move_det_r * torsion_dims).sum((1, 2)))
+        geometry_forward = (_normal_log_prob(z_u, geometry_dims) - log_det_g - (move_det * geometry_dims).sum((1, 2)))
+        geometry_reverse = (_normal_log_prob(z_u_r, geometry_dims) - log_det_g_r
+                            - (move_det_r * geometry_dims).sum((1, 2)))
+        volume = self.log_volume(moved, zm) - self.log_volume(internal, zm)
+        full_ratio = aux + torsion_reverse + geometry_reverse - torsion_forward - geometry_forward + volume
+        torsion_ratio = aux + torsion_reverse - torsion_forward
+        return moved, moved_y, torch.where(flow_kind == 0, full_ratio, torsion_ratio)
+
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
         """Proposals (B, N, 3) in the frame of ``positions`` (N, 3) and their log MH ratios (B,) float64."""
         x = positions.to(torch.float64)
@@ -319,35 +391,11 @@ class InternalTimewarpFlow(nn.Module):
         # Kernels 0 (full) and 1 (torsions only) run the flow; only their rows pay for it.
         rows = torch.nonzero(kind < 2).flatten()
         if rows.numel() > 0:
-            flow_kind = kind[rows]
-            u, w, log_det_t, log_det_g = self.generate(z_u[rows], z_v[rows], context, weights, dims32)
-            flow_internal, move_det = self.apply_move(internal, u, log_scales, dims)
-            torsion_only = internal * geometry_dims + flow_internal * torsion_dims
-            moved = torch.where(flow_kind[:, None, None] == 0, flow_internal, torsion_only)
-            moved_y = to_cartesian(moved, zm, origin, e1, e2)
-
-            # Reverse moves y -> x, conditioned on each proposal, with the current v as auxiliary.
-            internal_y = to_internal(moved_y, zm)
-            context_r, weights_r = self.context(internal_y, moved_y, atom_types, zm)
-            u_r, move_det_r = self.recover_move(internal_y, internal[None].expand_as(internal_y), log_scales, dims)
-            z_u_r, z_v_r, log_det_t_r, log_det_g_r = self.normalise(u_r.to(torch.float32), v[rows], context_r,
-                                                                    weights_r, dims32)
-            ones = torch.ones_like(dims)
-            aux = _normal_log_prob(w, ones) - _normal_log_prob(v[rows], ones)
-            torsion_forward = (_normal_log_prob(z_u[rows], torsion_dims) + _normal_log_prob(z_v[rows], ones)
-                               - log_det_t - (move_det * torsion_dims).sum((1, 2)))
-            torsion_reverse = (_normal_log_prob(z_u_r, torsion_dims) + _normal_log_prob(z_v_r, ones)
-                               - log_det_t_r - (move_det_r * torsion_dims).sum((1, 2)))
-            geometry_forward = (_normal_log_prob(z_u[rows], geometry_dims) - log_det_g
-                                - (move_det * geometry_dims).sum((1, 2)))
-            geometry_reverse = (_normal_log_prob(z_u_r, geometry_dims) - log_det_g_r
-                                - (move_det_r * geometry_dims).sum((1, 2)))
-            volume = self.log_volume(moved, zm) - self.log_volume(internal, zm)
-            full_ratio = aux + torsion_reverse + geometry_reverse - torsion_forward - geometry_forward + volume
-            torsion_ratio = aux + torsion_reverse - torsion_forward
+            moved, moved_y, ratio = self.flow_moves(kind[rows], z_u[rows], z_v[rows], v[rows], internal, context,
+                                                    weights, atom_types, zm, (origin, e1, e2))
             new_internal = new_internal.index_copy(0, rows, moved)
             proposals = proposals.index_copy(0, rows, moved_y)
-            log_ratio = log_ratio.index_copy(0, rows, torch.where(flow_kind == 0, full_ratio, torsion_ratio))
+            log_ratio = log_ratio.index_copy(0, rows, ratio)
 
         valid = ((new_internal[..., 0] > 0) | (dims[:, 0] == 0)).all(-1)
         valid = valid & (((new_internal[..., 1] > 0) & (new_internal[..., 1] < math.pi)) | (dims[:, 1] == 0)).all(-1)
@@ -356,7 +404,7 @@ class InternalTimewarpFlow(nn.Module):
         valid = valid & torch.isfinite(proposals).flatten(1).all(-1)
         # An invalid proposal is returned as the current state with a log ratio of REJECT (a
         # finite stand-in for log 0, as the contract asks for finite values): a certain rejection.
-        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # REJECT
+        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, self.reject))
         proposals = torch.where(valid[:, None, None], proposals, x[None])
         return proposals.to(positions.dtype), log_ratio
 

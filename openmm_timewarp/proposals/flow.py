@@ -13,6 +13,7 @@ ratio of DESIGN.md section 2 reads
     log N(w) + log p(x, v | y) - log N(v) - log p(y, w | x),
 with both densities exact on V x R^{3n}.
 """
+import dataclasses
 import json
 import math
 from typing import List, Optional, Tuple
@@ -22,9 +23,23 @@ from torch import Tensor, nn
 
 from .attention import kernel_attention_weights, length_scale_tensor
 from .coupling import CouplingPair, centred_affine, centred_affine_inverse, masked_mean
+from .kernel import KernelConfig, ProposalKernel
 
 
-class TimewarpFlow(nn.Module):
+@dataclasses.dataclass
+class FlowConfig(KernelConfig):
+    """Settings of a :class:`TimewarpFlow` (its constructor arguments)."""
+
+    elements: List[str]
+    hidden: int = 32
+    num_couplings: int = 6
+    num_blocks: int = 1
+    embed_dim: int = 16
+    length_scales: List[float] = dataclasses.field(default_factory=lambda: [0.1, 0.2, 0.5, 1.2])
+    scale_limit: float = 2.0
+
+
+class TimewarpFlow(ProposalKernel):
     """Conditional augmented normalising flow over displacements.
 
     Parameters
@@ -72,10 +87,17 @@ class TimewarpFlow(nn.Module):
         # The same modules in inverse order: TorchScript cannot iterate a ModuleList backwards.
         self.layers_reversed = nn.ModuleList(list(reversed(self.layers)))
 
+    kind = "cartesian"
+    config_class = FlowConfig
+
+    def to_config(self) -> FlowConfig:
+        """The flow's settings (its constructor arguments)."""
+        return FlowConfig(**json.loads(self.config_json))
+
     @classmethod
-    def from_config(cls, config: dict) -> "TimewarpFlow":
-        """Build an (untrained) flow from the dict stored in ``config_json``."""
-        return cls(**config)
+    def from_config(cls, config) -> "TimewarpFlow":
+        """An untrained flow with the settings ``config`` (a :class:`FlowConfig` or its dict)."""
+        return cls(**dataclasses.asdict(cls.parse_config(config)))
 
     def context(self, x_t: Tensor, atom_types: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-atom context features (B, N, E+3+3H) and attention weights (B, H, N, N) of x(t).

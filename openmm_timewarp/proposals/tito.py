@@ -16,14 +16,33 @@ has no density (``exact_density`` False): the integrator runs it as surrogate dy
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TitoModel"]
+from .kernel import KernelConfig, ProposalKernel
+
+__all__ = ["TitoConfig", "TitoModel"]
+
+
+@dataclasses.dataclass
+class TitoConfig(KernelConfig):
+    """Settings of a :class:`TitoModel`: its constructor arguments, ``lag_ps`` the lag it proposes."""
+
+    elements: List[str]
+    hidden: int = 64
+    layers: int = 4
+    num_rbf: int = 16
+    rbf_max_nm: float = 1.0
+    min_lag_ps: float = 10.0
+    max_lag_ps: float = 1000.0
+    base_scale_nm: float = 0.05
+    num_steps: int = 20
+    lag_ps: float = 100.0
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -41,7 +60,7 @@ def mean_free(x: Tensor) -> Tensor:
     return x - x.mean(dim=-2, keepdim=True)
 
 
-class TitoModel(nn.Module):
+class TitoModel(ProposalKernel):
     """Velocity field and sampler of a TITO transfer operator.
 
     Parameters
@@ -62,7 +81,10 @@ class TitoModel(nn.Module):
         Lag of :meth:`propose` (``set_lag_ps`` changes it within the trained range).
     """
 
+    kind = "tito"
+    config_class = TitoConfig
     exact_density: bool = False
+    adjustable_lag = True
 
     def __init__(self, elements: Sequence[str], hidden: int = 64, layers: int = 4, num_rbf: int = 16,
                  rbf_max_nm: float = 1.0, min_lag_ps: float = 10.0, max_lag_ps: float = 1000.0,
@@ -89,9 +111,14 @@ class TitoModel(nn.Module):
         self.pair_weights = _mlp(hidden, hidden, 2)  # weights of (y_i - y_j) and (x0_i - x0_j)
         self.self_weight = _mlp(hidden, hidden, 1)  # weight of (x0_i - y_i)
 
+    def to_config(self) -> TitoConfig:
+        """The model's settings, with the lag it proposes now."""
+        return TitoConfig(**dict(json.loads(self.config_json), lag_ps=self.lag_ps))
+
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "TitoModel":
-        return cls(**config)
+    def from_config(cls, config: Any) -> "TitoModel":
+        """An untrained model with the settings ``config`` (a :class:`TitoConfig` or its dict)."""
+        return cls(**dataclasses.asdict(cls.parse_config(config)))
 
     def lag_feature(self, lag_ps: Tensor) -> Tensor:
         """Position of each lag on the log scale of the trained range, 0 at the minimum, 1 at the maximum."""

@@ -20,59 +20,12 @@ proposal built this way changes only the 3N - 6 internal coordinates; the volume
 with g the rigid-body motion, so the Cartesian density of a proposal is its density in q divided
 by J (:func:`log_jacobian`).
 """
-import math
 from typing import List, Tuple
 
 import torch
 from torch import Tensor
 
-# Covalent radii, nm (Cordero et al. 2008); a bond is a distance below 1.25 * (r_i + r_j).
-COVALENT_RADII_NM = {"H": 0.031, "C": 0.076, "N": 0.071, "O": 0.066, "S": 0.105, "P": 0.107,
-                     "F": 0.057, "Cl": 0.102, "Br": 0.120, "I": 0.139, "Se": 0.120}
-
-
-def bond_graph(positions: Tensor, radii: Tensor) -> Tensor:
-    """Adjacency (..., N, N) bool of ``positions`` (..., N, 3) nm with per-atom covalent ``radii`` (N,)."""
-    distance = torch.cdist(positions, positions)
-    cutoff = 1.25 * (radii[:, None] + radii[None, :])
-    adjacency = distance < cutoff
-    eye = torch.eye(positions.shape[-2], dtype=torch.bool, device=positions.device)
-    return adjacency & ~eye
-
-
-def _reachable(adjacency: Tensor, start: int) -> Tensor:
-    """Atoms (N,) bool connected to ``start`` in ``adjacency``."""
-    adj = adjacency.to(torch.float32)
-    reach = torch.zeros(adjacency.shape[0], dtype=torch.float32)
-    reach[start] = 1.0
-    for _ in range(adjacency.shape[0]):
-        grown = ((reach + adj @ reach) > 0).to(torch.float32)
-        if bool(torch.equal(grown, reach)):
-            break
-        reach = grown
-    return reach > 0
-
-
-def far_side(adjacency: Tensor, near: int, far: int) -> Tensor:
-    """The atoms (N,) bool on ``far``'s side of the bond near-far (far included); all False when
-    the bond lies in a ring, where no rigid torsion about it exists."""
-    cut = adjacency.clone()
-    cut[near, far] = False
-    cut[far, near] = False
-    side = _reachable(cut, far)
-    if bool(side[near]):
-        return torch.zeros_like(side)
-    return side
-
-
-def rotation_matrices(axis: Tensor, angle: Tensor) -> Tensor:
-    """Right-handed rotations (B, 3, 3) by ``angle`` (B,) about the unit vectors ``axis`` (B, 3)."""
-    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    a0, a1, a2 = axis[:, 0], axis[:, 1], axis[:, 2]
-    zero = torch.zeros_like(a0)
-    cross = torch.stack([zero, -a2, a1, a2, zero, -a0, -a1, a0, zero], -1).view(-1, 3, 3)
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    return eye * cos + cross * sin + axis[:, :, None] * axis[:, None, :] * (1.0 - cos)
+from .geometry import dihedral, unit
 
 
 def _graph_distances(adjacency: Tensor) -> Tensor:
@@ -90,6 +43,74 @@ def _graph_distances(adjacency: Tensor) -> Tensor:
         dist[new] = step
         reach = grown
     return dist
+
+
+def _breadth_first(adjacency: Tensor, heavy: Tensor, root: int) -> Tuple[List[int], List[int]]:
+    """Parent of each atom (-1 for the root) and the placement order of a breadth-first walk from
+    ``root`` that visits heavy neighbours before hydrogens."""
+    n = adjacency.shape[0]
+    neighbours: List[List[int]] = []
+    for i in range(n):
+        row: List[int] = torch.nonzero(adjacency[i]).flatten().tolist()
+        heavy_first: List[int] = []
+        hydrogens: List[int] = []
+        for j in row:
+            if bool(heavy[j]):
+                heavy_first.append(j)
+            else:
+                hydrogens.append(j)
+        neighbours.append(heavy_first + hydrogens)
+    parent = [-1] * n
+    placed = [False] * n
+    order: List[int] = [root]
+    placed[root] = True
+    head = 0
+    while head < len(order):
+        u = order[head]
+        head += 1
+        for v in neighbours[u]:
+            if not placed[v]:
+                placed[v] = True
+                parent[v] = u
+                order.append(v)
+    return parent, order
+
+
+def _references(parent: List[int], order: List[int]) -> Tuple[List[int], List[int], List[int], List[int]]:
+    """Angle partner, torsion partner, placement stage and sibling flag of each atom of a
+    breadth-first placement (``parent``, ``order``); see :func:`build_zmatrix`."""
+    n = len(parent)
+    root = order[0]
+    angle = [-1] * n
+    torsion = [-1] * n
+    stage = [0] * n
+    relative = [0] * n
+    first, second = order[1], order[2]
+    stage[first] = 1
+    angle[second] = first if parent[second] == root else root
+    stage[second] = 2
+    for position in range(3, n):
+        i = order[position]
+        p = parent[i]
+        k = parent[p] if p != root else first
+        l = -1
+        for s in order[:position]:
+            if parent[s] == p and s != k:
+                l = s
+                relative[i] = 1
+                break
+        if l < 0:
+            if k != root:
+                l = parent[k]
+            else:
+                for s in order[:position]:
+                    if s != p and s != k and parent[s] == root:
+                        l = s
+                        break
+        angle[i] = k
+        torsion[i] = l
+        stage[i] = 1 + max(stage[p], max(stage[k], stage[l]))
+    return angle, torsion, stage, relative
 
 
 def build_zmatrix(adjacency: Tensor, heavy: Tensor) -> Tensor:
@@ -125,85 +146,14 @@ def build_zmatrix(adjacency: Tensor, heavy: Tensor) -> Tensor:
     eccentricity = dist.max(1).values + (~heavy).to(torch.int64) * (n + 2)
     root = int(torch.argmin(eccentricity))
 
-    neighbours: List[List[int]] = []
-    for i in range(n):
-        row: List[int] = torch.nonzero(adjacency[i]).flatten().tolist()
-        heavy_first: List[int] = []
-        hydrogens: List[int] = []
-        for j in row:
-            if bool(heavy[j]):
-                heavy_first.append(j)
-            else:
-                hydrogens.append(j)
-        neighbours.append(heavy_first + hydrogens)
-
-    parent = [-1] * n
-    placed = [False] * n
-    order: List[int] = [root]
-    placed[root] = True
-    head = 0
-    while head < len(order):
-        u = order[head]
-        head += 1
-        for v in neighbours[u]:
-            if not placed[v]:
-                placed[v] = True
-                parent[v] = u
-                order.append(v)
-
-    angle = [-1] * n
-    torsion = [-1] * n
-    stage = [0] * n
-    relative = [0] * n
-    first, second = order[1], order[2]
-    stage[first] = 1
-    angle[second] = first if parent[second] == root else root
-    stage[second] = 2
-    for position in range(3, n):
-        i = order[position]
-        p = parent[i]
-        k = parent[p] if p != root else first
-        l = -1
-        for s in order[:position]:
-            if parent[s] == p and s != k:
-                l = s
-                relative[i] = 1
-                break
-        if l < 0:
-            if k != root:
-                l = parent[k]
-            else:
-                for s in order[:position]:
-                    if s != p and s != k and parent[s] == root:
-                        l = s
-                        break
-        angle[i] = k
-        torsion[i] = l
-        stage[i] = 1 + max(stage[p], max(stage[k], stage[l]))
+    parent, order = _breadth_first(adjacency, heavy, root)
+    angle, torsion, stage, relative = _references(parent, order)
     return torch.tensor([parent, angle, torsion, stage, relative], dtype=torch.int64).t().contiguous()
 
 
 def coordinate_mask(zmatrix: Tensor) -> Tensor:
     """(N, 3) float mask of the internal coordinates that exist: bond, angle, torsion per atom."""
     return (zmatrix[:, :3] >= 0).to(torch.float64)
-
-
-def wrap_angle(angle: Tensor) -> Tensor:
-    """Angles mapped into [-pi, pi)."""
-    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
-
-
-def _unit(v: Tensor) -> Tensor:
-    return v / torch.linalg.norm(v, dim=-1, keepdim=True)
-
-
-def _dihedral(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
-    """Dihedral angle a-b-c-d in (-pi, pi]."""
-    b1, b2, b3 = b - a, c - b, d - c
-    n1 = torch.cross(b1, b2, dim=-1)
-    n2 = torch.cross(b2, b3, dim=-1)
-    m1 = torch.cross(n1, _unit(b2), dim=-1)
-    return torch.atan2((m1 * n2).sum(-1), (n1 * n2).sum(-1))
 
 
 def to_internal(positions: Tensor, zmatrix: Tensor) -> Tensor:
@@ -218,9 +168,9 @@ def to_internal(positions: Tensor, zmatrix: Tensor) -> Tensor:
     xk = torch.where(exists[:, 1:2], positions.index_select(-2, index[:, 1]), xp + offsets[1])
     xl = torch.where(exists[:, 2:3], positions.index_select(-2, index[:, 2]), xk + offsets[2])
     bond = torch.linalg.norm(xi - xp, dim=-1)
-    cos_angle = (_unit(xi - xp) * _unit(xk - xp)).sum(-1)
+    cos_angle = (unit(xi - xp) * unit(xk - xp)).sum(-1)
     angle = torch.acos(cos_angle.clamp(-1.0, 1.0))
-    torsion = _dihedral(xl, xk, xp, xi)
+    torsion = dihedral(xl, xk, xp, xi)
     values = torch.stack([bond, angle, torsion], dim=-1)
     return torch.where(exists, values, torch.zeros_like(values))
 
@@ -240,9 +190,9 @@ def frame(positions: Tensor, zmatrix: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     first = int(torch.nonzero(zmatrix[:, 3] == 1).flatten()[0])
     second = int(torch.nonzero(zmatrix[:, 3] == 2).flatten()[0])
     origin = positions[root]
-    e1 = _unit(positions[first] - origin)
+    e1 = unit(positions[first] - origin)
     w = positions[second] - origin
-    e2 = _unit(w - (w * e1).sum() * e1)
+    e2 = unit(w - (w * e1).sum() * e1)
     return origin, e1, e2
 
 
@@ -258,8 +208,8 @@ def to_cartesian(internal: Tensor, zmatrix: Tensor, origin: Tensor, e1: Tensor, 
     out[:, first] = origin + internal[:, first, 0:1] * e1
     # order[2]: bond to its parent, angle with the other frame atom, in the (e1, e2) half-plane.
     p2, k2 = int(zmatrix[second, 0]), int(zmatrix[second, 1])
-    axis = _unit(out[:, k2] - out[:, p2])
-    perp = _unit(e2 - (e2 * axis).sum(-1, keepdim=True) * axis)
+    axis = unit(out[:, k2] - out[:, p2])
+    perp = unit(e2 - (e2 * axis).sum(-1, keepdim=True) * axis)
     b2, a2 = internal[:, second, 0:1], internal[:, second, 1:2]
     out[:, second] = out[:, p2] + b2 * (torch.cos(a2) * axis + torch.sin(a2) * perp)
     last_stage = int(stage.max())
@@ -268,8 +218,8 @@ def to_cartesian(internal: Tensor, zmatrix: Tensor, origin: Tensor, e1: Tensor, 
         p, k, l = zmatrix[atoms, 0], zmatrix[atoms, 1], zmatrix[atoms, 2]
         xp, xk, xl = out[:, p], out[:, k], out[:, l]
         b, a, t = internal[:, atoms, 0:1], internal[:, atoms, 1:2], internal[:, atoms, 2:3]
-        bc = _unit(xp - xk)
-        normal = _unit(torch.cross(xk - xl, bc, dim=-1))
+        bc = unit(xp - xk)
+        normal = unit(torch.cross(xk - xl, bc, dim=-1))
         m = torch.cross(normal, bc, dim=-1)
         out[:, atoms] = xp + b * (-torch.cos(a) * bc + torch.sin(a) * torch.cos(t) * m
                                   - torch.sin(a) * torch.sin(t) * normal)

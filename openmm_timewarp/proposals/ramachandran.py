@@ -20,7 +20,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from .zmatrix import wrap_angle
+from .geometry import wrap_angle
 
 _WRAPS = 3
 """Images +-1..3 periods away are summed; with widths below MAX_LOG_SIGMA the rest is below 1e-30."""
@@ -75,6 +75,7 @@ class RamachandranDensity(nn.Module):
             bias[2] = wrap_angle(2.0 * math.pi * k * 0.6180339887 - math.pi)
             bias[3:] = math.log(0.6)
             last.bias.copy_(bias.flatten())
+        self.prior_weight, self.prior_width = 0.0, 0.35
         self.prior_log_weight = -math.inf
         self.prior_log_rest = 0.0
         centres = torch.tensor(BASIN_MINIMA_DEG, dtype=torch.float64) * (math.pi / 180.0)
@@ -87,6 +88,7 @@ class RamachandranDensity(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "RamachandranDensity":
+        """An untrained density with the constructor arguments ``config`` (as in ``config_json``)."""
         return cls(**config)
 
     def set_basin_prior(self, weight: float, width: float = 0.35) -> None:
@@ -94,6 +96,7 @@ class RamachandranDensity(nn.Module):
         ``width`` rad in phi and psi) the total weight ``weight`` of the non-uniform part; 0: none."""
         if not 0.0 <= weight < 1.0 or not 0.0 < width <= 1.5:
             raise ValueError(f"basin prior weight must lie in [0, 1) and width in (0, 1.5] rad, got {weight}, {width}")
+        self.prior_weight, self.prior_width = float(weight), float(width)
         self.prior_log_weight = math.log(weight / len(BASIN_MINIMA_DEG)) if weight > 0 else -math.inf
         self.prior_log_rest = math.log(1.0 - weight)
         self.prior_log_sigma.fill_(math.log(width))

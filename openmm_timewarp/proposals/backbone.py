@@ -30,79 +30,47 @@ a pivot redraws chi1 depends on an independent coin and on whether phi changes s
 same for the move and its reverse, and chi1 (N-CA-CB-X) is unchanged by the pivot (N lies on the
 N-CA axis), so the ratio gains log h(chi1) - log h(chi1').
 """
+import dataclasses
 import json
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .geometry import COVALENT_RADII_NM, bond_graph, dihedral, far_side, rotation_matrices, wrap_angle
+from .kernel import KernelConfig, ProposalKernel
 from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
-from .side_chains import JUMPS, ROTAMERS, chi1_quads, find_torsions, side_chain_shells, torsion_increments, turn_torsions
-from .zmatrix import COVALENT_RADII_NM, _dihedral, bond_graph, far_side, rotation_matrices, wrap_angle
+from .residues import backbone_angles, feature_count, find_backbone, residue_features
+from .side_chains import JUMPS, ROTAMERS, chi1_quads, find_torsions, torsion_increments, turn_torsions
 
-SIDE_CHAIN_SHELLS = 3
-"""Side-chain atoms are counted per element at 1..SIDE_CHAIN_SHELLS bonds from C-alpha."""
-
-
-def find_backbone(adjacency: Tensor, atom_types: Tensor, carbon: int, nitrogen: int, oxygen: int) -> Tensor:
-    """Backbone atoms (R, 5) int64, [C(i-1), N, CA, C, N(i+1)] per residue, in order of CA index."""
-    a = adjacency
-    is_c, is_n, is_o = atom_types == carbon, atom_types == nitrogen, atom_types == oxygen
-    terminal_o = is_o & (a.sum(1) == 1)
-    carbonyl = is_c & (a & terminal_o[None, :]).any(1)
-    amide_n = is_n & (a & carbonyl[None, :]).any(1)
-    rows: List[List[int]] = []
-    alphas: List[int] = torch.nonzero(is_c & ~carbonyl).flatten().tolist()
-    for ca in alphas:
-        found = False
-        nitrogens: List[int] = torch.nonzero(a[ca] & amide_n).flatten().tolist()
-        carbons: List[int] = torch.nonzero(a[ca] & carbonyl).flatten().tolist()
-        for n in nitrogens:
-            for c in carbons:
-                prev_c = torch.nonzero(a[n] & carbonyl).flatten()
-                next_n = torch.nonzero(a[c] & amide_n).flatten()
-                next_n = next_n[next_n != n]
-                if not found and prev_c.numel() > 0 and next_n.numel() > 0:
-                    rows.append([int(prev_c[0]), n, ca, c, int(next_n[0])])
-                    found = True
-    if len(rows) == 0:
-        return torch.zeros(0, 5, dtype=torch.int64)
-    return torch.tensor(rows, dtype=torch.int64)
+__all__ = ["BackboneConfig", "BackboneProposal", "backbone_angles"]
 
 
-def residue_features(adjacency: Tensor, atom_types: Tensor, heavy: Tensor, backbone: Tensor, num_elements: int,
-                     phi_free: Tensor, shells: int = SIDE_CHAIN_SHELLS) -> Tensor:
-    """Chemistry-only features (R, num_elements * shells + 2) of each residue.
+@dataclasses.dataclass
+class BackboneConfig(KernelConfig):
+    """Every setting of a :class:`BackboneProposal`: the density's shape and basin prior
+    (:meth:`RamachandranDensity.set_basin_prior`), local pivots (:meth:`BackboneProposal.set_local`),
+    side-chain moves (:meth:`BackboneProposal.set_side_chains`) and rotamer redraws
+    (:meth:`BackboneProposal.set_rotamers`). The defaults switch every option off."""
 
-    Side-chain atoms (reachable from CA without passing N or C) counted per element at 1 to
-    ``shells`` bonds from CA, divided by 4; whether phi can rotate; whether the next residue's N carries a
-    third heavy atom (a proline next).
-    """
-    heavy_neighbours = (adjacency & heavy[None, :]).sum(1)
-    out: List[Tensor] = []
-    for r in range(backbone.shape[0]):
-        next_n = int(backbone[r, 4])
-        found = side_chain_shells(adjacency, backbone[r])
-        counts = torch.zeros(shells, num_elements, dtype=torch.float64)
-        for d in range(min(shells, len(found) - 1)):
-            counts[d] = torch.bincount(atom_types[found[d + 1]], minlength=num_elements)[:num_elements].double()
-        next_pro = float(int(heavy_neighbours[next_n]) >= 3)
-        out.append(torch.cat([counts.flatten() / 4.0,
-                              torch.tensor([float(bool(phi_free[r])), next_pro], dtype=torch.float64)]))
-    if len(out) == 0:
-        return torch.zeros(0, num_elements * shells + 2, dtype=torch.float64)
-    return torch.stack(out)
+    elements: List[str]
+    num_components: int = 16
+    hidden: int = 64
+    floor: float = 0.02
+    basin_prior_weight: float = 0.0
+    basin_prior_width: float = 0.35
+    local_fraction: float = 0.0
+    local_width: float = 0.3
+    side_chain_fraction: float = 0.0
+    side_chain_jump: float = 0.0
+    side_chain_width: float = 0.0
+    side_chains_with_pivots: float = 0.0
+    rotamer_crossing: float = 0.0
+    rotamer_other: float = 0.0
+    rotamer_width: float = 0.35
 
-
-def backbone_angles(x: Tensor, backbone: Tensor) -> Tuple[Tensor, Tensor]:
-    """phi and psi (..., R) radians of positions x (..., N, 3), IUPAC sign as in OpenMM and mdtraj
-    (``zmatrix`` uses the opposite sign for its internal torsions)."""
-    p = [x.index_select(-2, backbone[:, i]) for i in range(5)]
-    return -_dihedral(p[0], p[1], p[2], p[3]), -_dihedral(p[1], p[2], p[3], p[4])
-
-
-class BackboneProposal(nn.Module):
+class BackboneProposal(ProposalKernel):
     """Backbone pivot proposals of the residues of a peptide (see the module docstring).
 
     Parameters
@@ -114,7 +82,12 @@ class BackboneProposal(nn.Module):
         The learned (phi, psi) density; a fresh one if None.
     """
 
-    def __init__(self, elements: List[str], density: RamachandranDensity = None) -> None:
+    kind = "backbone"
+    config_class = BackboneConfig
+    changes_geometry = False  # rigid turns about bonds
+    float32_networks = False  # the density enters the ratio
+
+    def __init__(self, elements: List[str], density: Optional[RamachandranDensity] = None) -> None:
         super().__init__()
         unknown = [e for e in elements if e not in COVALENT_RADII_NM]
         if unknown:
@@ -125,8 +98,7 @@ class BackboneProposal(nn.Module):
         self.nitrogen = elements.index("N") if "N" in elements else -1
         self.oxygen = elements.index("O") if "O" in elements else -1
         self.density = RamachandranDensity(self.num_features()) if density is None else density
-        self.config_json = json.dumps(dict(elements=list(elements), density=json.loads(self.density.config_json)))
-        self.local_fraction = 0.0
+        self.local_fraction, self.local_width = 0.0, 0.3
         self.local_log_width = math.log(0.3)
         self.chi_fraction = 0.0
         self.chi_jump = 0.0
@@ -135,6 +107,7 @@ class BackboneProposal(nn.Module):
         self.chi_jumps: List[float] = list(JUMPS)
         self.rotamer_crossing = 0.0
         self.rotamer_other = 0.0
+        self.rotamer_width = 0.35
         self.rotamer_log_width = math.log(0.35)
         self.rotamer_centres: List[float] = list(ROTAMERS)
         self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
@@ -157,7 +130,7 @@ class BackboneProposal(nn.Module):
         the chain moving where the target is far from g (a bias that flattens (phi, psi))."""
         if not 0.0 <= fraction < 1.0 or not 0.0 < width <= 1.5:
             raise ValueError(f"local fraction must lie in [0, 1) and width in (0, 1.5] rad, got {fraction}, {width}")
-        self.local_fraction = float(fraction)
+        self.local_fraction, self.local_width = float(fraction), float(width)
         self.local_log_width = math.log(width)
 
     def set_side_chains(self, fraction: float, jump: float, width: float, with_pivots: float) -> None:
@@ -185,14 +158,40 @@ class BackboneProposal(nn.Module):
         if not 0.0 < width <= 1.5:
             raise ValueError(f"rotamer width must lie in (0, 1.5] rad, got {width}")
         self.rotamer_crossing, self.rotamer_other = float(crossing), float(other)
+        self.rotamer_width = float(width)
         self.rotamer_log_width = math.log(width)
 
+    def to_config(self) -> BackboneConfig:
+        """Every setting of the kernel (the density's parameters excluded)."""
+        density = json.loads(self.density.config_json)
+        return BackboneConfig(
+            elements=list(self.element_symbols), num_components=density["num_components"], hidden=density["hidden"],
+            floor=density["floor"], basin_prior_weight=self.density.prior_weight,
+            basin_prior_width=self.density.prior_width, local_fraction=self.local_fraction,
+            local_width=self.local_width, side_chain_fraction=self.chi_fraction, side_chain_jump=self.chi_jump,
+            side_chain_width=self.chi_width, side_chains_with_pivots=self.pivot_chi,
+            rotamer_crossing=self.rotamer_crossing, rotamer_other=self.rotamer_other, rotamer_width=self.rotamer_width)
+
     @classmethod
-    def from_config(cls, config: dict) -> "BackboneProposal":
-        return cls(config["elements"], RamachandranDensity.from_config(config["density"]))
+    def from_config(cls, config) -> "BackboneProposal":
+        """An untrained kernel with the settings ``config`` (a :class:`BackboneConfig` or its dict)."""
+        c = cls.parse_config(config)
+        density = RamachandranDensity(feature_count(len(c.elements)), c.num_components, c.hidden, c.floor)
+        density.set_basin_prior(c.basin_prior_weight, c.basin_prior_width)
+        kernel = cls(c.elements, density)
+        kernel.set_local(c.local_fraction, c.local_width)
+        kernel.set_side_chains(c.side_chain_fraction, c.side_chain_jump, c.side_chain_width, c.side_chains_with_pivots)
+        kernel.set_rotamers(c.rotamer_crossing, c.rotamer_other, c.rotamer_width)
+        return kernel
 
     def num_features(self) -> int:
-        return self.num_elements * SIDE_CHAIN_SHELLS + 2
+        """Length of a residue's feature vector."""
+        return feature_count(self.num_elements)
+
+    def available(self, positions: Tensor, atom_types: Tensor) -> bool:
+        """Whether the molecule has a residue with a rotatable psi (the bond graph decides)."""
+        backbone, sides, features = self.residues(positions, atom_types)
+        return backbone.shape[0] > 0
 
     def residues(self, positions: Tensor, atom_types: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Backbone atoms (R, 5), moving sides (R, 2, N) bool and features (R, F) of the residues of
@@ -287,7 +286,7 @@ class BackboneProposal(nn.Module):
 
         same_graph = (bond_graph(y, self.radii[atom_types]) == self.cached_graph[None]).flatten(1).all(-1)
         valid = same_graph & torch.isfinite(log_ratio) & torch.isfinite(y).flatten(1).all(-1)
-        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, -1e30))  # internal_flow.REJECT
+        log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, self.reject))
         y = torch.where(valid[:, None, None], y, x[None])
         return y.to(positions.dtype), log_ratio
 
@@ -305,7 +304,8 @@ class BackboneProposal(nn.Module):
         ratios and which rows (B,) were redrawn."""
         batch = pivoted.shape[0]
         redrawn = torch.zeros(batch, dtype=torch.bool)
-        if self.rotamer_crossing == 0.0 and self.rotamer_other == 0.0:
+        # Without side-chain torsions (Gly, Ala, Pro) no residue has a chi1 to redraw.
+        if (self.rotamer_crossing == 0.0 and self.rotamer_other == 0.0) or self.cached_chi_bonds.shape[0] == 0:
             return pivoted, log_ratio, redrawn
         rows = self.cached_chi1[pick]
         crossing = (phi_now >= 0) != (phi_new >= 0)
@@ -315,7 +315,7 @@ class BackboneProposal(nn.Module):
         atoms = rows.clamp(min=0)
         batch_index = torch.arange(batch)
         p = [pivoted[batch_index, atoms[:, i]] for i in range(4)]
-        chi_now = -_dihedral(p[0], p[1], p[2], p[3])
+        chi_now = -dihedral(p[0], p[1], p[2], p[3])
         centres = torch.tensor(self.rotamer_centres, dtype=torch.float64)
         chi_new = wrap_angle(centres[torch.randint(0, centres.shape[0], (batch,))]
                              + torch.randn(batch, dtype=torch.float64) * math.exp(self.rotamer_log_width))
