@@ -5,7 +5,7 @@
 Each step is one move of ``--lag-ps`` drawn from the TITO model, so the reporters' time axis is
 simulated time (here 2 microseconds for 2,000 steps).  No TITO model is shipped yet: train one
 with ``openmm-timewarp train-tito`` and export it with ``openmm-timewarp export CKPT tito.pt --lag-ps
-1000`` (``openmm_timewarp/models/README.md``).  Writes ``trajectory.dcd``, ``log.csv`` and
+1000`` (``docs/proposals-notes.md``).  Writes ``trajectory.dcd``, ``log.csv`` and
 ``ramachandran.png`` and prints the basin populations next to the reference's.  TITO is a
 surrogate of the dynamics, not an exact sampler: use ``TimewarpIntegrator`` for equilibrium
 averages.

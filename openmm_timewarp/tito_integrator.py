@@ -78,7 +78,7 @@ class TitoIntegrator(TimewarpIntegrator):
     Parameters
     ----------
     model
-        A TITO model file exported by ``python -m openmm_timewarp.models.export``, a shipped name,
+        A TITO model file exported by ``openmm-timewarp export``, a shipped name,
         or an open :class:`~openmm_timewarp.model_file.ModelFile`.
     topology
         The ``Topology`` of the System, or a sequence of element symbols, one per particle.

@@ -70,12 +70,12 @@ def test_restraint_example_holds_psi_with_the_shipped_model(tmp_path):
 def test_tito_trajectory_example(tmp_path):
     import torch
 
-    from openmm_timewarp.models.export import export_flow
-    from openmm_timewarp.models.tito import TitoModel
+    from openmm_timewarp.proposals.export import export_model
+    from openmm_timewarp.proposals.tito import TitoModel
 
     torch.manual_seed(0)  # an untrained model: the example's plumbing, not TITO's quality (tests/test_tito.py)
     model = TitoModel(["H", "C", "N", "O", "S"], hidden=8, layers=1, num_steps=2)
-    export_flow(model, {"lag_ps": 100.0, "temperature_K": 310.0}, tmp_path / "tito.pt")
+    export_model(model, tmp_path / "tito.pt", lag_ps=100.0, temperature_K=310.0)
     out = tmp_path / "tito"
     result = run_example("tito_trajectory.py", "--model", str(tmp_path / "tito.pt"), "--lag-ps", "250", "--steps",
                          "20", "--out", str(out), cwd=tmp_path)

@@ -19,13 +19,6 @@ from openmm_timewarp.training.tito import hydrogen_groups, permute_to_nearest
 ELEMENTS = ["H", "C", "N", "O", "S"]
 
 
-def export_flow(model, info, path):
-    """The export call of test_integrator_steps_one_lag_per_step_and_checks_its_model (which this
-    file's owner does not edit); new code calls ``export_model``."""
-    export_model(model, path, lag_ps=info["lag_ps"], temperature_K=info["temperature_K"],
-                 metadata={k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")})
-
-
 def train(argv):
     """``openmm-timewarp train-tito ARGV``, in-process."""
     assert run_cli(["train-tito"] + list(argv)) == 0
@@ -146,7 +139,7 @@ def test_training_learns_the_lag_dependence_of_a_known_transfer_operator(tmp_pat
 def test_integrator_steps_one_lag_per_step_and_checks_its_model(tmp_path):
     model = small_model(min_lag_ps=10.0, max_lag_ps=1000.0, lag_ps=100.0).float()
     path = tmp_path / "tito.pt"
-    export_flow(model, {"lag_ps": 100.0, "temperature_K": 310.0}, path)
+    export_model(model, path, lag_ps=100.0, temperature_K=310.0)
     topology, positions = systems.peptide_from_sequence("A")
     integrator = TitoIntegrator(str(path), topology, lag=250.0 * unit.picosecond, random_seed=4,
                                 energy_threshold=1e12 * unit.kilojoule_per_mole)
