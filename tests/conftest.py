@@ -1,7 +1,6 @@
 """Shared fixtures: small systems with exactly known distributions and test proposal models."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -9,7 +8,7 @@ import numpy as np
 import openmm as mm
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))  # tests/proposals.py: test proposal models shared by test modules
 import openmm_timewarp  # noqa: E402,F401  (registers the plugin kernels)
 from openmm_timewarp import TimewarpIntegrator  # noqa: E402
 import proposals  # noqa: E402
@@ -18,19 +17,6 @@ BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
 PLATFORMS = ["Reference", "CPU"]
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
-
-
-def load_script(name: str):
-    """The module ``scripts/<name>.py`` (scripts import each other from their own folder)."""
-    sys.path.insert(0, SCRIPTS)
-    try:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(SCRIPTS)
-    return module
 
 
 @pytest.fixture(params=PLATFORMS)
