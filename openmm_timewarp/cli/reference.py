@@ -18,9 +18,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from .generate_data import add_md_options, log_to_stderr
+
+if TYPE_CHECKING:
+    from ..reference.settings import ReferenceSettings
 
 __all__ = ["add_parsers", "run_make", "run_pool", "run_acceptance", "make_settings"]
 
@@ -59,7 +62,7 @@ def _add_make_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_make)
 
 
-def make_settings(args: argparse.Namespace) -> List["ReferenceSettings"]:  # noqa: F821
+def make_settings(args: argparse.Namespace) -> List["ReferenceSettings"]:
     """One :class:`~openmm_timewarp.reference.settings.ReferenceSettings` per ``--sequence``."""
     from ..errors import InputError
     from ..reference.settings import ReferenceSettings
