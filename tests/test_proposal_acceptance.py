@@ -6,7 +6,6 @@ from openmm_timewarp.analysis.acceptance import AcceptanceSettings, basin_accept
 from openmm_timewarp.errors import InputError
 
 
-@pytest.mark.slow
 def test_scored_acceptance_matches_the_chain():
     settings = AcceptanceSettings("A", 1, "ace-ala-nme", states=60, steps_between=50, proposals=16, seed=2)
     acceptance, chain_rate = basin_acceptance(settings)
