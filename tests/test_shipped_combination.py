@@ -15,12 +15,14 @@ other (the kernels refuse moves that change the bond graph, which would slow mix
 
 Statistics: the means of cos and sin of each tested torsion against their exact values, with
 standard errors from each series' statistical inefficiency (pymbar); 10 z-scores must stay within
-4.  Power check: the same chain of the same length with the pivots' density ratio dropped from
-the shipped model's log ratio must fail the same test.
+4.  Power checks: the same chain of the same length fails the same test when the shipped model's
+log ratio lacks the pivots' density ratio, and when its rotamer jumps go one way only (+120
+degrees, whose reverse move is never proposed).
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Dict, List, Tuple
 
 import mdtraj as md
@@ -218,6 +220,20 @@ def test_the_combination_without_the_density_ratio_is_detected(tmp_path):
     wrong = torch.jit.script(WithoutDensityRatio(torch.jit.load(resolve_model_path("dipeptides"))))
     path = str(tmp_path / "without_density_ratio.pt")
     torch.jit.save(wrong, path)
+    torsions, _ = sample_torsions(path)
+    scores = z_scores(torsions)
+    assert max(abs(z) for z in scores.values()) > Z_LIMIT, scores
+
+
+@pytest.mark.slow
+def test_the_combination_with_one_way_rotamer_jumps_is_detected(tmp_path):
+    """Power check: side-chain jumps of +120 degrees only (no reverse move, same ratio) must fail."""
+    shipped = torch.jit.load(resolve_model_path("dipeptides"))
+    kernels = [module for _, module in shipped.named_modules() if module.original_name == "BackboneProposal"]
+    assert len(kernels) == 1 and len(kernels[0].chi_jumps) == 3  # +-120 and 180 degrees
+    kernels[0].chi_jumps = [2 * math.pi / 3]
+    path = os.path.join(tmp_path, "one_way_jumps.pt")
+    torch.jit.save(shipped, path)
     torsions, _ = sample_torsions(path)
     scores = z_scores(torsions)
     assert max(abs(z) for z in scores.values()) > Z_LIMIT, scores
