@@ -21,79 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
-from typing import Callable, Dict, Optional
+from typing import Dict
 
 import numpy as np
-import openmm as mm
 import torch
-from openmm import app, unit
 
-from openmm_timewarp import TimewarpIntegrator, analysis, systems
-
-TEMPERATURE = 310.0 * unit.kelvin
-
-
-def fastest_platform(system: mm.System, positions) -> mm.Platform:
-    """Reference or CPU, whichever runs this System's MD faster here."""
-    best, best_time = None, math.inf
-    for name in ("Reference", "CPU"):
-        platform = mm.Platform.getPlatformByName(name)
-        context = mm.Context(system, mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond,
-                                                                 0.001 * unit.picosecond), platform)
-        context.setPositions(positions)
-        context.getIntegrator().step(100)
-        start = time.perf_counter()
-        context.getIntegrator().step(2000)
-        elapsed = time.perf_counter() - start
-        if elapsed < best_time:
-            best, best_time = platform, elapsed
-    return best
-
-
-def run_for(seconds: float, advance: Callable[[], None], context: mm.Context,
-            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 50) -> Dict:
-    """Call ``advance`` and record positions until ``seconds`` of wall time have passed, or until
-    ``stop`` (given the frames recorded so far, every ``check_every`` frames) returns True."""
-    frames, times = [], []
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        advance()
-        frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-        times.append(time.perf_counter() - start)
-        if stop is not None and len(frames) % check_every == 0 and stop(np.array(frames)):
-            elapsed = time.perf_counter() - start
-            break
-    return {"frames": np.array(frames), "times": np.array(times), "seconds": elapsed}
-
-
-def md_run(topology, positions, seconds: float, step_fs: float, frame_ps: float, platform: mm.Platform,
-           seed: int, user_practice: bool) -> Dict:
-    kwargs = {"constraints": app.HBonds, "hydrogen_mass": 4.0} if user_practice else {}
-    system = systems.create_system(topology, **kwargs)
-    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, step_fs * unit.femtosecond)
-    integrator.setRandomNumberSeed(seed)
-    context = mm.Context(system, integrator, platform)
-    context.setPositions(positions)
-    context.setVelocitiesToTemperature(TEMPERATURE, seed)
-    stride = max(1, round(frame_ps * 1000 / step_fs))
-    result = run_for(seconds, lambda: integrator.step(stride), context)
-    result.update(step_fs=step_fs, stride=stride, simulated_ns=len(result["frames"]) * stride * step_fs * 1e-6)
-    return result
-
-
-def timewarp_run(model: str, topology, system: mm.System, positions, seconds: float, seed: int,
-                 explore: bool = False, batch: int = 0, hmc_interval: Optional[int] = 1,
-                 stop: Optional[Callable[[np.ndarray], bool]] = None) -> Dict:
-    options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
-    integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
-                                    hmc_interval=hmc_interval, **options)
-    context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions)
-    result = run_for(seconds, lambda: integrator.step(1), context, stop)
-    result.update(acceptance=integrator.getAcceptanceRate(), proposals=integrator.getNumProposed(),
-                  hmc_acceptance=integrator.getHMCAcceptanceRate())
-    return result
+from openmm_timewarp import analysis, systems
+from openmm_timewarp.benchmarking import TEMPERATURE, fastest_platform, generous_ess_per_second, md_run, timewarp_run
+from openmm_timewarp.benchmarking import run_for  # noqa: F401 (tito_kinetics.py imports it from here)
 
 
 def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, required_basins) -> Dict:
@@ -114,13 +49,6 @@ def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, req
         "populations": analysis.basin_populations(phi[:, 0], psi[:, 0]),
         "first_alpha_l_seconds": float(run["times"][first_alpha_l[0]]) if len(first_alpha_l) else None,
     }
-
-
-def generous_ess_per_second(result: Dict, seconds: float, required) -> float:
-    """Minimum ESS per second with every required basin counted as entered at least once."""
-    counted = [max(v, 1.0) if k in required else v for k, v in result["ess"].items()
-               if not k.startswith("basin:") or k in required]
-    return min(counted) / seconds
 
 
 def populations_agree(measured: Dict, reference: analysis.Reference) -> bool:

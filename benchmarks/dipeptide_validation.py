@@ -1,6 +1,6 @@
 """A transferable model on the validation dipeptides, each against plain MD on the same System in one run.
 
-For every capped dipeptide ACE-X-Y-NME that has a reference (``scripts/make_reference.py``; by
+For every capped dipeptide ACE-X-Y-NME that has a reference (``openmm-timewarp make-reference``; by
 default the ``validation`` sequences of the split that have one shipped), at equal wall time:
 
 * ``md``: ``LangevinMiddleIntegrator`` on the System the model samples (no constraints, 1 fs);
@@ -34,9 +34,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from ala_sampling import TEMPERATURE, fastest_platform, generous_ess_per_second, md_run, timewarp_run
 
 from openmm_timewarp import analysis, systems
+from openmm_timewarp.benchmarking import (TEMPERATURE, basin_labels, fastest_platform, first_visit_all,
+                                          generous_ess_per_second, md_run, timewarp_run)
 from openmm_timewarp.model_file import DEFAULT_MODEL
 
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
@@ -53,22 +54,6 @@ def required_basins(reference: analysis.Reference, min_population: float) -> Lis
 def indicator_name(residue: int, basin: str, n_residues: int) -> str:
     """The name :func:`analysis.observables` gives a basin indicator."""
     return f"basin:{basin}" + ("" if n_residues == 1 else f":{residue}")
-
-
-def first_visit_all(labels: np.ndarray, basins: List[Tuple[int, str]]) -> Optional[int]:
-    """Frame index by which every (residue, basin) has been visited, or None."""
-    last = 0
-    for r, name in basins:
-        hits = np.flatnonzero(labels[:, r] == analysis.BASIN_NAMES.index(name))
-        if not len(hits):
-            return None
-        last = max(last, int(hits[0]))
-    return last
-
-
-def basin_labels(frames: np.ndarray, topology) -> np.ndarray:
-    """Basin index of every residue in every frame, (n_frames, n_residues)."""
-    return analysis.assign_basins(*analysis.backbone_dihedrals(frames, topology))
 
 
 def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, basins) -> Dict:
@@ -182,7 +167,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sequences = [s.upper() for s in args.sequences] if args.sequences else validation_sequences(args.split)
     if not sequences:
-        parser.error("no sequences: no validation dipeptide has a reference (make them with scripts/make_reference.py)")
+        parser.error("no sequences: no validation dipeptide has a reference (make them with openmm-timewarp make-reference)")
     print(f"model {args.model}; {args.seconds:.0f} s of Timewarp, {args.md_seconds:.0f} s of each MD; "
           f"{', '.join(sequences)}", flush=True)
     print(f"{'peptide':8s} {'accept':>7s} {'ESS/s TW':>9s} {'ESS/s MD':>9s} {'ratio':>8s} {'JSD res1':>8s} "

@@ -1,7 +1,6 @@
 """Shared fixtures: small systems with exactly known distributions and test proposal models."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -9,7 +8,7 @@ import numpy as np
 import openmm as mm
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))  # tests/proposals.py: test proposal models shared by test modules
 import openmm_timewarp  # noqa: E402,F401  (registers the plugin kernels)
 from openmm_timewarp import TimewarpIntegrator  # noqa: E402
 import proposals  # noqa: E402
@@ -18,19 +17,6 @@ BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
 PLATFORMS = ["Reference", "CPU"]
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
-
-
-def load_script(name: str):
-    """The module ``scripts/<name>.py`` (scripts import each other from their own folder)."""
-    sys.path.insert(0, SCRIPTS)
-    try:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(SCRIPTS)
-    return module
 
 
 @pytest.fixture(params=PLATFORMS)
@@ -69,3 +55,77 @@ def harmonic_system(num_particles: int = 1, sigma: float = 0.5, temperature: flo
         force.addParticle(i, [])
     system.addForce(force)
     return system
+
+
+# Chains on argon atoms (test_sampling.py, test_hmc.py).
+
+Z_LIMIT = 4.5  # |z| beyond this has probability < 1e-5 for a correct sampler
+
+
+def make_chain(model: str, system: mm.System, platform: mm.Platform, seed: int = 7, start=(0.0, 0.0, 0.0),
+               **options) -> tuple:
+    """A TimewarpIntegrator on argon atoms and a Context with every atom at ``start``."""
+    integrator = TimewarpIntegrator(model, ["Ar"] * system.getNumParticles(), 300.0, random_seed=seed, **options)
+    context = mm.Context(system, integrator, platform)
+    context.setPositions([mm.Vec3(*start)] * system.getNumParticles())
+    return integrator, context
+
+
+def record(integrator: TimewarpIntegrator, context: mm.Context, samples: int) -> np.ndarray:
+    """Positions of particle 0 after each of ``samples`` steps."""
+    out = np.empty((samples, 3))
+    for i in range(samples):
+        integrator.step(1)
+        out[i] = context.getState(getPositions=True).getPositions(asNumpy=True)._value[0]
+    return out
+
+
+def z_score(series: np.ndarray, expected: float, variance: float) -> float:
+    """Deviation of the mean of a correlated series from its exact value, in standard errors."""
+    from pymbar import timeseries
+
+    g = timeseries.statistical_inefficiency(series)
+    return abs(series.mean() - expected) / np.sqrt(variance * g / len(series))
+
+
+def harmonic_z_scores(x: np.ndarray, sigma: float) -> np.ndarray:
+    """z-scores of the mean and second moment of every coordinate in an isotropic Gaussian well."""
+    return np.array([z for d in range(3) for z in (z_score(x[:, d], 0.0, sigma**2),
+                                                   z_score(x[:, d] ** 2, sigma**2, 2 * sigma**4))])
+
+
+# Peptides and backbone kernels (test_backbone.py, test_side_chains.py).
+
+ELEMENTS = ["H", "C", "N", "O", "S"]
+
+
+def minimized_peptide(sequence: str):
+    """Minimized positions (N, 3) float64 tensor, element indices into :data:`ELEMENTS` and
+    ``RES:ATOM`` names of capped ``sequence``."""
+    import torch
+
+    from openmm_timewarp import systems
+
+    topology, positions = systems.peptide_from_sequence(sequence)
+    context = mm.Context(systems.create_system(topology), mm.VerletIntegrator(0.001),
+                         mm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    mm.LocalEnergyMinimizer.minimize(context)
+    x = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+    types = torch.tensor([ELEMENTS.index(a.element.symbol) for a in topology.atoms()])
+    names = [f"{a.residue.name}:{a.name}" for a in topology.atoms()]
+    return torch.tensor(x, dtype=torch.float64), types, names
+
+
+def perturbed_kernel(seed: int = 0, elements=ELEMENTS):
+    """A backbone kernel whose density is far from uniform, as a trained one would be."""
+    import torch
+
+    from openmm_timewarp.models.backbone import BackboneProposal
+    from openmm_timewarp.models.ramachandran import RamachandranDensity
+
+    torch.manual_seed(seed)
+    density = RamachandranDensity(len(elements) * 3 + 2, num_components=4, hidden=16)
+    with torch.no_grad():
+        density.net[-1].bias.add_(torch.randn_like(density.net[-1].bias))
+    return BackboneProposal(elements, density).eval()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from openmm_timewarp import analysis as an
-from openmm_timewarp.analysis.reference import REFERENCE_DIR
+from openmm_timewarp.reference.io import REFERENCE_DIR
 
 
 def ar1(n: int, a: float, rng: np.random.Generator) -> np.ndarray:
@@ -172,7 +172,7 @@ def test_reference_file_and_jsd_floor_in_nats():
 
 
 def test_reference_of_a_dipeptide_has_one_histogram_per_residue(tmp_path, monkeypatch):
-    from openmm_timewarp.analysis import reference as reference_module
+    from openmm_timewarp.reference import io as reference_module
 
     histograms = np.full((2, 36, 36), 1.0 / 36 ** 2)
     names = np.array(list(an.BASIN_NAMES) + ["phi>0"])
@@ -185,3 +185,15 @@ def test_reference_of_a_dipeptide_has_one_histogram_per_residue(tmp_path, monkey
     assert ref.histograms.shape == (2, 36, 36) and ref.histogram.shape == (36, 36)
     assert ref.residue_populations[1]["beta"] == (0.6, pytest.approx(0.06))
     assert ref.populations["alpha_L"] == (0.08, pytest.approx(0.008)) and ref.metadata["sequence"] == "GM"
+    assert an.available_references() == ["ace-gly-met-nme_310K"]
+
+
+def test_every_shipped_reference_loads():
+    names = an.available_references()
+    assert "ace-ala-nme_310K" in names and len(names) >= 9
+    for name in names:
+        ref = an.load_reference(name)
+        assert ref.histograms.sum(axis=(1, 2)) == pytest.approx(np.ones(len(ref.histograms)))
+        assert len(ref.residue_populations) == len(ref.metadata["sequence"])
+    with pytest.raises(FileNotFoundError, match="make-reference"):
+        an.load_reference("ace-xyz-nme_310K")

@@ -1,4 +1,4 @@
-"""Pooling make_reference.py runs: each run normalised, runs weighted by their Kish sizes."""
+"""Pooling reference runs (openmm_timewarp.reference.pool): each run normalised, runs weighted by their Kish sizes."""
 
 import json
 import os
@@ -6,16 +6,12 @@ import os
 import numpy as np
 import pytest
 
-from conftest import load_script
-
-
-@pytest.fixture(scope="module")
-def pool_reference():
-    return load_script("pool_reference")
+from openmm_timewarp.errors import InputError
+from openmm_timewarp.reference.pool import PoolSettings, pool_references, read_run
 
 
 def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=2, timestep_fs=2.0):
-    """A work folder as make_reference.py leaves it: config.json and production chunks."""
+    """A run folder as make-reference leaves it: config.json and production chunks."""
     os.makedirs(folder)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump({"sequence": sequence, "temperature": temperature, "friction": 1.0, "timestep_fs": timestep_fs,
@@ -26,19 +22,19 @@ def fake_run(folder, phi, psi, bias, sequence="AC", temperature=310.0, n_chunks=
     return str(folder)
 
 
-def test_runs_enter_with_their_kish_sizes(pool_reference, tmp_path):
+def test_runs_enter_with_their_kish_sizes(tmp_path):
     n = 400
     beta_basin = fake_run(tmp_path / "a", np.full((n, 2), -120.0), np.full((n, 2), 150.0), np.zeros(n))
     # Run b: in alpha_R, half its frames with weight e^-3 (bias -3 kT): Kish size smaller than n.
     kt = 0.0083144626 * 310.0
     bias = np.where(np.arange(n) % 2 == 0, 0.0, -3.0 * kt)
     alpha_basin = fake_run(tmp_path / "b", np.full((n, 2), -70.0), np.full((n, 2), -40.0), bias, timestep_fs=1.5)
-    runs = [pool_reference.read_run(w) for w in (beta_basin, alpha_basin)]
+    runs = [read_run(w) for w in (beta_basin, alpha_basin)]
     w = np.exp(-3.0)
     kish_b = n * (1 + w) ** 2 / (2 * (1 + w * w))
     assert runs[0]["kish"] == pytest.approx(n) and runs[1]["kish"] == pytest.approx(kish_b, rel=1e-4)
     out = str(tmp_path / "pool.npz")
-    pool_reference.main(["--sequence", "AC", "--work", beta_basin, alpha_basin, "--out", out, "--blocks", "4"])
+    assert pool_references(PoolSettings("ac", (beta_basin, alpha_basin), blocks=4, out=out)) == out
     with np.load(out) as data:
         names = [str(x) for x in data["basin_names"]]
         populations = data["populations"]
@@ -53,9 +49,13 @@ def test_runs_enter_with_their_kish_sizes(pool_reference, tmp_path):
     assert max(metadata["jsd_between_halves"]) < 1e-9  # every block holds the same mixture
 
 
-def test_runs_of_other_peptides_are_refused(pool_reference, tmp_path):
+def test_runs_of_other_peptides_and_odd_blocks_are_refused(tmp_path):
     n = 20
     a = fake_run(tmp_path / "a", np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n))
     b = fake_run(tmp_path / "b", np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n), sequence="DE")
-    with pytest.raises(SystemExit, match="DE"):
-        pool_reference.main(["--sequence", "AC", "--work", a, b, "--out", str(tmp_path / "x.npz")])
+    with pytest.raises(InputError, match="DE"):
+        pool_references(PoolSettings("AC", (a, b), out=str(tmp_path / "x.npz")))
+    with pytest.raises(InputError, match="even"):
+        PoolSettings("AC", (a, b), blocks=3)
+    with pytest.raises(InputError, match="not a reference run folder"):
+        read_run(str(tmp_path))

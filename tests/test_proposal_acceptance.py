@@ -1,18 +1,14 @@
-"""scripts/proposal_acceptance.py scores proposals as the integrator's own MH test does."""
+"""openmm_timewarp.analysis.acceptance scores proposals as the integrator's own MH test does."""
 import numpy as np
 import pytest
 
-from conftest import load_script
+from openmm_timewarp.analysis.acceptance import AcceptanceSettings, basin_acceptance
+from openmm_timewarp.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def script():
-    return load_script("proposal_acceptance")
-
-
-def test_scored_acceptance_matches_the_chain(script):
-    acceptance, chain_rate = script.basin_acceptance("A", 1, "ace-ala-nme", states=60, steps_between=50,
-                                                     proposals=16, seed=2)
+def test_scored_acceptance_matches_the_chain():
+    settings = AcceptanceSettings("A", 1, "ace-ala-nme", states=60, steps_between=50, proposals=16, seed=2)
+    acceptance, chain_rate = basin_acceptance(settings)
     scores = np.concatenate([values for values in acceptance.values()])
     assert len(scores) == 60 * 16 and np.all(scores <= 0.0)
     assert sum(len(values) > 0 for values in acceptance.values()) >= 2  # beta and alpha_R at least
@@ -23,6 +19,6 @@ def test_scored_acceptance_matches_the_chain(script):
     assert abs(np.exp(scores).mean() - chain_rate) < 0.07
 
 
-def test_residue_out_of_range_is_an_error(script):
-    with pytest.raises(ValueError, match="residue must lie in 1..2"):
-        script.basin_acceptance("RW", 3, states=1)
+def test_residue_out_of_range_is_an_error():
+    with pytest.raises(InputError, match="residue must lie in 1..2"):
+        AcceptanceSettings("RW", 3, states=1)

@@ -18,15 +18,14 @@ Each trajectory writes one shard (:mod:`openmm_timewarp.data.storage`); a run sk
 are already complete, so rerunning the same command resumes it.  Seeds: trajectory i uses
 ``seed * 100000 + i + 1`` for its velocities and its integrator (a retry k adds ``k * 50000``).
 
-Command line::
+Command line (:mod:`openmm_timewarp.cli.generate_data`)::
 
-    python -m openmm_timewarp.data.generate --sequence A --lag-ps 500 --pairs 20000 \\
+    openmm-timewarp generate-data --sequence A --lag-ps 500 --pairs 20000 \\
         --out data/ace-ala-nme --workers 1 --seed 1
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import io
@@ -35,22 +34,21 @@ import math
 import multiprocessing
 import os
 import subprocess
-import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import openmm
 from openmm import app, unit
 
 from ..analysis.dihedrals import backbone_dihedral_indices
+from ..errors import InputError
 from ..systems import (FORCEFIELD_FILES, chiral_centers, create_system, inverted_centers, load_pdb,
                        peptide_from_sequence, sequence_of)
 from .storage import is_complete, shard_path, write_manifest, write_shard
 
-__all__ = ["START_CENTERS", "Settings", "UnstableMD", "chirality_restraint", "code_version", "start_targets",
-           "run_trajectory",
-           "generate", "main"]
+__all__ = ["START_CENTERS", "Settings", "UnstableMD", "chirality_restraint", "check_frame", "code_version",
+           "start_targets", "run_trajectory", "generate"]
 
 log = logging.getLogger("openmm_timewarp.data")
 
@@ -107,14 +105,14 @@ class Settings:
         """Number of time steps in ``ps`` picoseconds, which must be a whole number."""
         n = ps * 1000.0 / self.timestep_fs
         if abs(n - round(n)) > 1e-6:
-            raise ValueError(f"{ps} ps is not a multiple of the {self.timestep_fs} fs step")
+            raise InputError(f"{ps} ps is not a multiple of the {self.timestep_fs} fs step")
         return int(round(n))
 
     def frames(self, ps: float) -> int:
         """Number of frame intervals in ``ps`` picoseconds, which must be a whole number."""
         n = ps / self.frame_interval_ps
         if abs(n - round(n)) > 1e-6:
-            raise ValueError(f"{ps} ps is not a multiple of the {self.frame_interval_ps} ps frame interval")
+            raise InputError(f"{ps} ps is not a multiple of the {self.frame_interval_ps} ps frame interval")
         return int(round(n))
 
     @property
@@ -291,22 +289,44 @@ def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
     workers : int, optional
         Number of worker processes (1: run in this process).
     progress : bool, optional
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (every finished trajectory is also logged).
 
     Returns
     -------
     dict
         The manifest written to ``out/manifest.json``.
+
+    Raises
+    ------
+    InputError
+        If ``out`` holds data made with other settings, or the PDB file is not ``settings.sequence``.
+    UnstableMD
+        If a trajectory blew up in every attempt.
     """
+    os.makedirs(out, exist_ok=True)
+    topology_pdb, manifest_settings = _open_folder(settings, out)
+    n_traj = math.ceil(n_pairs / settings.pairs_per_trajectory)
+    todo = [i for i in range(n_traj) if not is_complete(shard_path(out, i))]
+    log.info("%s: %d trajectories of %g ps (%d pairs each), %d to run, %d workers", out, n_traj,
+             settings.trajectory_ps, settings.pairs_per_trajectory, len(todo), workers)
+    tasks = [(settings, topology_pdb, i, out) for i in todo]
+    for result in _run_tasks(tasks, workers, progress):
+        ns_per_min = settings.trajectory_ps / 1000.0 / (result["seconds"] / 60.0)
+        log.info("trajectory %d done: %d pairs, start %s, %.0f s (%.2f ns/min)",
+                 result["trajectory"], result["n_pairs"], "/".join(result["start"]),
+                 result["seconds"], ns_per_min)
+        write_manifest(out, manifest_settings)
+    return write_manifest(out, manifest_settings)
+
+
+def _open_folder(settings: Settings, out: str) -> Tuple[str, Dict]:
+    """The starting structure as PDB text and the manifest's settings; refuses a folder of other settings."""
     import json
 
-    from tqdm import tqdm
-
-    os.makedirs(out, exist_ok=True)
     if settings.pdb:
         topology, positions = load_pdb(settings.pdb, seed=settings.seed)
         if sequence_of(topology) != settings.sequence:
-            raise ValueError(f"--sequence {settings.sequence} does not match the PDB file's "
+            raise InputError(f"--sequence {settings.sequence} does not match the PDB file's "
                              f"{sequence_of(topology)}")
     else:
         topology, positions = peptide_from_sequence(settings.sequence, seed=settings.seed)
@@ -318,14 +338,16 @@ def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
         with open(manifest_path) as f:
             previous = json.load(f).get("settings")
         if previous != manifest_settings["settings"]:
-            raise ValueError(f"{out} holds data made with other settings {previous}; "
+            raise InputError(f"{out} holds data made with other settings {previous}; "
                              "choose another folder")
     write_manifest(out, manifest_settings)
-    n_traj = math.ceil(n_pairs / settings.pairs_per_trajectory)
-    todo = [i for i in range(n_traj) if not is_complete(shard_path(out, i))]
-    log.info("%s: %d trajectories of %g ps (%d pairs each), %d to run, %d workers", out, n_traj,
-             settings.trajectory_ps, settings.pairs_per_trajectory, len(todo), workers)
-    tasks = [(settings, text.getvalue(), i, out) for i in todo]
+    return text.getvalue(), manifest_settings
+
+
+def _run_tasks(tasks: List[Tuple[Settings, str, int, str]], workers: int, progress: bool) -> Iterator[Dict]:
+    """Results of :func:`run_trajectory` for ``tasks`` as they finish, in ``workers`` processes, with a progress bar."""
+    from tqdm import tqdm
+
     bar = tqdm(total=len(tasks), unit="traj", disable=not progress)
     if workers > 1 and len(tasks) > 1:
         pool = multiprocessing.get_context("spawn").Pool(workers)
@@ -334,59 +356,9 @@ def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
         pool, results = None, map(run_trajectory, tasks)
     try:
         for result in results:
-            ns_per_min = settings.trajectory_ps / 1000.0 / (result["seconds"] / 60.0)
-            log.info("trajectory %d done: %d pairs, start %s, %.0f s (%.2f ns/min)",
-                     result["trajectory"], result["n_pairs"], "/".join(result["start"]),
-                     result["seconds"], ns_per_min)
-            write_manifest(out, manifest_settings)
+            yield result
             bar.update()
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
-    return write_manifest(out, manifest_settings)
-
-
-def add_md_arguments(parser: argparse.ArgumentParser) -> None:
-    """The Langevin MD options every data and reference script shares (same names and defaults)."""
-    parser.add_argument("--temperature", type=float, default=310.0, help="K")
-    parser.add_argument("--friction", type=float, default=1.0, help="1/ps")
-    parser.add_argument("--timestep-fs", type=float, default=2.0)
-    parser.add_argument("--hmr", type=float, default=4.0, help="hydrogen mass, amu")
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sequence", help="one-letter residues between the ACE and NME caps")
-    parser.add_argument("--pdb", help="capped peptide PDB file instead of --sequence")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--pairs", type=int, required=True, help="target number of pairs")
-    parser.add_argument("--lag-ps", type=float, default=500.0)
-    parser.add_argument("--frame-ps", type=float, default=50.0, help="frame interval, ps")
-    parser.add_argument("--trajectory-ns", type=float, default=5.0, help="length of each trajectory")
-    add_md_arguments(parser)
-    parser.add_argument("--restraint-ps", type=float, default=20.0)
-    parser.add_argument("--equilibrate-ps", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-progress", action="store_true", help="log lines only, no bar")
-    args = parser.parse_args(argv)
-    if not (args.sequence or args.pdb):
-        parser.error("give --sequence or --pdb")
-    sequence = args.sequence
-    if args.pdb and not sequence:
-        sequence = sequence_of(load_pdb(args.pdb)[0])
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
-    settings = Settings(sequence=sequence.upper(), lag_ps=args.lag_ps,
-                        frame_interval_ps=args.frame_ps, trajectory_ps=args.trajectory_ns * 1000.0,
-                        temperature_K=args.temperature, friction_per_ps=args.friction,
-                        timestep_fs=args.timestep_fs, hydrogen_mass_amu=args.hmr,
-                        restraint_ps=args.restraint_ps, equilibrate_ps=args.equilibrate_ps,
-                        seed=args.seed, pdb=os.path.abspath(args.pdb) if args.pdb else None)
-    manifest = generate(settings, args.out, args.pairs, args.workers, not args.no_progress)
-    log.info("%s: %d pairs in %d trajectories", args.out, manifest["n_pairs"], manifest["n_trajectories"])
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,8 @@
-"""Access to the small equilibrium references shipped in ``openmm_timewarp/reference``."""
+"""Reading the equilibrium references shipped in this folder (``<name>.npz``).
+
+A reference holds reweighted (phi, psi) histograms of a capped peptide with basin populations and
+their error bars; :mod:`openmm_timewarp.reference.make` writes them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["Reference", "load_reference", "reference_name", "REFERENCE_DIR"]
+__all__ = ["Reference", "load_reference", "reference_name", "available_references", "REFERENCE_DIR"]
 
-REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference")
+#: The folder of the shipped references (this package's folder).
+REFERENCE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,12 @@ class Reference:
 
     @property
     def histogram(self) -> np.ndarray:
+        """The (36, 36) histogram of the first residue, ``[phi_bin, psi_bin]``."""
         return self.histograms[0]
 
     @property
     def populations(self) -> Dict[str, Tuple[float, float]]:
+        """Basin name -> (population, standard error) of the first residue."""
         return self.residue_populations[0]
 
 
@@ -42,18 +49,28 @@ def reference_name(sequence: str, temperature: float = 310.0) -> str:
     return "ace-" + "".join(ONE_TO_THREE[x].lower() + "-" for x in sequence.upper()) + f"nme_{temperature:g}K"
 
 
+def available_references() -> List[str]:
+    """Names of the references in :data:`REFERENCE_DIR`, sorted."""
+    return sorted(f[:-4] for f in os.listdir(REFERENCE_DIR) if f.endswith(".npz") and not f.endswith(".tmp.npz"))
+
+
 def load_reference(name: str = "ace-ala-nme_310K") -> Reference:
-    """Load ``<name>.npz`` made by ``scripts/make_reference.py``.
+    """Load ``<name>.npz`` from :data:`REFERENCE_DIR`.
 
     Returns
     -------
     Reference
         ``histograms`` is (n_residues, 36, 36) indexed ``[residue, phi_bin, psi_bin]``;
         ``residue_populations[r]`` maps basin name -> (population, standard error).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such reference (``openmm-timewarp make-reference`` makes one).
     """
     path = os.path.join(REFERENCE_DIR, name + ".npz")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no reference {path}; make it with scripts/make_reference.py")
+        raise FileNotFoundError(f"no reference {path}; make it with 'openmm-timewarp make-reference'")
     with np.load(path) as data:
         names = [str(n) for n in data["basin_names"]]
         # One-residue files store a single (36, 36) histogram and flat populations.
