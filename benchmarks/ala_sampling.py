@@ -28,7 +28,6 @@ import torch
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import TEMPERATURE, fastest_platform, generous_ess_per_second, md_run, timewarp_run
-from openmm_timewarp.benchmarking import run_for  # noqa: F401 (tito_kinetics.py imports it from here)
 
 
 def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, required_basins) -> Dict:

@@ -32,11 +32,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import openmm as mm
 import torch
-from ala_sampling import TEMPERATURE, fastest_platform, md_run, run_for, timewarp_run
-from dipeptide_validation import basin_labels
 from openmm import unit
 
 from openmm_timewarp import TitoIntegrator, analysis, systems
+from openmm_timewarp.benchmarking import TEMPERATURE, basin_labels, fastest_platform, md_run, run_for, timewarp_run
 from openmm_timewarp.data.storage import iter_shards, read_shard
 
 N_BASINS = len(analysis.BASIN_NAMES)

@@ -65,7 +65,7 @@ def main() -> None:
     failed = []
     for i, sequence in enumerate(sequences):
         print(f"[{i + 1}/{len(sequences)}] {sequence}", flush=True)
-        run = subprocess.run([sys.executable, "-m", "openmm_timewarp.data.generate", "--sequence", sequence,
+        run = subprocess.run([sys.executable, "-m", "openmm_timewarp.cli", "generate-data", "--sequence", sequence,
                               "--lag-ps", "100", "--frame-ps", "5", "--trajectory-ns", str(args.trajectory_ns),
                               "--pairs", str(pairs), "--out", str(args.out / sequence), "--workers",
                               str(args.workers), "--seed", str(args.seed), "--no-progress"])

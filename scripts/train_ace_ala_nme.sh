@@ -8,7 +8,7 @@
 set -euo pipefail
 work=${1:-work/ace-ala-nme}
 mkdir -p "$work"
-python -m openmm_timewarp.data.generate --sequence A --lag-ps 500 --frame-ps 10 --trajectory-ns 5 \
+python -m openmm_timewarp.cli generate-data --sequence A --lag-ps 500 --frame-ps 10 --trajectory-ns 5 \
     --pairs 4961 --out "$work/data" --workers 2 --seed 1 --no-progress
 # Two stages: 12 epochs at the default learning rate 1e-3 (the validation NLL levels off), then
 # 12 more at 2e-4. A stage that has finished is skipped on a rerun (train resumes from last.pt).

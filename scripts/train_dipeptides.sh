@@ -26,7 +26,7 @@ python -m openmm_timewarp.cli export "$work/tflow/run/finetuned.pt" "$work/dipep
 # References of every 5th validation dipeptide (see openmm_timewarp/reference/README.md):
 # independent static-bias runs per peptide (metadynamics on two torsions, PS also on three, and, but for
 # glycine-containing GM, --residue-bias runs), then pooled into the shipped files. Every run resumes.
-ref() { PYTHONPATH=. python scripts/make_reference.py --bias-factor 3 --chunk-ns 1 --save-ps 1 --finalize-every 2 "$@"; }
+ref() { python -m openmm_timewarp.cli make-reference --bias-factor 3 --chunk-ns 1 --save-ps 1 --finalize-every 2 "$@"; }
 ref --sequence AC DE GM KM ML PS --build-ns 3 --production-ns 6
 ref --sequence GM ML PS --build-ns 3 --production-ns 12
 ref --sequence KM --build-ns 3 --production-ns 23
@@ -36,7 +36,7 @@ for spec in KM:8 ML:8 AC:8 DE:6 PS:6; do
   s=${spec%%:*}; name=$(PYTHONPATH=. python -c "from openmm_timewarp import analysis; print(analysis.reference_name('$s'))")
   ref --sequence "$s" --residue-bias --production-ns "${spec##*:}" --work "runs/reference/$name.res" \
       --out "runs/extended/$name.res.npz"
-  PYTHONPATH=. python scripts/pool_reference.py --sequence "$s" --work runs/reference/"$name"{,.res} \
+  python -m openmm_timewarp.cli pool-reference --sequence "$s" --work runs/reference/"$name"{,.res} \
       $([ "$s" = PS ] && echo "runs/reference/$name.psi")
 done
 # TT: each Thr's chi1 holds its backbone for ns (residue-bias runs stayed in one rotamer), so its runs add
@@ -46,7 +46,7 @@ for spec in 2:2 3:1.5 4:1.5; do
   ref --sequence TT --residue-bias --bias-torsions chi1_1 chi1_2 --build-ns 3 --production-ns 8 --seed "${spec%%:*}" \
       --timestep-fs "${spec##*:}" --work "$tt.chi-seed${spec%%:*}" --out "runs/extended/ace-thr-thr-nme_310K.chi-seed${spec%%:*}.npz"
 done
-PYTHONPATH=. python scripts/pool_reference.py --sequence TT --work "$tt".chi-seed{2,3,4}
+python -m openmm_timewarp.cli pool-reference --sequence TT --work "$tt".chi-seed{2,3,4}
 # RW: Trp's chi1 holds both residues' backbones (with it frozen, Arg stayed in alpha_R), so its runs add
 # metadynamics on Trp's chi1 alone under the residue bias, at 1.5 fs.
 rw=runs/reference/ace-arg-trp-nme_310K
@@ -54,7 +54,7 @@ for seed in 1 2 3 4; do
   ref --sequence RW --residue-bias --bias-torsions chi1_2 --build-ns 3 --production-ns 8 --seed "$seed" \
       --timestep-fs 1.5 --work "$rw.trp-seed$seed" --out "runs/extended/ace-arg-trp-nme_310K.trp-seed$seed.npz"
 done
-PYTHONPATH=. python scripts/pool_reference.py --sequence RW --work "$rw".trp-seed{1,2,3,4}
+python -m openmm_timewarp.cli pool-reference --sequence RW --work "$rw".trp-seed{1,2,3,4}
 PYTHONPATH=. python benchmarks/flow_transfer.py --checkpoints "$work/ace-ala-nme/run/best.pt" \
     "$work/tflow/run/best.pt" "$work/tflow/run/finetuned.pt"
 PYTHONPATH=. python benchmarks/dipeptide_validation.py --model "$work/dipeptides.pt" --seconds 300 \

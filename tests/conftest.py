@@ -121,8 +121,8 @@ def perturbed_kernel(seed: int = 0, elements=ELEMENTS):
     """A backbone kernel whose density is far from uniform, as a trained one would be."""
     import torch
 
-    from openmm_timewarp.models.backbone import BackboneProposal
-    from openmm_timewarp.models.ramachandran import RamachandranDensity
+    from openmm_timewarp.proposals.backbone import BackboneProposal
+    from openmm_timewarp.proposals.ramachandran import RamachandranDensity
 
     torch.manual_seed(seed)
     density = RamachandranDensity(len(elements) * 3 + 2, num_components=4, hidden=16)

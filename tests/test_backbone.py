@@ -12,7 +12,7 @@ import torch
 from pymbar import timeseries
 from scipy import integrate
 
-from conftest import BOLTZMANN, sample_positions
+from conftest import BOLTZMANN, ELEMENTS, minimized_peptide, perturbed_kernel, sample_positions
 from kernel_cli import run_cli
 from openmm_timewarp import systems
 from openmm_timewarp.errors import InputError
@@ -21,31 +21,6 @@ from openmm_timewarp.proposals.export import ExportedProposal, load_checkpoint
 from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
 from openmm_timewarp.proposals.kernel import ProposalKernel
 from openmm_timewarp.proposals.mixture import ProposalMixture
-from openmm_timewarp.proposals.ramachandran import RamachandranDensity
-
-ELEMENTS = ["H", "C", "N", "O", "S"]
-
-
-def minimized_peptide(sequence: str):
-    topology, positions = systems.peptide_from_sequence(sequence)
-    context = mm.Context(systems.create_system(topology), mm.VerletIntegrator(0.001),
-                         mm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions)
-    mm.LocalEnergyMinimizer.minimize(context)
-    x = context.getState(getPositions=True).getPositions(asNumpy=True)._value
-    types = torch.tensor([ELEMENTS.index(a.element.symbol) for a in topology.atoms()])
-    names = [f"{a.residue.name}:{a.name}" for a in topology.atoms()]
-    return torch.tensor(x, dtype=torch.float64), types, names
-
-
-def perturbed_kernel(seed: int = 0, elements=ELEMENTS) -> BackboneProposal:
-    """A kernel whose density is far from uniform, as a trained one would be."""
-    torch.manual_seed(seed)
-    density = RamachandranDensity(len(elements) * 3 + 2, num_components=4, hidden=16)
-    with torch.no_grad():
-        density.net[-1].bias.add_(torch.randn_like(density.net[-1].bias))
-    return BackboneProposal(elements, density).eval()
-
 
 @pytest.mark.parametrize("sequence, expected", [
     ("A", [("ACE:C", "ALA:N", "ALA:CA", "ALA:C", "NME:N", True)]),

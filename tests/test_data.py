@@ -8,7 +8,7 @@ import pytest
 
 from openmm_timewarp.analysis import backbone_dihedrals
 from openmm_timewarp.data import load_pairs, pairs_from_frames, read_shard
-from openmm_timewarp.data.generate import START_CENTERS, Settings, generate, main
+from openmm_timewarp.data.generate import START_CENTERS, Settings, generate
 
 TINY = dict(sequence="A", lag_ps=0.2, frame_interval_ps=0.1, trajectory_ps=1.0, restraint_ps=2.0,
             equilibrate_ps=0.1, seed=3)
@@ -69,15 +69,6 @@ def test_resume_skips_finished_and_refuses_other_settings(dataset):
     assert manifest["n_trajectories"] == 7 and os.path.getmtime(path) == mtime
     with pytest.raises(ValueError, match="other settings"):
         generate(Settings(**dict(TINY, seed=4)), out, n_pairs=60, progress=False)
-
-
-def test_cli_runs(tmp_path):
-    main(["--sequence", "A", "--lag-ps", "0.2", "--frame-ps", "0.1", "--trajectory-ns", "0.0006",
-          "--restraint-ps", "0.1", "--equilibrate-ps", "0.1", "--pairs", "3", "--out",
-          str(tmp_path), "--no-progress"])
-    with open(tmp_path / "manifest.json") as f:
-        manifest = json.load(f)
-    assert manifest["n_pairs"] == 5 and manifest["settings"]["lag_ps"] == 0.2
 
 
 def test_unstable_frames_are_refused_with_their_place():

@@ -2,7 +2,6 @@
 import dataclasses
 import warnings
 
-import pytest
 
 from openmm_timewarp import TimewarpIntegrator, systems
 from openmm_timewarp.domain import ModelDomainWarning, domain_warnings

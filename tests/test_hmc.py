@@ -13,7 +13,7 @@ from openmm import unit
 import proposals
 from conftest import BOLTZMANN, harmonic_system
 from openmm_timewarp import TimewarpIntegrator
-from test_sampling import Z_LIMIT, harmonic_z_scores, make_chain, record
+from conftest import Z_LIMIT, harmonic_z_scores, make_chain, record
 
 SIGMA = 0.5  # nm, the well of harmonic_system at 300 K
 

@@ -11,7 +11,6 @@ import openmm as mm
 import pytest
 from openmm import app, unit
 
-import proposals
 from conftest import harmonic_system
 from openmm_timewarp import TimewarpIntegrator
 

@@ -15,19 +15,6 @@ from typing import Iterator, List, Tuple
 PACKAGE = Path(__file__).resolve().parent.parent / "openmm_timewarp"
 _CLI = re.compile(r"^openmm_timewarp\.cli(\..+)?$")
 
-# Library modules that still have a main() or read sys.argv, waiting for the command-line modules
-# of the parallel restructuring branches (cli/train.py, cli/export.py, cli/generate_data.py).
-# The lead empties this list at merge; a module not listed here fails the test.
-KNOWN_ENTRY_POINTS = {
-    "data/generate.py",
-    "models/export.py",
-    "training/backbone.py",
-    "training/internal.py",
-    "training/tito.py",
-    "training/train.py",
-}
-
-
 def library_modules() -> Iterator[Tuple[str, ast.Module]]:
     """(path relative to the package, parsed source) of every module outside ``cli/``."""
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -94,8 +81,7 @@ def test_the_library_never_imports_the_command_line():
 
 
 def test_no_library_module_is_a_command_line_program():
-    offenders = {relative: found for relative, tree in library_modules()
-                 if (found := entry_point_uses(tree)) and relative not in KNOWN_ENTRY_POINTS}
+    offenders = {relative: found for relative, tree in library_modules() if (found := entry_point_uses(tree))}
     assert offenders == {}, ("library modules with a main() or sys.argv: move the command line into "
                              "openmm_timewarp/cli/ (add_parsers + run(args))")
     assert len(list(library_modules())) > 20 and os.path.isdir(PACKAGE / "cli")

@@ -14,44 +14,11 @@ from pymbar import timeseries
 from scipy import stats
 
 import proposals
-from conftest import KT_300, harmonic_system
+from conftest import KT_300, Z_LIMIT, harmonic_system, harmonic_z_scores, make_chain, record, z_score
 from openmm_timewarp import TimewarpIntegrator
-
-Z_LIMIT = 4.5  # |z| beyond this has probability < 1e-5 for a correct sampler
-
-
-def make_chain(model: str, system: mm.System, platform: mm.Platform, seed: int = 7, start=(0.0, 0.0, 0.0),
-               **options) -> tuple:
-    """A TimewarpIntegrator on argon atoms and a Context with every atom at ``start``."""
-    integrator = TimewarpIntegrator(model, ["Ar"] * system.getNumParticles(), 300.0, random_seed=seed, **options)
-    context = mm.Context(system, integrator, platform)
-    context.setPositions([mm.Vec3(*start)] * system.getNumParticles())
-    return integrator, context
-
-
-def record(integrator: TimewarpIntegrator, context: mm.Context, samples: int) -> np.ndarray:
-    """Positions of particle 0 after each of ``samples`` steps."""
-    out = np.empty((samples, 3))
-    for i in range(samples):
-        integrator.step(1)
-        out[i] = context.getState(getPositions=True).getPositions(asNumpy=True)._value[0]
-    return out
-
 
 def run_chain(model: str, system: mm.System, platform: mm.Platform, samples: int, **options) -> np.ndarray:
     return record(*make_chain(model, system, platform, **options), samples)
-
-
-def z_score(series: np.ndarray, expected: float, variance: float) -> float:
-    """Deviation of the mean of a correlated series from its exact value, in standard errors."""
-    g = timeseries.statistical_inefficiency(series)
-    return abs(series.mean() - expected) / np.sqrt(variance * g / len(series))
-
-
-def harmonic_z_scores(x: np.ndarray, sigma: float) -> np.ndarray:
-    """z-scores of the mean and second moment of every coordinate in an isotropic Gaussian well."""
-    return np.array([z for d in range(3) for z in (z_score(x[:, d], 0.0, sigma**2),
-                                                   z_score(x[:, d] ** 2, sigma**2, 2 * sigma**4))])
 
 
 class DoubleWell:

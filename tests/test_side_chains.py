@@ -19,7 +19,7 @@ from openmm_timewarp.proposals.geometry import bond_graph, dihedral
 from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
 from openmm_timewarp.proposals.mixture import ProposalMixture
 from openmm_timewarp.proposals.side_chains import SideChainKernel
-from test_backbone import minimized_peptide, perturbed_kernel
+from conftest import minimized_peptide, perturbed_kernel
 
 
 @pytest.mark.parametrize("sequence, expected", [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from typing import List, Optional
 
@@ -29,10 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'openmm-timewarp SUBCOMMAND --help' for the options of each subcommand.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name in MODULES:
-        # Transitional: other branches of the restructuring add some of these modules; the lead
-        # removes this skip at merge.
-        if importlib.util.find_spec(f"{__name__}.{name}") is None:
-            continue
         importlib.import_module(f"{__name__}.{name}").add_parsers(subparsers)
     return parser
 
