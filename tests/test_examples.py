@@ -28,6 +28,7 @@ def test_sample_alanine_dipeptide_example(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_train_your_own_model_example(tmp_path):
     work = tmp_path / "own"
     result = subprocess.run(["bash", os.path.join(EXAMPLES, "train_your_own_model.sh"), str(work)], cwd=tmp_path,

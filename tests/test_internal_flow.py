@@ -279,6 +279,7 @@ def test_mh_with_internal_flow_samples_the_exact_distribution(tmp_path):
     assert all(abs(z) < 4.5 for z in scores.values()), scores
 
 
+@pytest.mark.slow
 def test_mh_without_the_jacobian_is_detected(tmp_path):
     """Power check: the same test on a chain whose ratio lacks log J must fail."""
     x, _ = sample_chain(export_chain_model(tmp_path, NoJacobianFlow), 20000)
