@@ -60,7 +60,7 @@ def populations_agree(measured: Dict, reference: analysis.Reference) -> bool:
     return True
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ace-ala-nme", help="model file or shipped model name")
     parser.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of each method")
@@ -72,7 +72,11 @@ def main() -> None:
     parser.add_argument("--hmc-interval", type=int, default=1,
                         help="model steps between hybrid Monte Carlo moves of the TimewarpIntegrator (0: none)")
     parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
@@ -100,7 +104,14 @@ def main() -> None:
     # one entry for each such basin (more than it made) bounds MD's ESS per second from above, and so
     # Timewarp's ratio from below.
     generous = max(generous_ess_per_second(results[name], runs[name]["seconds"], required) for name in ("md", "md-hmr"))
+    print_report(results, runs, reference, baseline, generous)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=float)
 
+
+def print_report(results: dict, runs: dict, reference, baseline: float, generous: float) -> None:
+    """The table of methods, then the ESS per second of each observable."""
     print(f"\n{'method':9s} {'frames':>7s} {'ESS min':>8s} {'ESS/s':>8s} {'ratio':>7s} {'JSD':>7s} "
           f"{'alpha_L at':>10s}  populations (reference: "
           + ", ".join(f"{k} {p:.4f}+-{e:.4f}" for k, (p, e) in reference.populations.items()) + ")")
@@ -118,16 +129,13 @@ def main() -> None:
     for name in ("timewarp", "explore"):
         print(f"{name} acceptance {runs[name]['acceptance']:.4f} over {runs[name]['proposals']} proposals, "
               f"hybrid Monte Carlo acceptance {runs[name]['hmc_acceptance']:.3f}")
-    print(f"ESS minimum set by: " + ", ".join(f"{n}: {r['ess_min_observable']}" for n, r in results.items()))
+    print("ESS minimum set by: " + ", ".join(f"{n}: {r['ess_min_observable']}" for n, r in results.items()))
     print("\nESS per second of each observable (entries cap the basin indicators):")
     print(f"{'observable':14s} " + " ".join(f"{name:>9s}" for name in results))
     for observable in results["md"]["ess"]:
         print(f"{observable:14s} " + " ".join(f"{r['ess'][observable] / runs[name]['seconds']:9.3f}"
                                              for name, r in results.items()))
     print(f"simulated: md {runs['md']['simulated_ns']:.2f} ns, md-hmr {runs['md-hmr']['simulated_ns']:.2f} ns")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=float)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def tito_run(model: str, topology, system, positions, seconds: float, lag_ps: fl
     return result
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="TITO model file")
     parser.add_argument("--md-data", required=True, help="folder of MD shards of the same peptide (for MD kinetics)")
@@ -100,7 +100,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
 
     topology, positions = systems.peptide_from_sequence(args.sequence, seed=args.seed)
