@@ -195,6 +195,8 @@ def record(chain: Chain, out: Optional[PathLike] = None, overwrite: bool = False
     if out is not None:
         writer = _open_folder(os.fspath(out), overwrite, chain, resumed, recording)
         sink = _Sink(os.fspath(out), chain, writer, checkpoint_every_s, input_pdb)
+        if resumed is None:  # a run killed before its first timed checkpoint can still be resumed
+            sink.checkpoint(0, 0.0, force=True)
     try:
         _steps(chain, recording, sink, progress)
         if sink is not None:
