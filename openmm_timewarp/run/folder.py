@@ -53,7 +53,8 @@ def _write_csv(path: str, columns: Sequence[str], rows: Sequence[Sequence]) -> N
 def _population_lines(summary: Dict) -> List[str]:
     lines = []
     for label, pops in zip(summary["residues"], summary["populations"]):
-        lines.append(f"basin populations of {label} (standard error from the indicator ESS):")
+        if pops:
+            lines.append(f"basin populations of {label} (standard error from the indicator ESS):")
         for name, (p, e) in pops.items():
             # A basin the run never entered has no error estimate: say so instead of "+- nan".
             if math.isfinite(e):
@@ -63,6 +64,8 @@ def _population_lines(summary: Dict) -> List[str]:
                                                 else "0 (never visited)"))
     if not summary["residues"]:
         lines.append("no residue has both backbone dihedrals (phi and psi): no basin populations")
+    elif not summary["n_frames"]:
+        lines.append("no frames recorded: no basin populations")
     return lines
 
 
@@ -119,7 +122,7 @@ def write_results(out: PathLike, trajectory: md.Trajectory, phi: np.ndarray, psi
     out = os.fspath(out)
     files = {role: os.path.join(out, name) for role, name in FILE_NAMES.items()}
     labels = summary["residues"]
-    for r, label in enumerate(labels):
+    for r, label in enumerate(labels if trajectory.n_frames else ()):
         files[f"ramachandran_{label}"] = os.path.join(out, f"ramachandran_{label}.png")
         plot_free_energy(files[f"ramachandran_{label}"], phi[:, r], psi[:, r], temperature=summary["temperature_K"],
                          title=f"{label}: {title}, {trajectory.n_frames} frames")
