@@ -319,11 +319,7 @@ def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_sol
         _cap(modeller, path, notes)
     topology, positions = _complete(modeller, path, ph, seed)
     added, removed = _atom_changes(before, topology, caps)
-    if added:
-        notes.append(f"added {_listed_atoms(added)} (pdbfixer at pH {ph:g}" + (", ACE/NME caps" if any(caps) else "")
-                     + ")")
-    if removed:
-        notes.append(f"removed {_listed_atoms(removed)}")
+    notes += [f"{verb} {_listed_atoms(atoms)}" for verb, atoms in (("added", added), ("removed", removed)) if atoms]
     final = list(topology.residues())
     prepared = Prepared(topology, positions, systems.sequence_of(topology), notes, added, removed,
                         capped=final[0].name == "ACE" and final[-1].name == "NME")

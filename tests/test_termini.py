@@ -11,8 +11,6 @@ import json
 import os
 import warnings
 
-import numpy as np
-import openmm
 import pytest
 from openmm import app
 
@@ -20,7 +18,6 @@ import proposals
 from openmm_timewarp import systems
 from openmm_timewarp.cli import main
 from openmm_timewarp.errors import ModelDomainWarning, SlowSystemWarning
-from openmm_timewarp.model_file import ModelFile
 from openmm_timewarp.peptide import prepare_peptide
 from openmm_timewarp.run import sample
 from openmm_timewarp.run.folder import summary_text

@@ -19,7 +19,8 @@ from ..analysis import (BASIN_NAMES, backbone_dihedrals, ess_report, jensen_shan
 from ..errors import InputError
 from .folder import load_run
 
-__all__ = ["check_comparable", "compare_runs", "comparison_table", "default_output", "plot_comparison", "write_comparison"]
+__all__ = ["check_comparable", "compare_runs", "comparison_table", "default_output", "plot_comparison",
+           "write_comparison"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,7 +55,8 @@ def check_comparable(sa: Dict, sb: Dict, atoms_a: int, atoms_b: int, allow_misma
     if abs(sa["temperature_K"] - sb["temperature_K"]) > 0.5:
         mismatched.append(f"temperatures ({sa['temperature_K']:g} K vs {sb['temperature_K']:g} K)")
     if sa.get("force_field") != sb.get("force_field"):
-        mismatched.append(f"force fields ({sa.get('force_field', 'unrecorded')} vs {sb.get('force_field', 'unrecorded')})")
+        fields = (s.get("force_field", "unrecorded") for s in (sa, sb))
+        mismatched.append("force fields ({} vs {})".format(*fields))
     if mismatched and not allow_mismatch:
         raise InputError(f"the runs sample different distributions: different {' and '.join(mismatched)}; pass "
                          "--allow-mismatch (allow_mismatch=True) to compare them anyway")

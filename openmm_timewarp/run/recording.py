@@ -118,7 +118,7 @@ def check_request(pdb: PathLike, out: Optional[PathLike], overwrite: bool, steps
 
 
 def build_system(prepared: Prepared, source: str) -> openmm.System:
-    """The run's System (:func:`~openmm_timewarp.systems.create_system`), with the force field's refusal as an InputError."""
+    """The run's System (:func:`~openmm_timewarp.systems.create_system`); the force field's refusal as an InputError."""
     try:
         system = create_system(prepared.topology)
     except ValueError as error:
@@ -184,7 +184,7 @@ def record(chain: Chain, out: Optional[PathLike] = None, overwrite: bool = False
     stopped and at the end; ``resumed`` continues the run of that checkpoint.  SIGINT and
     SIGTERM stop the run after its current block of ``frame_every`` steps.
     """
-    simulation, settings = chain.simulation, chain.settings
+    simulation = chain.simulation
     start = simulation.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     recording = Recording(start.astype(np.float32), [], list(chain.log_columns), [])
     sink = None

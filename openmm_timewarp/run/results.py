@@ -75,7 +75,10 @@ def residue_labels(topology: md.Topology) -> List[str]:
 
 
 def residue_populations(phi: np.ndarray, psi: np.ndarray) -> List[Dict[str, List[float]]]:
-    """Per residue: basin name -> [population, standard error] (lists, so that JSON keeps them); empty without frames."""
+    """Per residue: basin name -> [population, standard error] (lists, so that JSON keeps them).
+
+    Empty dicts for a run without frames, which has no populations.
+    """
     if phi.shape[0] == 0:
         return [{} for _ in range(phi.shape[1])]
     return [{name: [p, e] for name, (p, e) in basin_populations(phi[:, r], psi[:, r]).items()}

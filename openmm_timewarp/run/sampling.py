@@ -106,6 +106,20 @@ def run_sampling(settings: Dict, pdb: str, model: ModelFile, out: Optional[PathL
                   num_proposed=integrator.getNumProposed(), biased=settings["explore"])
 
 
+def _settings(pdb: PathLike, model: ModelFile, steps: int, frame_every: int, temperature_K: float, seed: int,
+              explore: bool, strip_solvent: bool, cap_termini: bool, platform: str, hmc_interval: Optional[int],
+              threads: int) -> Dict:
+    """The settings of a new sampling run, checked: what its checkpoint keeps for ``resume``."""
+    if hmc_interval is not None and hmc_interval < 0:
+        raise InputError(f"hmc_interval must be 0 (no hybrid Monte Carlo moves) or positive (got {hmc_interval})")
+    if threads < 1:
+        raise InputError(f"threads must be at least 1 (got {threads})")
+    return dict(command="sample", input=os.path.abspath(os.fspath(pdb)), model=model.path or model.name,
+                model_sha256=model_digest(model), steps=steps, frame_every=frame_every, temperature_K=temperature_K,
+                seed=seed, explore=explore, strip_solvent=strip_solvent, cap_termini=cap_termini, platform=platform,
+                hmc_interval=model.integrator_settings["hmc_interval"] if hmc_interval is None else hmc_interval)
+
+
 def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000, out: Optional[PathLike] = None,
            explore: bool = False, seed: int = 1, temperature: Union[float, unit.Quantity] = 310.0,
            frame_every: int = 10, strip_solvent: bool = False, overwrite: bool = False, progress: bool = False,
@@ -125,43 +139,31 @@ def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000,
         PDB file of one peptide chain; see :func:`~openmm_timewarp.peptide.prepare_peptide`.
     model
         Shipped model name, model file, or an open :class:`~openmm_timewarp.model_file.ModelFile`.
-    steps
-        Metropolis-Hastings steps (proposals); each advances the time by the model's lag.
-    out
-        Folder for the output files (:mod:`openmm_timewarp.run.folder`), written as the run goes;
-        nothing is written if None.
+    steps, frame_every
+        Metropolis-Hastings steps (each advances the time by the model's lag); steps between frames.
+    out, overwrite
+        Folder for the output files (:mod:`openmm_timewarp.run.folder`), written as the run goes
+        (nothing is written if None); replace an existing one only with ``overwrite``.
     explore
         Exploration mode: no Metropolis-Hastings, fast but **biased** (labelled so in every output).
-    seed
-        Seed of the chain (0 picks a unique one) and of pdbfixer's added atoms.
-    temperature
-        Kelvin if a float.
-    frame_every
-        Steps between recorded frames.
-    strip_solvent
-        Remove waters and ions from the file instead of refusing it.
-    overwrite
-        Replace an existing ``out`` folder (otherwise refused).
-    progress
-        Show a progress bar with the time left on stderr.
-    threads
-        Torch threads for the model (process-wide); 1 is fastest where cores are shared.
-    platform
-        OpenMM platform; Reference is the fastest for small peptides on CPUs.
+    seed, temperature
+        Seed of the chain (0 picks a unique one) and of pdbfixer's added atoms; kelvin if a float.
+    strip_solvent, cap_termini
+        Remove waters and ions instead of refusing them; replace charged termini with ACE/NME caps
+        (a different molecule; by default the termini stay as the file has them).
+    progress, threads, platform
+        A progress bar on stderr; torch threads (process-wide); the OpenMM platform (Reference is
+        the fastest for small peptides on CPUs).
     hmc_interval
-        Steps between the integrator's hybrid Monte Carlo moves (0: none); by default the model's
-        recommendation (:attr:`ModelFile.integrator_settings`).
-    cap_termini
-        Replace charged termini with ACE/NME caps (a different molecule); by default the termini
-        stay as the file has them.
+        Steps between hybrid Monte Carlo moves (0: none); by default the model's recommendation.
     checkpoint_every_s
-        Seconds between checkpoints in ``out`` (also written when stopped and at the end).
+        Seconds between checkpoints in ``out`` (also written at the start, when stopped and at the end).
 
     Returns
     -------
     SamplingResult
-        ``interrupted`` if SIGINT or SIGTERM stopped the run: then its folder holds the partial
-        run and :func:`~openmm_timewarp.run.resume` continues it.
+        ``interrupted`` if SIGINT or SIGTERM stopped the run: its folder then holds the partial
+        run, and :func:`~openmm_timewarp.run.resume` continues it.
 
     Raises
     ------
@@ -171,15 +173,7 @@ def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000,
     """
     temperature_K = kelvin(temperature)
     check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s)
-    if hmc_interval is not None and hmc_interval < 0:
-        raise InputError(f"hmc_interval must be 0 (no hybrid Monte Carlo moves) or positive (got {hmc_interval})")
-    if threads < 1:
-        raise InputError(f"threads must be at least 1 (got {threads})")
     model_file = _open_model(model)
-    settings = dict(command="sample", input=os.path.abspath(os.fspath(pdb)), model=model_file.path or model_file.name,
-                    model_sha256=model_digest(model_file), steps=steps, frame_every=frame_every,
-                    temperature_K=temperature_K, seed=seed, explore=explore, strip_solvent=strip_solvent,
-                    cap_termini=cap_termini, platform=platform,
-                    hmc_interval=model_file.integrator_settings["hmc_interval"] if hmc_interval is None
-                    else hmc_interval)
+    settings = _settings(pdb, model_file, steps, frame_every, temperature_K, seed, explore, strip_solvent, cap_termini,
+                         platform, hmc_interval, threads)
     return run_sampling(settings, os.fspath(pdb), model_file, out, overwrite, progress, threads, checkpoint_every_s)
