@@ -131,7 +131,8 @@ def build_system(prepared: Prepared, source: str) -> openmm.System:
 def warn_domain(reasons: Sequence[str]) -> None:
     """Show each reason why a run lies outside its model's domain once, as a ModelDomainWarning."""
     for reason in reasons:
-        warnings.warn(reason, ModelDomainWarning, stacklevel=4)
+        # Attributed to the caller of sample() or resume(): warn_domain <- _chain <- run_sampling <- those.
+        warnings.warn(reason, ModelDomainWarning, stacklevel=5)
 
 
 class _Sink:
