@@ -83,7 +83,6 @@ def whole(walk, tmp_path_factory):
     return out
 
 
-@pytest.mark.slow
 def test_interrupted_sample_keeps_a_consistent_folder_and_resumes_bit_for_bit(walk, whole, tmp_path):
     out = str(tmp_path / "stopped")
     status, _, err = signal_after(start("sample", PDB, "--model", walk, "--steps", "4000", "--frame-every", "5",
@@ -108,7 +107,6 @@ def test_interrupted_sample_keeps_a_consistent_folder_and_resumes_bit_for_bit(wa
     assert resumed["populations"] == reference["populations"]
 
 
-@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(walk, whole, tmp_path):
     out = str(tmp_path / "killed")
     status, _, _ = signal_after(start("sample", PDB, "--model", walk, "--steps", "4000", "--frame-every", "5",
@@ -123,7 +121,6 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(walk, whole, tmp_path):
     assert open(os.path.join(out, "log.csv")).read() == open(os.path.join(whole, "log.csv")).read()
 
 
-@pytest.mark.slow
 def test_md_stops_on_sigterm_and_resumes(tmp_path):
     args = ("md", PDB, "--steps", "20000", "--frame-every", "20", "--seed", "4")
     whole = str(tmp_path / "whole")
