@@ -167,3 +167,22 @@ def test_run_without_a_folder_and_interrupted_through_the_api(walk, monkeypatch)
     monkeypatch.setattr(recording, "StopRequest", Stopped)
     result = sample(PDB, model=walk, steps=50, frame_every=5, seed=2)
     assert result.interrupted and result.trajectory.n_frames == 0 and result.summary["steps_done"] == 0
+
+
+def test_stop_request_restores_handlers_and_leaves_ignored_signals_ignored():
+    from openmm_timewarp.run.interrupt import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.requested == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert stop.requested is None
+    finally:
+        signal.signal(signal.SIGTERM, before)

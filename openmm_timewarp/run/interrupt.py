@@ -19,8 +19,9 @@ class StopRequest:
     """Within ``with StopRequest() as stop:``, SIGINT and SIGTERM set ``stop.requested`` (the signal's name).
 
     A second SIGINT raises ``KeyboardInterrupt`` as usual, for a user who will not wait for the step.
-    Outside the main thread Python cannot handle signals; there ``requested`` stays None and
-    signals act as they would without this object.
+    Outside the main thread Python cannot handle signals, and a signal the process ignores (as
+    ``nohup`` and shells' background jobs do) stays ignored; there signals act as they would
+    without this object.
     """
 
     def __init__(self) -> None:
@@ -35,7 +36,9 @@ class StopRequest:
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
             for sig in _SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                # A signal ignored on purpose (nohup, a shell's background job) stays ignored.
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
