@@ -113,6 +113,7 @@ def test_a_temperature_far_from_the_models_is_one_recorded_warning(walk, tmp_pat
     ("--hmc-interval", "-1", "hmc_interval must be 0"),
     ("--platform", "Quantum", "unknown OpenMM platform 'Quantum'"),
     ("--checkpoint-every", "0", "checkpoint interval must be positive"),
+    ("--seed", "3000000000", "fits in 32 bits"),
 ])
 def test_settings_the_integrator_would_reject_are_one_line(walk, tmp_path, capsys, option, value, words):
     out = tmp_path / "out"

@@ -80,7 +80,7 @@ def run_md(pdb: PathLike, steps: int = 100_000, out: Optional[PathLike] = None,
     temperature_K = kelvin(temperature)
     step_fs = _value_in(step_fs, unit.femtosecond)
     friction_per_ps = _value_in(friction_per_ps, unit.picosecond**-1)
-    check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s)
+    check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s, seed)
     if not step_fs > 0 or not friction_per_ps >= 0:
         raise InputError(f"need a positive time step and a friction >= 0 (got {step_fs:g} fs, {friction_per_ps:g}/ps)")
     settings = dict(command="md", input=os.path.abspath(os.fspath(pdb)), steps=steps, frame_every=frame_every,

@@ -97,7 +97,7 @@ def check_platform(name: str) -> None:
 
 
 def check_request(pdb: PathLike, out: Optional[PathLike], overwrite: bool, steps: int, frame_every: int,
-                  temperature_K: float, platform: str, checkpoint_every_s: float = 300.0) -> None:
+                  temperature_K: float, platform: str, checkpoint_every_s: float = 300.0, seed: int = 1) -> None:
     """Refuse a missing input, an existing output folder or a setting the integrators would reject.
 
     Cheap, and made before any slow set-up, so that every refusal is one
@@ -112,6 +112,8 @@ def check_request(pdb: PathLike, out: Optional[PathLike], overwrite: bool, steps
         raise InputError(f"need steps >= frame interval >= 1 (got {steps} steps, a frame every {frame_every})")
     if not (math.isfinite(temperature_K) and temperature_K > 0):
         raise InputError(f"temperature must be a positive number of kelvin (got {temperature_K:g})")
+    if not (isinstance(seed, numbers.Integral) and -2**31 <= seed < 2**31):
+        raise InputError(f"the seed must be a whole number that fits in 32 bits (got {seed})")
     if not checkpoint_every_s > 0:
         raise InputError(f"the checkpoint interval must be positive (got {checkpoint_every_s:g} s)")
     check_platform(platform)

@@ -172,7 +172,7 @@ def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000,
         ``out``, or a setting the integrator would reject.
     """
     temperature_K = kelvin(temperature)
-    check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s)
+    check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s, seed)
     model_file = _open_model(model)
     settings = _settings(pdb, model_file, steps, frame_every, temperature_K, seed, explore, strip_solvent, cap_termini,
                          platform, hmc_interval, threads)
