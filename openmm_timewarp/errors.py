@@ -1,7 +1,7 @@
 """The exceptions and warnings the library raises for its users' input."""
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelDomainWarning", "NonErgodicWarning"]
+__all__ = ["InputError", "ModelDomainWarning", "NonErgodicWarning", "SlowSystemWarning"]
 
 
 class InputError(ValueError):
@@ -12,9 +12,19 @@ class InputError(ValueError):
 
 
 class ModelDomainWarning(UserWarning):
-    """A molecule lies outside what the proposal model was trained for (sampling stays exact)."""
+    """A run lies outside what the proposal model was trained for: residues, peptide length,
+    termini or temperature.  Metropolis-Hastings keeps the sampling exact; the acceptance rate may drop.
+
+    Runs record each such warning in their summary; the command line prints it as one
+    ``warning:`` line.
+    """
 
 
 class NonErgodicWarning(UserWarning):
     """The integrator's settings leave coordinates that the model's moves never change: the chain
     samples a conditional distribution, not the Boltzmann distribution of the System."""
+
+
+class SlowSystemWarning(UserWarning):
+    """A System computes something much more slowly than an equivalent the package builds
+    (implicit solvent as a ``CustomGBForce``); the message names the faster construction."""

@@ -1,5 +1,8 @@
-"""From a user's PDB file to a checked, capped, protonated peptide ready for a System.
+"""From a user's PDB file to a checked, protonated peptide ready for a System.
 
+The peptide keeps the chemistry of the file: its termini stay as they are (charged NH3+/COO- if
+the file has no caps) unless the caller asks for ACE/NME caps (``cap_termini``).  pdbfixer adds
+missing heavy atoms and hydrogens; every atom added or removed is listed in :class:`Prepared`.
 Every refusal is an :class:`~openmm_timewarp.errors.InputError` whose message names the problem
 and, where there is one, the option or edit that fixes it.  Checks run on the file as read, before
 pdbfixer touches it, so that the message talks about the user's residues and not about atoms
@@ -12,7 +15,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from openmm import app, unit
@@ -22,7 +25,7 @@ from .errors import InputError
 from .model_file import ModelFile, ModelLike
 from .systems import THREE_TO_ONE, WATER_NAMES, place_atom
 
-__all__ = ["check_readable", "Prepared", "prepare_peptide"]
+__all__ = ["check_readable", "Prepared", "prepare_peptide", "domain_reasons", "BACKBONE_ATOMS"]
 
 PathLike = Union[str, os.PathLike]
 _ION_NAMES = {"NA", "CL", "K", "MG", "CA", "ZN", "LI", "RB", "CS", "F", "BR", "I", "MN", "FE",
@@ -30,16 +33,40 @@ _ION_NAMES = {"NA", "CL", "K", "MG", "CA", "ZN", "LI", "RB", "CS", "F", "BR", "I
 _TERMINAL_N_HYDROGENS = {"H1", "H2", "H3", "HN1", "HN2", "HN3", "HT1", "HT2", "HT3"}
 _TERMINAL_C_ATOMS = {"OXT", "HXT", "OT2", "OT1"}
 _MAX_PEPTIDE_BOND = 0.2  # nm; a C-N peptide bond is 0.133 nm, anything past 0.2 is a break
+#: Backbone atoms every amino acid of the file must have: pdbfixer would rebuild them with made-up
+#: geometry, so their absence is refused as an incomplete file.
+BACKBONE_ATOMS = ("N", "CA", "C")
 
 
 @dataclass
 class Prepared:
-    """A checked peptide: topology and positions (nm) after pdbfixer, and what was changed."""
+    """A checked peptide: topology and positions (nm) after pdbfixer, and what was changed.
+
+    Attributes
+    ----------
+    topology, positions
+        The completed peptide.
+    sequence : str
+        One-letter sequence of the residues between the caps (all residues if uncapped).
+    notes : list of str
+        What was changed, in words (caps, stripped solvent, atoms added or removed).
+    atoms_added, atoms_removed : dict
+        Residue label (as numbered in the file; caps as in the prepared peptide) -> atom names.
+    capped : bool
+        Whether both termini carry ACE/NME caps (from the file or ``cap_termini``).
+    domain_warnings : list of str
+        Given a model, why the peptide lies outside what the model was trained for (see
+        :func:`domain_reasons`); the runs show each as a :class:`~openmm_timewarp.errors.ModelDomainWarning`.
+    """
 
     topology: app.Topology
     positions: unit.Quantity
     sequence: str
     notes: List[str] = field(default_factory=list)
+    atoms_added: Dict[str, List[str]] = field(default_factory=dict)
+    atoms_removed: Dict[str, List[str]] = field(default_factory=dict)
+    capped: bool = True
+    domain_warnings: List[str] = field(default_factory=list)
 
 
 def check_readable(path: PathLike) -> None:
@@ -81,6 +108,12 @@ def _check_chain(topology: app.Topology, xyz: np.ndarray, path: str) -> None:
     if topology.getNumChains() != 1:
         raise InputError(f"{path}: {topology.getNumChains()} chains; give one peptide chain")
     residues = list(topology.residues())
+    for residue in residues:
+        names = {a.name for a in residue.atoms()}
+        lacking = [name for name in BACKBONE_ATOMS if name not in names]
+        if residue.name in THREE_TO_ONE and lacking:
+            raise InputError(f"{path}: {residue.name}{residue.id} has no backbone atom(s) {', '.join(lacking)}; "
+                             "the file looks incomplete (truncated?): give every residue its N, CA and C")
     for before, after in zip(residues[:-1], residues[1:]):
         c = next((a.index for a in before.atoms() if a.name == "C"), None)
         n = next((a.index for a in after.atoms() if a.name == "N"), None)
@@ -93,7 +126,7 @@ def _check_chain(topology: app.Topology, xyz: np.ndarray, path: str) -> None:
                              f"(C-N distance {distance:.2f} nm); sample each fragment separately")
 
 
-def _cap(modeller: app.Modeller, notes: List[str]) -> None:
+def _cap(modeller: app.Modeller, path: str, notes: List[str]) -> None:
     """Add the heavy atoms of ACE/NME caps to bare termini; pdbfixer adds their hydrogens."""
     residues = list(modeller.topology.residues())
     first, last = residues[0], residues[-1]
@@ -113,7 +146,8 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
 
     def at(residue: app.Residue, name: str) -> np.ndarray:
         if (residue.index, name) not in atoms:
-            raise InputError(f"cannot add a cap to {residue.name}{residue.id}: it has no backbone atom {name}")
+            raise InputError(f"{path}: cannot add a cap to {residue.name}{residue.id}: it has no backbone atom "
+                             f"{name}; the file looks incomplete (truncated?)")
         return xyz[atoms[(residue.index, name)].index]
 
     if first.name != "ACE":
@@ -124,7 +158,7 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
         add("CH3", "C", ace, place_atom(ca, n, c, 1.525, 116.2, 180.0))
         add("C", "C", ace, c)
         add("O", "O", ace, place_atom(ca, n, c, 1.231, 122.5, 0.0))
-        notes.append(f"added an ACE cap before {first.name}{first.id} (N-terminus was not capped)")
+        notes.append(f"added an ACE cap before {first.name}{first.id} (asked for by cap_termini)")
     for residue in old:
         new = topology.addResidue(residue.name, chain, residue.id, residue.insertionCode)
         for atom in residue.atoms():
@@ -136,7 +170,7 @@ def _cap(modeller: app.Modeller, notes: List[str]) -> None:
         nme = topology.addResidue("NME", chain)
         add("N", "N", nme, n)
         add("C", "C", nme, place_atom(ca, c, n, 1.458, 121.7, 180.0))
-        notes.append(f"added an NME cap after {last.name}{last.id} (C-terminus was not capped)")
+        notes.append(f"added an NME cap after {last.name}{last.id} (asked for by cap_termini)")
     topology.createStandardBonds()
     modeller.topology, modeller.positions = topology, unit.Quantity(np.array(positions), unit.angstrom)
 
@@ -168,34 +202,78 @@ def _remove_solvent(modeller: app.Modeller, path: str, strip_solvent: bool, note
     notes.append(f"removed {len(solvent)} water/ion residue(s) ({names})")
 
 
-def _complete(modeller: app.Modeller, path: str, ph: float, seed: int, notes: List[str]):
+def _complete(modeller: app.Modeller, path: str, ph: float, seed: int) -> Tuple[app.Topology, unit.Quantity]:
     """pdbfixer's missing atoms and hydrogens, through a temporary file (what pdbfixer reads)."""
     with tempfile.TemporaryDirectory() as tmp:
         capped = os.path.join(tmp, "capped.pdb")
         with open(capped, "w") as f:
             app.PDBFile.writeFile(modeller.topology, modeller.positions, f)
         try:
-            topology, positions = systems.load_pdb(capped, ph=ph, seed=seed)
+            from pdbfixer import PDBFixer
+
+            # The checks load_pdb makes ran on the file already; load_pdb itself would insist on caps.
+            return systems._complete(PDBFixer(filename=capped), ph, seed)
         except ValueError as error:
             raise InputError(f"{path}: {str(error).replace(capped, 'structure')}") from None
-    added = topology.getNumAtoms() - modeller.topology.getNumAtoms()
-    if added > 0:
-        notes.append(f"pdbfixer added {added} missing atom(s) and hydrogens at pH {ph:g}")
-    return topology, positions
 
 
-def _check_model(model: ModelFile, topology: app.Topology, sequence: str, path: str, notes: List[str]) -> None:
-    """Refuse a peptide the model does not support; note one outside its training domain."""
-    if len(sequence) > model.max_residues:
-        raise InputError(f"{path}: {len(sequence)} residues between the caps ({sequence}); the model "
-                         f"{model.name} supports at most {model.max_residues} (limit from {model.max_residues_source})")
-    model.check_elements([a.element.symbol for a in topology.atoms()], source=path)
-    notes += model.domain_warnings(sequence)
+def _atom_changes(before: app.Topology, after: app.Topology, caps: Tuple[bool, bool]
+                  ) -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
+    """Atoms added and removed per residue, between the file's peptide and the prepared one.
+
+    ``caps`` says whether an ACE (first) and an NME (last) were added, so that the residues of the
+    file line up with the prepared ones; the file's residues keep the file's numbering.
+    """
+    old, new = list(before.residues()), list(after.residues())
+    new_caps = ([new[0]] if caps[0] else []) + ([new[-1]] if caps[1] else [])
+    matched = new[int(caps[0]):len(new) - int(caps[1])]
+    added = {f"{r.name}{r.id}": [a.name for a in r.atoms()] for r in new_caps}
+    removed = {}
+    for was, now in zip(old, matched):
+        was_names, now_names = [a.name for a in was.atoms()], [a.name for a in now.atoms()]
+        label = f"{was.name}{was.id}"
+        plus, minus = [n for n in now_names if n not in was_names], [n for n in was_names if n not in now_names]
+        if plus:
+            added[label] = plus
+        if minus:
+            removed[label] = minus
+    return added, removed
+
+
+def _listed_atoms(atoms: Dict[str, List[str]]) -> str:
+    return f"{sum(map(len, atoms.values()))} atom(s): " + "; ".join(f"{label} {' '.join(names)}"
+                                                                  for label, names in atoms.items())
+
+
+def domain_reasons(model: ModelFile, sequence: str, capped: bool = True,
+                   temperature_K: Optional[float] = None) -> List[str]:
+    """Why a peptide and a temperature lie outside what ``model`` was trained for (empty if inside).
+
+    One rule for every way into a run: residues and length unseen in training
+    (:meth:`ModelFile.domain_warnings`), more residues than the model's limit
+    (:attr:`ModelFile.max_residues`), uncapped termini (the models are trained on ACE/NME-capped
+    peptides) and a temperature more than 1 K from the training temperature.
+    """
+    reasons = model.domain_warnings(sequence)
+    longest = max((len(s) for s in model.trained_sequences), default=0)
+    # The training-length reason above already covers a peptide longer than every training sequence.
+    if len(sequence) > model.max_residues and not (longest and len(sequence) > longest):
+        reasons.append(f"{sequence} has {len(sequence)} residues; the model {model.name} is meant for at most "
+                       f"{model.max_residues} (limit from {model.max_residues_source}): expect a low acceptance rate")
+    if not capped:
+        reasons.append(f"the peptide has charged (uncapped) termini; the model {model.name} was trained on ACE/NME-"
+                       "capped peptides: expect a low acceptance rate, or pass --cap-termini (cap_termini=True) to "
+                       "sample the capped peptide instead (a different molecule)")
+    if temperature_K is not None and abs(temperature_K - model.temperature_K) > 1.0:
+        reasons.append(f"the run samples at {temperature_K:g} K; the model {model.name} was trained at "
+                       f"{model.temperature_K:g} K: Metropolis-Hastings targets {temperature_K:g} K exactly, "
+                       "but expect a lower acceptance rate")
+    return reasons
 
 
 def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_solvent: bool = False,
-                    ph: float = 7.0, seed: int = 0) -> Prepared:
-    """Check a PDB file and complete it with pdbfixer (missing atoms, hydrogens, caps).
+                    ph: float = 7.0, seed: int = 0, cap_termini: bool = False) -> Prepared:
+    """Check a PDB file and complete it with pdbfixer (missing atoms and hydrogens).
 
     Parameters
     ----------
@@ -203,35 +281,50 @@ def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_sol
         The PDB file: one chain of standard amino acids, capped or not.
     model
         The proposal model (a :class:`~openmm_timewarp.model_file.ModelFile`, a shipped name or a
-        path), for its elements, its peptide-size limit and its training domain; None for plain MD.
+        path), for its elements and its training domain; None for plain MD.
     strip_solvent
         Remove waters and ions instead of refusing them.
     ph
         pH of the added hydrogens.
     seed
         Seed of pdbfixer's placement of missing atoms.
+    cap_termini
+        Replace charged termini with ACE/NME caps (a different molecule, the one the shipped models
+        were trained on).  Without it the termini stay as the file has them.
 
     Returns
     -------
     Prepared
-        Its ``notes`` say what was changed and, given a model, why the peptide lies outside the
-        model's training domain (sampling stays exact; proposals may be poor).
+        Its ``notes``, ``atoms_added`` and ``atoms_removed`` say what was changed; given a model,
+        its ``domain_warnings`` say why the peptide lies outside the model's training domain
+        (sampling stays exact; proposals may be poor).
 
     Raises
     ------
     InputError
         For an unreadable file, NaN coordinates, solvent (without ``strip_solvent``), ligands or
-        non-standard residues, several chains, chain breaks, unknown elements, or a peptide larger
-        than the model supports.
+        non-standard residues, several chains, chain breaks, missing backbone atoms (an incomplete
+        file), or elements unknown to the model.
     """
     path = os.fspath(path)
     pdb = _read_atoms(path)
     modeller, notes = app.Modeller(pdb.topology, pdb.positions), []
     _remove_solvent(modeller, path, strip_solvent, notes)
     _check_chain(modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), path)
-    _cap(modeller, notes)
-    topology, positions = _complete(modeller, path, ph, seed, notes)
-    sequence = systems.sequence_of(topology)
+    before = modeller.topology
+    residues = list(before.residues())
+    caps = (False, False)
+    if cap_termini:
+        caps = (residues[0].name != "ACE", residues[-1].name != "NME")
+        _cap(modeller, path, notes)
+    topology, positions = _complete(modeller, path, ph, seed)
+    added, removed = _atom_changes(before, topology, caps)
+    notes += [f"{verb} {_listed_atoms(atoms)}" for verb, atoms in (("added", added), ("removed", removed)) if atoms]
+    final = list(topology.residues())
+    prepared = Prepared(topology, positions, systems.sequence_of(topology), notes, added, removed,
+                        capped=final[0].name == "ACE" and final[-1].name == "NME")
     if model is not None:
-        _check_model(ModelFile.open(model), topology, sequence, path, notes)
-    return Prepared(topology, positions, sequence, notes)
+        model = ModelFile.open(model)
+        model.check_elements([a.element.symbol for a in topology.atoms()], source=path)
+        prepared.domain_warnings = domain_reasons(model, prepared.sequence, prepared.capped)
+    return prepared

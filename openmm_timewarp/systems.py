@@ -37,6 +37,8 @@ __all__ = [
     "inverted_centers",
     "sequence_of",
     "thermalize",
+    "slow_path_reason",
+    "warn_if_slow",
 ]
 
 ONE_TO_THREE = {
@@ -175,8 +177,8 @@ def peptide_from_sequence(sequence: str, phi: float = -150.0, psi: float = 150.0
     return _complete(PDBFixer(pdbfile=io.StringIO(pdb)), ph, seed)
 
 
-def _check_residues(topology: app.Topology, source: str) -> None:
-    """Refuse anything but one capped chain of standard amino acids."""
+def _check_residues(topology: app.Topology, source: str, require_caps: bool = True) -> None:
+    """Refuse anything but one chain of standard amino acids, capped unless not ``require_caps``."""
     names = [r.name for r in topology.residues()]
     water = sorted({n for n in names if n in WATER_NAMES})
     if water:
@@ -191,8 +193,9 @@ def _check_residues(topology: app.Topology, source: str) -> None:
                          "the caps ACE/NME are supported")
     if topology.getNumChains() != 1:
         raise ValueError(f"{source}: {topology.getNumChains()} chains; exactly one peptide is supported")
-    if len(names) < 3 or names[0] != "ACE" or names[-1] != "NME" or \
-            any(n in CAPS for n in names[1:-1]):
+    if any(n in CAPS for n in names[1:-1]):
+        raise ValueError(f"{source}: a cap ({', '.join(n for n in names[1:-1] if n in CAPS)}) inside the chain")
+    if require_caps and (len(names) < 3 or names[0] != "ACE" or names[-1] != "NME"):
         raise ValueError(f"{source}: residues {names[0]}...{names[-1]}: the peptide must be capped "
                          "as ACE-...-NME")
 
@@ -248,7 +251,8 @@ def create_system(topology: app.Topology,
     Parameters
     ----------
     topology : openmm.app.Topology
-        A capped peptide, e.g. from :func:`peptide_from_sequence` or :func:`load_pdb`.
+        A peptide, e.g. from :func:`peptide_from_sequence` or :func:`load_pdb`: capped, or with
+        the charged termini amber14 has templates for.
     hydrogen_mass : float or openmm.unit.Quantity, optional
         Hydrogen mass repartitioning (amu if a float), e.g. 4 for data generation.  Masses do
         not change the configurational Boltzmann distribution, only the kinetics.
@@ -265,9 +269,9 @@ def create_system(topology: app.Topology,
     Raises
     ------
     ValueError
-        If the topology is not a single capped peptide of standard residues or is periodic.
+        If the topology is not a single peptide of standard residues or is periodic.
     """
-    _check_residues(topology, "topology")
+    _check_residues(topology, "topology", require_caps=False)
     if topology.getPeriodicBoxVectors() is not None:
         raise ValueError("periodic topologies are not supported: implicit solvent, NoCutoff only")
     forcefield = _forcefield()
@@ -330,6 +334,7 @@ def thermalize(system: openmm.System, positions, temperature: Union[float, unit.
     openmm.unit.Quantity
         The final positions, nm.
     """
+    warn_if_slow(system)  # a user's System: its chain will be slow too, and there is a fast equivalent
     kelvin = _as_float(temperature, unit.kelvin)
     integrator = openmm.LangevinMiddleIntegrator(kelvin * unit.kelvin, 1.0 / unit.picosecond, 1.0 * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
@@ -339,3 +344,38 @@ def thermalize(system: openmm.System, positions, temperature: Union[float, unit.
     context.setVelocitiesToTemperature(kelvin * unit.kelvin, seed)
     integrator.step(int(round(picoseconds * 1000)))
     return context.getState(getPositions=True).getPositions(asNumpy=True)
+
+
+_SLOW_SOLVENT = ("the System computes implicit solvent with a CustomGBForce (as ForceField('amber14-all.xml', "
+                 "'implicit/obc2.xml') builds it), 10-30x slower per energy than OpenMM's built-in GBSAOBCForce; "
+                 "for amber14 + OBC2, openmm_timewarp.systems.create_system(topology) builds the same model on the "
+                 "fast path (energies agree to 1e-4 kJ/mol)")
+_told_slow = False
+
+
+def slow_path_reason(system: openmm.System) -> Optional[str]:
+    """Why ``system`` is on a slow path the package has a fast equivalent for, or None.
+
+    Today one case: implicit solvent as a ``CustomGBForce`` (``implicit/obc2.xml``) instead of the
+    built-in ``GBSAOBCForce`` that :func:`create_system` uses.
+    """
+    if any(isinstance(force, openmm.CustomGBForce) for force in system.getForces()):
+        return _SLOW_SOLVENT
+    return None
+
+
+def warn_if_slow(system: openmm.System, stacklevel: int = 2) -> bool:
+    """Warn (:class:`~openmm_timewarp.errors.SlowSystemWarning`, once per process) if ``system`` is on a slow path.
+
+    Returns whether it is, warned or not.
+    """
+    import warnings
+
+    from .errors import SlowSystemWarning
+
+    global _told_slow
+    reason = slow_path_reason(system)
+    if reason is not None and not _told_slow:
+        _told_slow = True
+        warnings.warn(reason, SlowSystemWarning, stacklevel=stacklevel + 1)
+    return reason is not None

@@ -170,6 +170,30 @@ def test_compare_two_runs(sample_run, md_run, tmp_path, capsys):
     shutil.copy(os.path.join(md_run[0], "summary.json"), half)
     assert main(["compare", sample_run[0], str(half), "--out", str(tmp_path / "other.png")]) == 2
     assert f"{half}: not a run folder of openmm-timewarp sample or md (no trajectory.dcd)" in capsys.readouterr().err
+    # mdtraj's DCD plugin prints from C (to fd 1 here, fd 2 elsewhere): silenced on both.
+    assert "dcdplugin" not in done.stdout + done.stderr and done.stderr == "", done.stderr
+
+
+def test_compare_writes_beside_the_first_run_and_refuses_other_distributions(sample_run, model, tmp_path, capsys):
+    first = tmp_path / "first"
+    shutil.copytree(sample_run[0], first)
+    done = cli("compare", str(first), sample_run[0])
+    assert done.returncode == 0, done.stderr
+    name = f"first-vs-{os.path.basename(sample_run[0])}"
+    assert (tmp_path / f"{name}.png").is_file() and (tmp_path / f"{name}.txt").is_file()
+    assert not os.path.exists(os.path.join(os.path.dirname(PDB), f"{name}.png"))  # not the working folder
+    hot = tmp_path / "hot"
+    assert main(["sample", PDB, "--model", model, "--steps", "20", "--frame-every", "2", "--temperature", "400",
+                 "--out", str(hot), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(first), str(hot), "--out", str(tmp_path / "c.png")]) == 2
+    assert "different temperatures (310 K vs 400 K)" in capsys.readouterr().err
+    assert main(["compare", str(first), str(hot), "--out", str(tmp_path / "c.png"), "--allow-mismatch"]) == 0
+    summary = json.load(open(hot / "summary.json"))
+    summary["force_field"] = "amber99sb + obc2.xml"
+    json.dump(summary, open(hot / "summary.json", "w"))
+    assert main(["compare", str(first), str(hot), "--out", str(tmp_path / "d.png")]) == 2
+    assert "force fields" in capsys.readouterr().err
 
 
 def test_models_describes_a_model_file(model):
@@ -256,8 +280,6 @@ def bad_inputs(tmp_path) -> dict:
         "no element": (str(tmp_path / "noelement.pdb"), "unknown element for atom(s) ALA2:QQ1"),
         "chain break": (write_pdb(tmp_path / "break.pdb", broken.topology, broken.positions),
                         "chain break between ALA2 and ALA4"),
-        "too large": (write_pdb(tmp_path / "big.pdb", *systems.peptide_from_sequence("AAAAA")),
-                      "5 residues between the caps (AAAAA); the model walk.pt supports at most 4"),
     }
 
 
@@ -285,7 +307,7 @@ def test_strip_solvent_and_add_caps(model, tmp_path, capsys):
     assert main(["sample", solvated, "--model", model, "--out", str(out), "--steps", "20", "--no-progress"]) == 2
     assert "--strip-solvent" in capsys.readouterr().err
     assert main(["sample", solvated, "--model", model, "--out", str(out), "--steps", "20", "--no-progress",
-                 "--strip-solvent"]) == 0
+                 "--strip-solvent", "--cap-termini"]) == 0
     summary = json.load(open(out / "summary.json"))
     assert any("removed 2 water/ion residue(s) (HOH, NA)" in n for n in summary["notes"])
     assert any("added an ACE cap before ALA" in n for n in summary["notes"])
@@ -381,9 +403,9 @@ def test_a_model_trained_on_other_sequences_is_flagged(model, tmp_path):
     topology, positions = systems.peptide_from_sequence("G")
     path = write_pdb(tmp_path / "gly.pdb", topology, positions)
     walk = ModelFile.open(model)
-    notes = prepare_peptide(path, dataclasses.replace(walk, metadata={"sequences": ["A"]})).notes
-    assert any("residue(s) G of G occur in none of the sequences walk.pt was trained on (A)" in note
-               for note in notes), notes
+    reasons = prepare_peptide(path, dataclasses.replace(walk, metadata={"sequences": ["A"]})).domain_warnings
+    assert any("residue(s) G of G occur in none of the sequences walk.pt was trained on (A)" in reason
+               for reason in reasons), reasons
     trained = dataclasses.replace(walk, metadata={"sequences": ["A", "G"]})
-    assert not any("trained on" in note for note in prepare_peptide(path, trained).notes)
-    assert not any("trained on" in note for note in prepare_peptide(path, None).notes)
+    assert prepare_peptide(path, trained).domain_warnings == []
+    assert prepare_peptide(path, None).domain_warnings == []

@@ -1,14 +1,16 @@
 """``openmm-timewarp md INPUT.pdb``: the plain-MD baseline on the very same System.
 
-The run is :func:`openmm_timewarp.run.run_md`.
+The run is :func:`openmm_timewarp.run.run_md`, continued by :func:`openmm_timewarp.run.resume`.
 """
 from __future__ import annotations
 
 import argparse
 
-from .sample import add_run_options, report
+from .sample import add_run_options, check_resume, report, run_options
 
 __all__ = ["add_parsers"]
+
+_DEFAULTS = dict(steps=100_000, frame_every=1000, temperature=310.0, seed=1, out="md-run", platform="Reference")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -16,20 +18,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "md", help="plain Langevin MD on the same System (the baseline)",
         description="Prepare INPUT.pdb exactly as 'sample' does and run LangevinMiddleIntegrator MD on the same "
-                    "System (no constraints), writing the same files.")
-    add_run_options(parser, steps=100_000, frame_every=1000, out="md-run")
-    parser.add_argument("--step-fs", type=float, default=1.0,
-                        help="time step, fs (default 1; the System has no constraints, keep it <= 2)")
-    parser.add_argument("--friction", type=float, default=1.0, help="friction, 1/ps (default 1)")
+                    "System (no constraints), writing the same files. Ctrl-C stops the run cleanly (exit status "
+                    "130); --resume continues it.")
+    add_run_options(parser, _DEFAULTS)
+    parser.add_argument("--step-fs", type=float, help="time step, fs (default 1; the System has no constraints, "
+                        "keep it <= 2)")
+    parser.add_argument("--friction", type=float, help="friction, 1/ps (default 1)")
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..run import run_md
+    from ..run import resume, run_md
 
-    result = run_md(args.input, steps=args.steps, out=args.out, step_fs=args.step_fs, friction_per_ps=args.friction,
-                    seed=args.seed, temperature=args.temperature, frame_every=args.frame_every,
-                    strip_solvent=args.strip_solvent, overwrite=args.overwrite, progress=args.progress,
-                    platform=args.platform)
-    report(result)
-    return 0
+    if args.resume is not None:
+        check_resume(args)
+        return report(resume(args.resume, progress=args.progress, checkpoint_every_s=args.checkpoint_every * 60.0,
+                             command="md"))
+    result = run_md(args.input, step_fs=1.0 if args.step_fs is None else args.step_fs,
+                    friction_per_ps=1.0 if args.friction is None else args.friction, **run_options(args, _DEFAULTS))
+    return report(result)

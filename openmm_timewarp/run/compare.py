@@ -8,6 +8,7 @@ wall time, and the basin populations with their error bars.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -18,7 +19,8 @@ from ..analysis import (BASIN_NAMES, backbone_dihedrals, ess_report, jensen_shan
 from ..errors import InputError
 from .folder import load_run
 
-__all__ = ["compare_runs", "comparison_table", "plot_comparison", "write_comparison"]
+__all__ = ["check_comparable", "compare_runs", "comparison_table", "default_output", "plot_comparison",
+           "write_comparison"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -39,7 +41,30 @@ def _label(folder: str, summary: Dict) -> str:
     return f"{os.path.basename(os.path.normpath(folder))} [{kind}]"
 
 
-def compare_runs(folder_a: PathLike, folder_b: PathLike) -> Dict:
+def check_comparable(sa: Dict, sb: Dict, atoms_a: int, atoms_b: int, allow_mismatch: bool = False) -> None:
+    """Refuse two runs whose distributions differ by construction; warn about different models.
+
+    Different peptides (sequence, termini, atoms) are always refused; different temperatures
+    or force fields unless ``allow_mismatch``.  Different models are what a comparison may be
+    for: a :class:`UserWarning` and a line in the table say so.
+    """
+    if atoms_a != atoms_b or sa["sequence"] != sb["sequence"] or sa.get("termini") != sb.get("termini"):
+        raise InputError(f"the runs hold different peptides ({sa['sequence']}, {sa.get('termini', 'caps')}, {atoms_a} "
+                         f"atoms vs {sb['sequence']}, {sb.get('termini', 'caps')}, {atoms_b} atoms)")
+    mismatched = []
+    if abs(sa["temperature_K"] - sb["temperature_K"]) > 0.5:
+        mismatched.append(f"temperatures ({sa['temperature_K']:g} K vs {sb['temperature_K']:g} K)")
+    if sa.get("force_field") != sb.get("force_field"):
+        fields = (s.get("force_field", "unrecorded") for s in (sa, sb))
+        mismatched.append("force fields ({} vs {})".format(*fields))
+    if mismatched and not allow_mismatch:
+        raise InputError(f"the runs sample different distributions: different {' and '.join(mismatched)}; pass "
+                         "--allow-mismatch (allow_mismatch=True) to compare them anyway")
+    if sa.get("model") and sb.get("model") and sa.get("model_path") != sb.get("model_path"):
+        warnings.warn(f"the runs use different models ({sa['model']} vs {sb['model']})", UserWarning, stacklevel=3)
+
+
+def compare_runs(folder_a: PathLike, folder_b: PathLike, allow_mismatch: bool = False) -> Dict:
     """Statistics of two run folders; see the module docstring.
 
     Returns
@@ -52,13 +77,11 @@ def compare_runs(folder_a: PathLike, folder_b: PathLike) -> Dict:
     Raises
     ------
     InputError
-        If a folder is not a run folder, or the runs hold different peptides.
+        If a folder is not a run folder, or the runs are not comparable (:func:`check_comparable`).
     """
     runs = [load_run(folder) for folder in (folder_a, folder_b)]
     (sa, ta), (sb, tb) = runs
-    if ta.n_atoms != tb.n_atoms or sa["sequence"] != sb["sequence"]:
-        raise InputError(f"the runs hold different peptides ({sa['sequence']}, {ta.n_atoms} atoms vs "
-                         f"{sb['sequence']}, {tb.n_atoms} atoms)")
+    check_comparable(sa, sb, ta.n_atoms, tb.n_atoms, allow_mismatch)
     result: Dict = dict(labels=[_label(f, s) for f, (s, _) in zip((folder_a, folder_b), runs)],
                         summaries=[sa, sb], residues=sa["residues"], histograms=[], ess=[], ess_per_s=[],
                         jsd_reference=[])
@@ -109,6 +132,12 @@ def comparison_table(result: Dict) -> str:
         lines.append("note: an exploration-mode run is BIASED; its populations and JSD are not Boltzmann statistics")
     if abs(sa["temperature_K"] - sb["temperature_K"]) > 0.5:
         lines.append("note: the runs are at different temperatures")
+    if sa.get("force_field") != sb.get("force_field"):
+        lines.append("note: the runs use different force fields")
+    if sa.get("model") and sb.get("model") and sa.get("model_path") != sb.get("model_path"):
+        lines.append(f"note: the runs use different models ({sa['model']} vs {sb['model']})")
+    if any(s.get("status") == "interrupted" for s in (sa, sb)):
+        lines.append("note: an interrupted run's statistics are those of its partial run")
     return "\n".join(lines) + "\n"
 
 
@@ -160,9 +189,17 @@ def plot_comparison(result: Dict, path: PathLike) -> None:
     plt.close(fig)
 
 
-def write_comparison(folder_a: PathLike, folder_b: PathLike, out: PathLike = "comparison.png",
-                     overwrite: bool = False) -> Tuple[Dict, str, List[str]]:
+def default_output(folder_a: PathLike, folder_b: PathLike) -> str:
+    """Where ``compare`` writes by default: ``A-vs-B.png`` beside the first run's folder."""
+    a, b = (os.path.abspath(os.path.normpath(os.fspath(f))) for f in (folder_a, folder_b))
+    return os.path.join(os.path.dirname(a), f"{os.path.basename(a)}-vs-{os.path.basename(b)}.png")
+
+
+def write_comparison(folder_a: PathLike, folder_b: PathLike, out: Optional[PathLike] = None,
+                     overwrite: bool = False, allow_mismatch: bool = False) -> Tuple[Dict, str, List[str]]:
     """Compare two run folders and write the plot to ``out`` and the table beside it (``.txt``).
+
+    ``out`` defaults to :func:`default_output` (beside the first run, not the working folder).
 
     Returns
     -------
@@ -174,12 +211,12 @@ def write_comparison(folder_a: PathLike, folder_b: PathLike, out: PathLike = "co
     InputError
         If an output file exists and not ``overwrite`` (checked first), or as :func:`compare_runs`.
     """
-    out = os.fspath(out)
+    out = default_output(folder_a, folder_b) if out is None else os.fspath(out)
     text_path = os.path.splitext(out)[0] + ".txt"
     existing = [p for p in (out, text_path) if os.path.exists(p)]
     if existing and not overwrite:
         raise InputError(f"{', '.join(existing)} exist(s); choose another --out or pass --overwrite")
-    result = compare_runs(folder_a, folder_b)
+    result = compare_runs(folder_a, folder_b, allow_mismatch)
     table = comparison_table(result)
     with open(text_path, "w") as f:
         f.write(table)

@@ -1,16 +1,18 @@
-"""The folder a run writes: trajectory, log, plots, populations and summaries.
+"""The folder a run writes: trajectory, log, checkpoint, plots, populations and summaries.
 
 A run folder holds ``topology.pdb`` (the minimized start, the topology of the trajectory),
-``trajectory.dcd``, ``log.csv``, ``ramachandran_<residue>.png`` per residue, ``populations.csv``,
-``summary.txt`` and ``summary.json``.  :func:`load_run` reads one back (``compare`` does).
+``trajectory.dcd`` and ``log.csv`` (written as the frames come), ``checkpoint.zip`` (what
+``--resume`` continues from), and at the end, or when the run is stopped,
+``ramachandran_<residue>.png`` per residue, ``populations.csv``, ``summary.txt`` and
+``summary.json``.  :func:`load_run` reads one back (``compare`` does).
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
-import shutil
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import mdtraj as md
 import numpy as np
@@ -18,9 +20,13 @@ import numpy as np
 from ..analysis import plot_free_energy
 from ..errors import InputError
 
-__all__ = ["check_folder", "write_run", "load_run", "summary_text"]
+__all__ = ["FILE_NAMES", "check_folder", "write_results", "load_run", "summary_text"]
 
 PathLike = Union[str, os.PathLike]
+#: The files of every run folder, by role (plots come on top, one per residue).
+FILE_NAMES = {"topology": "topology.pdb", "trajectory": "trajectory.dcd", "log": "log.csv",
+              "checkpoint": "checkpoint.zip", "populations": "populations.csv", "summary_txt": "summary.txt",
+              "summary_json": "summary.json"}
 
 
 def check_folder(out: PathLike, overwrite: bool) -> None:
@@ -37,20 +43,51 @@ def check_folder(out: PathLike, overwrite: bool) -> None:
         raise InputError(f"{out} exists and is not a folder; --overwrite replaces only output folders")
 
 
-def _write_log(path: str, columns: Sequence[str], rows: Sequence[Sequence[float]]) -> None:
+def _write_csv(path: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(rows)
 
 
+def _population_lines(summary: Dict) -> List[str]:
+    lines = []
+    for label, pops in zip(summary["residues"], summary["populations"]):
+        if pops:
+            lines.append(f"basin populations of {label} (standard error from the indicator ESS):")
+        for name, (p, e) in pops.items():
+            # A basin the run never entered has no error estimate: say so instead of "+- nan".
+            if math.isfinite(e):
+                lines.append(f"  {name:8s} {p:.4f} +- {e:.4f}")
+            else:
+                lines.append(f"  {name:8s} " + (f"{p:.4f} (too few samples for an error bar)" if p > 0
+                                                else "0 (never visited)"))
+    if not summary["residues"]:
+        lines.append("no residue has both backbone dihedrals (phi and psi): no basin populations")
+    elif not summary["n_frames"]:
+        lines.append("no frames recorded: no basin populations")
+    return lines
+
+
+def _progress_line(summary: Dict) -> str:
+    if summary.get("status") != "interrupted":
+        return ""
+    command = "sample" if summary["command"] == "sample" else "md"
+    return (f"INTERRUPTED ({summary.get('interrupted_by', 'stopped')}) after {summary['steps_done']} of "
+            f"{summary['steps']} steps: the statistics are those of the partial run; continue it with "
+            f"'openmm-timewarp {command} --resume {summary.get('folder', 'FOLDER')}'")
+
+
 def summary_text(summary: Dict) -> str:
     """The human-readable ``summary.txt`` of a run's summary (as in ``summary.json``)."""
     lines = [f"openmm-timewarp {summary['command']}: {summary['input']} ({summary['sequence']}, "
-             f"{summary['n_atoms']} atoms) at {summary['temperature_K']:g} K"]
+             f"{summary['n_atoms']} atoms, termini: {summary.get('termini', 'ACE/NME caps')}) at "
+             f"{summary['temperature_K']:g} K"]
+    lines += [line for line in [_progress_line(summary)] if line]
     if summary.get("biased"):
         lines.append("EXPLORATION MODE: proposals accepted without Metropolis-Hastings; the frames are BIASED "
                      "and the populations below are NOT Boltzmann populations.")
+    lines += [f"warning: {warning}" for warning in summary.get("domain_warnings", [])]
     lines += [f"note: {note}" for note in summary["notes"]]
     if summary["command"] == "sample":
         lines.append(f"model {summary['model']} (lag {summary['lag_time_ps']:g} ps)")
@@ -58,62 +95,51 @@ def summary_text(summary: Dict) -> str:
                      f"{summary['num_proposed']} proposals)")
     else:
         lines.append(f"Langevin MD, step {summary['step_fs']:g} fs, friction {summary['friction_per_ps']:g}/ps")
-    lines.append(f"{summary['steps']} steps ({summary['simulated_time_ps']:g} ps), {summary['n_frames']} frames "
-                 f"every {summary['frame_every']} steps, sampling wall time {summary['wall_time_s']:.2f} s")
-    for label, pops in zip(summary["residues"], summary["populations"]):
-        lines.append(f"basin populations of {label} (standard error from the indicator ESS):")
-        lines += [f"  {name:8s} {p:.4f} +- {e:.4f}" for name, (p, e) in pops.items()]
-    return "\n".join(lines) + "\n"
+    lines.append(f"{summary.get('steps_done', summary['steps'])} steps ({summary['simulated_time_ps']:g} ps), "
+                 f"{summary['n_frames']} frames every {summary['frame_every']} steps, sampling wall time "
+                 f"{summary['wall_time_s']:.2f} s")
+    return "\n".join(lines + _population_lines(summary)) + "\n"
 
 
-def write_run(out: PathLike, overwrite: bool, start: md.Trajectory, trajectory: md.Trajectory, phi: np.ndarray,
-              psi: np.ndarray, log_columns: Sequence[str], log_rows: Sequence[Sequence[float]], summary: Dict,
-              title: str) -> Dict[str, str]:
-    """Write every file of a run folder and return file role -> path.
+def write_results(out: PathLike, trajectory: md.Trajectory, phi: np.ndarray, psi: np.ndarray, summary: Dict,
+                  title: str) -> Dict[str, str]:
+    """Write the statistics files of a run folder whose frames and log are written; returns file role -> path.
 
     Parameters
     ----------
     out
-        The folder; an existing one is replaced only with ``overwrite`` (see :func:`check_folder`).
-    start
-        The minimized starting structure, written as the trajectory's topology file.
+        The run folder.
     trajectory
-        The recorded frames.
+        Every recorded frame.
     phi, psi
         The trajectory's backbone dihedrals, degrees, shape (n_frames, n_residues).
-    log_columns, log_rows
-        The ``log.csv`` table, one row per frame.
     summary
         The run's settings and statistics, ``residues``, ``populations``, ``temperature_K`` and
-        the keys of :func:`summary_text` included; this adds ``files`` to it.
+        the keys of :func:`summary_text` included; this adds ``files`` and ``folder`` to it.
     title
         Names the run in the plots' titles.
     """
     out = os.fspath(out)
-    check_folder(out, overwrite)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-    files = {"topology": os.path.join(out, "topology.pdb"), "trajectory": os.path.join(out, "trajectory.dcd"),
-             "log": os.path.join(out, "log.csv"), "populations": os.path.join(out, "populations.csv"),
-             "summary_txt": os.path.join(out, "summary.txt"), "summary_json": os.path.join(out, "summary.json")}
-    start.save_pdb(files["topology"])
-    trajectory.save_dcd(files["trajectory"])
-    _write_log(files["log"], log_columns, log_rows)
+    files = {role: os.path.join(out, name) for role, name in FILE_NAMES.items()}
     labels = summary["residues"]
-    for r, label in enumerate(labels):
+    for r, label in enumerate(labels if trajectory.n_frames else ()):
         files[f"ramachandran_{label}"] = os.path.join(out, f"ramachandran_{label}.png")
         plot_free_energy(files[f"ramachandran_{label}"], phi[:, r], psi[:, r], temperature=summary["temperature_K"],
                          title=f"{label}: {title}, {trajectory.n_frames} frames")
-    _write_log(files["populations"], ["residue", "basin", "population", "standard_error"],
+    _write_csv(files["populations"], ["residue", "basin", "population", "standard_error"],
                [[label, name, p, e] for label, pops in zip(labels, summary["populations"])
                 for name, (p, e) in pops.items()])
     summary["files"] = {k: os.path.basename(v) for k, v in files.items()}
-    with open(files["summary_txt"], "w") as f:
-        f.write(summary_text(summary))
-    with open(files["summary_json"], "w") as f:
-        json.dump(summary, f, indent=1)
+    summary["folder"] = os.path.abspath(out)
+    _atomic_write(files["summary_txt"], summary_text(summary))
+    _atomic_write(files["summary_json"], json.dumps(summary, indent=1))
     return files
+
+
+def _atomic_write(path: str, text: str) -> None:
+    with open(path + ".partial", "w") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
 
 
 def load_run(folder: PathLike) -> Tuple[Dict, md.Trajectory]:
@@ -124,11 +150,17 @@ def load_run(folder: PathLike) -> Tuple[Dict, md.Trajectory]:
     InputError
         If ``folder`` is not a run folder.
     """
+    from .writer import load_frames
+
     folder = os.fspath(folder)
     for name in ("summary.json", "trajectory.dcd", "topology.pdb"):
         if not os.path.isfile(os.path.join(folder, name)):
-            raise InputError(f"{folder}: not a run folder of openmm-timewarp sample or md (no {name})")
+            unfinished = name == "summary.json" and os.path.isfile(os.path.join(folder, FILE_NAMES["checkpoint"]))
+            raise InputError(f"{folder}: " + (
+                "an unfinished run (still running, or killed): continue it with 'openmm-timewarp sample --resume "
+                f"{folder}' (or md --resume)" if unfinished
+                else f"not a run folder of openmm-timewarp sample or md (no {name})"))
     with open(os.path.join(folder, "summary.json")) as f:
         summary = json.load(f)
-    trajectory = md.load_dcd(os.path.join(folder, "trajectory.dcd"), top=os.path.join(folder, "topology.pdb"))
+    trajectory = load_frames(os.path.join(folder, "trajectory.dcd"), os.path.join(folder, "topology.pdb"))
     return summary, trajectory

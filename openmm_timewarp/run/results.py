@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import mdtraj as md
 import numpy as np
 
 from ..analysis import basin_populations
 
-__all__ = ["RunResult", "SamplingResult", "MDResult", "residue_labels", "residue_populations"]
+__all__ = ["RunResult", "SamplingResult", "MDResult", "residue_labels", "residue_dihedrals", "residue_populations"]
 
 
 @dataclass
@@ -35,6 +35,9 @@ class RunResult:
         File role -> path of what was written; empty without ``out``.
     summary : dict
         Everything above that fits in JSON, plus the settings (as in ``summary.json``).
+    interrupted : bool
+        Whether the run was stopped (SIGINT, SIGTERM) before its last step: the frames and
+        statistics are those of the partial run, and ``resume`` continues it from its folder.
     """
 
     trajectory: md.Trajectory
@@ -46,6 +49,7 @@ class RunResult:
     notes: List[str]
     files: Dict[str, str]
     summary: Dict
+    interrupted: bool = False
 
 
 @dataclass
@@ -71,6 +75,33 @@ def residue_labels(topology: md.Topology) -> List[str]:
 
 
 def residue_populations(phi: np.ndarray, psi: np.ndarray) -> List[Dict[str, List[float]]]:
-    """Per residue: basin name -> [population, standard error] (lists, so that JSON keeps them)."""
+    """Per residue: basin name -> [population, standard error] (lists, so that JSON keeps them).
+
+    Empty dicts for a run without frames, which has no populations.
+    """
+    if phi.shape[0] == 0:
+        return [{} for _ in range(phi.shape[1])]
     return [{name: [p, e] for name, (p, e) in basin_populations(phi[:, r], psi[:, r]).items()}
             for r in range(phi.shape[1])]
+
+
+def residue_dihedrals(trajectory: md.Trajectory) -> Tuple[List[str], np.ndarray, np.ndarray]:
+    """Labels, phi and psi (degrees, in [-180, 180)) of the residues that have both dihedrals.
+
+    For a capped peptide these are the residues between the caps (as
+    :func:`~openmm_timewarp.analysis.backbone_dihedrals` computes them); with charged termini the
+    first residue has no phi and the last no psi, so they are left out.
+    """
+    top = trajectory.topology
+    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
+    # A phi's second atom (N) and a psi's first (N) belong to the residue the angle describes.
+    phi_of = {top.atom(int(q[1])).residue.index: q for q in md.compute_phi(dummy)[0]}
+    psi_of = {top.atom(int(q[0])).residue.index: q for q in md.compute_psi(dummy)[0]}
+    both = [r for r in top.residues if r.index in phi_of and r.index in psi_of]
+    angles = []
+    for table in (phi_of, psi_of):
+        indices = np.array([table[r.index] for r in both], dtype=np.int64).reshape(-1, 4)
+        degrees = np.degrees(md.compute_dihedrals(trajectory, indices, periodic=False)) if len(both) else \
+            np.zeros((trajectory.n_frames, 0))
+        angles.append((degrees + 180.0) % 360.0 - 180.0)
+    return [f"{r.name}{r.resSeq}" for r in both], angles[0], angles[1]

@@ -6,18 +6,22 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import Optional, Union
+import warnings
+from typing import Dict, Optional, Tuple, Union
 
 import openmm
 from openmm import app, unit
 
-from ..errors import InputError
+from ..errors import InputError, ModelDomainWarning
 from ..integrator import TimewarpIntegrator
 from ..model_file import DEFAULT_MODEL, ModelFile, ModelLike
-from ..peptide import prepare_peptide
-from ..systems import create_system, thermalize
-from .recording import base_summary, check_request, finish, kelvin, record
+from ..peptide import domain_reasons, prepare_peptide
+from ..systems import thermalize
+from .checkpoint import Checkpoint
+from .recording import (Chain, base_summary, build_system, check_request, finish, kelvin, record,
+                        warn_domain)
 from .results import SamplingResult
 
 __all__ = ["sample"]
@@ -37,29 +41,97 @@ def _open_model(model: ModelLike) -> ModelFile:
         raise
 
 
-def _integrator(model: ModelFile, topology: app.Topology, temperature_K: float, explore: bool, seed: int,
-                hmc_interval: Optional[int]) -> TimewarpIntegrator:
+def model_digest(model: ModelFile) -> str:
+    """SHA-256 of the model's bytes: a resumed run must use the very same model."""
+    return hashlib.sha256(model.data).hexdigest()
+
+
+def _integrator(model: ModelFile, topology: app.Topology, settings: Dict) -> TimewarpIntegrator:
     """The integrator, with the model's recommended hybrid Monte Carlo settings where not overridden."""
-    settings = model.integrator_settings
-    # The ModelFile is path-like, so the integrator takes it whether it reads ModelFiles or paths; the
-    # settings are passed explicitly so that the run records and uses the same ones either way.
-    # prepare_peptide has noted the domain warnings already, hence warn_outside_domain=False.
-    return TimewarpIntegrator(model, topology, temperature_K, metropolis_hastings=not explore, random_seed=seed,
-                              hmc_interval=settings["hmc_interval"] if hmc_interval is None else hmc_interval,
-                              hmc_steps=settings["hmc_steps"],
-                              hmc_step_size=settings["hmc_step_size_ps"] * unit.picosecond,
-                              warn_outside_domain=False)
+    recommended = model.integrator_settings
+    # Domain and temperature are reported by the run (domain_reasons) as ModelDomainWarnings, once:
+    # the integrator's own warnings about them are dropped, any other is passed on.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        integrator = TimewarpIntegrator(
+            model, topology, settings["temperature_K"], metropolis_hastings=not settings["explore"],
+            random_seed=settings["seed"], hmc_interval=settings["hmc_interval"],
+            hmc_steps=recommended["hmc_steps"], hmc_step_size=recommended["hmc_step_size_ps"] * unit.picosecond,
+            warn_outside_domain=False)
+    for warning in caught:
+        if not (issubclass(warning.category, ModelDomainWarning) or "trained at" in str(warning.message)):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return integrator
+
+
+def _chain(settings: Dict, pdb: str, model: ModelFile, fresh: bool) -> Tuple[Chain, TimewarpIntegrator]:
+    """Prepare the peptide, build System, integrator and Simulation; thermalize a fresh run."""
+    prepared = prepare_peptide(pdb, model, strip_solvent=settings["strip_solvent"], seed=settings["seed"],
+                               cap_termini=settings["cap_termini"])
+    prepared.domain_warnings = domain_reasons(model, prepared.sequence, prepared.capped, settings["temperature_K"])
+    warn_domain(prepared.domain_warnings)
+    system = build_system(prepared, settings["input"])
+    integrator = _integrator(model, prepared.topology, settings)
+    simulation = app.Simulation(prepared.topology, system, integrator,
+                                openmm.Platform.getPlatformByName(settings["platform"]))
+    if fresh:
+        # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
+        simulation.context.setPositions(thermalize(system, prepared.positions, settings["temperature_K"],
+                                                   seed=settings["seed"]))
+    explore = settings["explore"]
+    chain = Chain(prepared, simulation, _LOG_COLUMNS, lambda state: round(integrator.getAcceptanceRate(), 6),
+                  settings, "timewarp" + (" (explore)" if explore else ""),
+                  "Timewarp exploration (BIASED)" if explore else "Timewarp MH")
+    return chain, integrator
+
+
+def run_sampling(settings: Dict, pdb: str, model: ModelFile, out: Optional[PathLike], overwrite: bool,
+                 progress: bool, threads: int, checkpoint_every_s: float,
+                 resumed: Optional[Checkpoint] = None) -> SamplingResult:
+    """Run (or, given its checkpoint, continue) the sampling that ``settings`` describe; see :func:`sample`."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with open(pdb, "rb") as f:
+        input_pdb = f.read()
+    chain, integrator = _chain(settings, pdb, model, fresh=resumed is None)
+    recording = record(chain, out, overwrite, progress, checkpoint_every_s, resumed, input_pdb)
+    summary = base_summary(settings, chain.prepared)
+    summary.update(hmc_interval=integrator.getHMCInterval(),
+                   hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6), model=model.name,
+                   model_path=model.path, lag_time_ps=model.lag_time_ps, model_temperature_K=model.temperature_K,
+                   mode="exploration" if settings["explore"] else "metropolis-hastings")
+    return finish(SamplingResult, chain, recording, summary, out, model.lag_time_ps,
+                  acceptance=integrator.getAcceptanceRate(), num_accepted=integrator.getNumAccepted(),
+                  num_proposed=integrator.getNumProposed(), biased=settings["explore"])
+
+
+def _settings(pdb: PathLike, model: ModelFile, steps: int, frame_every: int, temperature_K: float, seed: int,
+              explore: bool, strip_solvent: bool, cap_termini: bool, platform: str, hmc_interval: Optional[int],
+              threads: int) -> Dict:
+    """The settings of a new sampling run, checked: what its checkpoint keeps for ``resume``."""
+    if hmc_interval is not None and hmc_interval < 0:
+        raise InputError(f"hmc_interval must be 0 (no hybrid Monte Carlo moves) or positive (got {hmc_interval})")
+    if threads < 1:
+        raise InputError(f"threads must be at least 1 (got {threads})")
+    return dict(command="sample", input=os.path.abspath(os.fspath(pdb)), model=model.path or model.name,
+                model_sha256=model_digest(model), steps=steps, frame_every=frame_every, temperature_K=temperature_K,
+                seed=seed, explore=explore, strip_solvent=strip_solvent, cap_termini=cap_termini, platform=platform,
+                hmc_interval=model.integrator_settings["hmc_interval"] if hmc_interval is None else hmc_interval)
 
 
 def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000, out: Optional[PathLike] = None,
            explore: bool = False, seed: int = 1, temperature: Union[float, unit.Quantity] = 310.0,
            frame_every: int = 10, strip_solvent: bool = False, overwrite: bool = False, progress: bool = False,
-           threads: int = 1, platform: str = "Reference", hmc_interval: Optional[int] = None) -> SamplingResult:
+           threads: int = 1, platform: str = "Reference", hmc_interval: Optional[int] = None,
+           cap_termini: bool = False, checkpoint_every_s: float = 300.0) -> SamplingResult:
     """Sample a peptide from a PDB file with a Timewarp model and Metropolis-Hastings.
 
     Prepare the file (:func:`~openmm_timewarp.peptide.prepare_peptide`), build the reference System
     (amber14 + OBC2, no constraints: :func:`~openmm_timewarp.systems.create_system`), minimize and
-    thermalize it, and run a :class:`~openmm_timewarp.TimewarpIntegrator` chain.
+    thermalize it, and run a :class:`~openmm_timewarp.TimewarpIntegrator` chain.  A peptide or
+    temperature outside the model's training gets a :class:`~openmm_timewarp.errors.ModelDomainWarning`
+    per reason (recorded in the summary's ``domain_warnings``).
 
     Parameters
     ----------
@@ -67,61 +139,41 @@ def sample(pdb: PathLike, model: ModelLike = DEFAULT_MODEL, steps: int = 10_000,
         PDB file of one peptide chain; see :func:`~openmm_timewarp.peptide.prepare_peptide`.
     model
         Shipped model name, model file, or an open :class:`~openmm_timewarp.model_file.ModelFile`.
-    steps
-        Metropolis-Hastings steps (proposals); each advances the time by the model's lag.
-    out
-        Folder for the output files (:mod:`openmm_timewarp.run.folder`); nothing is written if None.
+    steps, frame_every
+        Metropolis-Hastings steps (each advances the time by the model's lag); steps between frames.
+    out, overwrite
+        Folder for the output files (:mod:`openmm_timewarp.run.folder`), written as the run goes
+        (nothing is written if None); replace an existing one only with ``overwrite``.
     explore
         Exploration mode: no Metropolis-Hastings, fast but **biased** (labelled so in every output).
-    seed
-        Seed of the chain (0 picks a unique one) and of pdbfixer's added atoms.
-    temperature
-        Kelvin if a float.
-    frame_every
-        Steps between recorded frames.
-    strip_solvent
-        Remove waters and ions from the file instead of refusing it.
-    overwrite
-        Replace an existing ``out`` folder (otherwise refused).
-    progress
-        Show a progress bar with the time left on stderr.
-    threads
-        Torch threads for the model (process-wide); 1 is fastest where cores are shared.
-    platform
-        OpenMM platform; Reference is the fastest for small peptides on CPUs.
+    seed, temperature
+        Seed of the chain (0 picks a unique one) and of pdbfixer's added atoms; kelvin if a float.
+    strip_solvent, cap_termini
+        Remove waters and ions instead of refusing them; replace charged termini with ACE/NME caps
+        (a different molecule; by default the termini stay as the file has them).
+    progress, threads, platform
+        A progress bar on stderr; torch threads (process-wide); the OpenMM platform (Reference is
+        the fastest for small peptides on CPUs).
     hmc_interval
-        Steps between the integrator's hybrid Monte Carlo moves (0: none); by default the model's
-        recommendation (:attr:`ModelFile.integrator_settings`).
+        Steps between hybrid Monte Carlo moves (0: none); by default the model's recommendation.
+    checkpoint_every_s
+        Seconds between checkpoints in ``out`` (also written at the start, when stopped and at the end).
+
+    Returns
+    -------
+    SamplingResult
+        ``interrupted`` if SIGINT or SIGTERM stopped the run: its folder then holds the partial
+        run, and :func:`~openmm_timewarp.run.resume` continues it.
 
     Raises
     ------
     InputError
         For a missing or unreadable model, a refused input (see ``prepare_peptide``), an existing
-        ``out`` or bad counts.
+        ``out``, or a setting the integrator would reject.
     """
-    import torch
-
     temperature_K = kelvin(temperature)
-    check_request(pdb, out, overwrite, steps, frame_every)
+    check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s, seed)
     model_file = _open_model(model)
-    torch.set_num_threads(threads)
-    prepared = prepare_peptide(pdb, model_file, strip_solvent=strip_solvent, seed=seed)
-    system = create_system(prepared.topology)
-    integrator = _integrator(model_file, prepared.topology, temperature_K, explore, seed, hmc_interval)
-    simulation = app.Simulation(prepared.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
-    # Minimize and give bonds and angles their thermal spread with 2 ps of MD (see systems.thermalize).
-    simulation.context.setPositions(thermalize(system, prepared.positions, temperature_K, seed=seed))
-    recording = record(simulation, steps, frame_every, _LOG_COLUMNS,
-                       lambda state: round(integrator.getAcceptanceRate(), 6), progress,
-                       "timewarp" + (" (explore)" if explore else ""))
-    summary = base_summary("sample", pdb, prepared, temperature_K, seed, steps, frame_every, model_file.lag_time_ps,
-                           platform)
-    summary.update(hmc_interval=integrator.getHMCInterval(),
-                   hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6), model=model_file.name,
-                   model_path=model_file.path, lag_time_ps=model_file.lag_time_ps,
-                   model_temperature_K=model_file.temperature_K,
-                   mode="exploration" if explore else "metropolis-hastings")
-    title = "Timewarp exploration (BIASED)" if explore else "Timewarp MH"
-    return finish(SamplingResult, prepared.topology, recording, prepared.notes, summary, out, overwrite, title,
-                  acceptance=integrator.getAcceptanceRate(), num_accepted=integrator.getNumAccepted(),
-                  num_proposed=integrator.getNumProposed(), biased=explore)
+    settings = _settings(pdb, model_file, steps, frame_every, temperature_K, seed, explore, strip_solvent, cap_termini,
+                         platform, hmc_interval, threads)
+    return run_sampling(settings, os.fspath(pdb), model_file, out, overwrite, progress, threads, checkpoint_every_s)
