@@ -44,17 +44,20 @@ def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
     return symbols
 
 
-def _warn_outside_domain(model_file: ModelFile, topology: app.Topology) -> None:
-    """Warn (:class:`ModelDomainWarning`) when the peptide lies outside the model's training domain."""
+def _warn_outside_domain(model_file: ModelFile, topology: Union[app.Topology, Sequence[str]], kelvin: float) -> None:
+    """Warn (:class:`ModelDomainWarning`) when the peptide or the temperature lies outside the
+    model's training domain (:meth:`ModelFile.domain_warnings`)."""
     from .systems import sequence_of
 
-    try:
-        sequence = sequence_of(topology)
-    except KeyError:  # a residue without a one-letter code: not a peptide the models' domains describe
-        return
-    if not sequence:
-        return  # no residues between caps: nothing to compare
-    for message in model_file.domain_warnings(sequence):
+    sequence, capped = "", True
+    if isinstance(topology, app.Topology):
+        residues = [r.name for r in topology.residues()]
+        try:
+            sequence = sequence_of(topology)
+        except KeyError:  # a residue without a one-letter code: not a peptide the models' domains describe
+            pass
+        capped = bool(residues) and residues[0] == "ACE" and residues[-1] == "NME"
+    for message in model_file.domain_warnings(sequence, capped, kelvin):
         warnings.warn(message, ModelDomainWarning, stacklevel=3)
 
 
@@ -121,7 +124,8 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
         default the C-alpha atoms of the topology's amino acids.
     warn_outside_domain
         Warn (:class:`~openmm_timewarp.errors.ModelDomainWarning`) when ``topology`` is a peptide
-        outside what the model was trained for; callers that report it otherwise pass False.
+        outside what the model was trained for, or ``temperature`` is more than 1 K from the
+        model's (:meth:`ModelFile.domain_warnings`); callers that report it otherwise pass False.
 
     Raises
     ------
@@ -154,12 +158,23 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
             chiral_centers = find_chiral_centers(topology)
         for center in chiral_centers or ():
             self.addChiralCenter(*center)
-        if warn_outside_domain and isinstance(topology, app.Topology):
-            _warn_outside_domain(model_file, topology)
-        trained_at = model_file.temperature_K
-        if abs(trained_at - kelvin) > 1.0:
-            warnings.warn(f"the model was trained at {trained_at:g} K but samples at {kelvin:g} K: Metropolis-Hastings "
-                          "still targets the requested temperature, but acceptance may be low", stacklevel=2)
+        if warn_outside_domain:
+            _warn_outside_domain(model_file, topology, kelvin)
+
+    def step(self, steps: int) -> None:
+        """Take ``steps`` Metropolis-Hastings steps (see :meth:`openmm.Integrator.step`).
+
+        The first call on a Context whose System computes implicit solvent with a
+        ``CustomGBForce`` warns once (:class:`~openmm_timewarp.errors.SlowSystemWarning`) and names
+        the fast equivalent.
+        """
+        if not getattr(self, "_system_checked", False):
+            self._system_checked = True
+            if self.getSystemHasCustomGBForce():
+                from .systems import warn_slow_once
+
+                warn_slow_once(stacklevel=3)
+        super().step(steps)
 
     def _apply_hmc_settings(self, model_file: ModelFile, interval: Optional[int], steps: Optional[int],
                             step_size: Optional[Time]) -> None:

@@ -228,11 +228,41 @@ class ModelFile:
                     integrator_settings=self.integrator_settings,
                     needs_fast_coordinate_moves=self.needs_fast_coordinate_moves, provenance=self.provenance)
 
-    def domain_warnings(self, sequence: str) -> List[str]:
-        """Reasons why a peptide (one-letter sequence between the caps) lies outside the training domain."""
+    def domain_warnings(self, sequence: str, capped: bool = True, temperature_K: Optional[float] = None) -> List[str]:
+        """Why a peptide and a temperature lie outside what the model was trained for (empty if inside).
+
+        One rule for every way into a chain (peptide preparation, runs, the integrator): residues
+        and lengths unseen in training (:func:`openmm_timewarp.domain.domain_warnings`), more
+        residues than :attr:`max_residues`, uncapped termini (the models are trained on
+        ACE/NME-capped peptides) and a temperature more than 1 K from the training temperature.
+
+        Parameters
+        ----------
+        sequence
+            One-letter sequence between the caps; empty to check the temperature alone.
+        capped
+            Whether the peptide has ACE/NME caps.
+        temperature_K
+            The sampling temperature; None to leave it out.
+        """
         from .domain import domain_warnings
 
-        return domain_warnings(sequence, self.trained_sequences, self.name)
+        reasons = domain_warnings(sequence, self.trained_sequences, self.name) if sequence else []
+        longest = max((len(s) for s in self.trained_sequences), default=0)
+        # The training-length reason above already covers a peptide longer than every training sequence.
+        if len(sequence) > self.max_residues and not (longest and len(sequence) > longest):
+            reasons.append(f"{sequence} has {len(sequence)} residues; the model {self.name} is meant for at most "
+                           f"{self.max_residues} (limit from {self.max_residues_source}): expect a low acceptance "
+                           "rate")
+        if sequence and not capped:
+            reasons.append(f"the peptide has charged (uncapped) termini; the model {self.name} was trained on ACE/NME-"
+                           "capped peptides: expect a low acceptance rate, or pass --cap-termini (cap_termini=True) "
+                           "to sample the capped peptide instead (a different molecule)")
+        if temperature_K is not None and abs(temperature_K - self.temperature_K) > 1.0:
+            reasons.append(f"the run samples at {temperature_K:g} K; the model {self.name} was trained at "
+                           f"{self.temperature_K:g} K: Metropolis-Hastings targets {temperature_K:g} K exactly, "
+                           "but expect a lower acceptance rate")
+        return reasons
 
     def check_elements(self, symbols: Sequence[str], source: str = "the System") -> None:
         """Refuse element symbols the model does not know (an :class:`InputError` naming them)."""

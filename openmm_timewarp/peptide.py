@@ -25,7 +25,7 @@ from .errors import InputError
 from .model_file import ModelFile, ModelLike
 from .systems import THREE_TO_ONE, WATER_NAMES, place_atom
 
-__all__ = ["check_readable", "Prepared", "prepare_peptide", "domain_reasons", "BACKBONE_ATOMS"]
+__all__ = ["check_readable", "Prepared", "prepare_peptide", "BACKBONE_ATOMS"]
 
 PathLike = Union[str, os.PathLike]
 _ION_NAMES = {"NA", "CL", "K", "MG", "CA", "ZN", "LI", "RB", "CS", "F", "BR", "I", "MN", "FE",
@@ -56,7 +56,7 @@ class Prepared:
         Whether both termini carry ACE/NME caps (from the file or ``cap_termini``).
     domain_warnings : list of str
         Given a model, why the peptide lies outside what the model was trained for (see
-        :func:`domain_reasons`); the runs show each as a :class:`~openmm_timewarp.errors.ModelDomainWarning`.
+        :meth:`~openmm_timewarp.model_file.ModelFile.domain_warnings`); the runs show each as a :class:`~openmm_timewarp.errors.ModelDomainWarning`.
     """
 
     topology: app.Topology
@@ -245,32 +245,6 @@ def _listed_atoms(atoms: Dict[str, List[str]]) -> str:
                                                                   for label, names in atoms.items())
 
 
-def domain_reasons(model: ModelFile, sequence: str, capped: bool = True,
-                   temperature_K: Optional[float] = None) -> List[str]:
-    """Why a peptide and a temperature lie outside what ``model`` was trained for (empty if inside).
-
-    One rule for every way into a run: residues and length unseen in training
-    (:meth:`ModelFile.domain_warnings`), more residues than the model's limit
-    (:attr:`ModelFile.max_residues`), uncapped termini (the models are trained on ACE/NME-capped
-    peptides) and a temperature more than 1 K from the training temperature.
-    """
-    reasons = model.domain_warnings(sequence)
-    longest = max((len(s) for s in model.trained_sequences), default=0)
-    # The training-length reason above already covers a peptide longer than every training sequence.
-    if len(sequence) > model.max_residues and not (longest and len(sequence) > longest):
-        reasons.append(f"{sequence} has {len(sequence)} residues; the model {model.name} is meant for at most "
-                       f"{model.max_residues} (limit from {model.max_residues_source}): expect a low acceptance rate")
-    if not capped:
-        reasons.append(f"the peptide has charged (uncapped) termini; the model {model.name} was trained on ACE/NME-"
-                       "capped peptides: expect a low acceptance rate, or pass --cap-termini (cap_termini=True) to "
-                       "sample the capped peptide instead (a different molecule)")
-    if temperature_K is not None and abs(temperature_K - model.temperature_K) > 1.0:
-        reasons.append(f"the run samples at {temperature_K:g} K; the model {model.name} was trained at "
-                       f"{model.temperature_K:g} K: Metropolis-Hastings targets {temperature_K:g} K exactly, "
-                       "but expect a lower acceptance rate")
-    return reasons
-
-
 def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_solvent: bool = False,
                     ph: float = 7.0, seed: int = 0, cap_termini: bool = False) -> Prepared:
     """Check a PDB file and complete it with pdbfixer (missing atoms and hydrogens).
@@ -326,5 +300,5 @@ def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_sol
     if model is not None:
         model = ModelFile.open(model)
         model.check_elements([a.element.symbol for a in topology.atoms()], source=path)
-        prepared.domain_warnings = domain_reasons(model, prepared.sequence, prepared.capped)
+        prepared.domain_warnings = model.domain_warnings(prepared.sequence, prepared.capped)
     return prepared

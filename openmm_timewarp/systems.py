@@ -346,7 +346,7 @@ def thermalize(system: openmm.System, positions, temperature: Union[float, unit.
     return context.getState(getPositions=True).getPositions(asNumpy=True)
 
 
-_SLOW_SOLVENT = ("the System computes implicit solvent with a CustomGBForce (as ForceField('amber14-all.xml', "
+SLOW_SOLVENT_ADVICE = ("the System computes implicit solvent with a CustomGBForce (as ForceField('amber14-all.xml', "
                  "'implicit/obc2.xml') builds it), 10-30x slower per energy than OpenMM's built-in GBSAOBCForce; "
                  "for amber14 + OBC2, openmm_timewarp.systems.create_system(topology) builds the same model on the "
                  "fast path (energies agree to 1e-4 kJ/mol)")
@@ -360,7 +360,7 @@ def slow_path_reason(system: openmm.System) -> Optional[str]:
     built-in ``GBSAOBCForce`` that :func:`create_system` uses.
     """
     if any(isinstance(force, openmm.CustomGBForce) for force in system.getForces()):
-        return _SLOW_SOLVENT
+        return SLOW_SOLVENT_ADVICE
     return None
 
 
@@ -369,13 +369,19 @@ def warn_if_slow(system: openmm.System, stacklevel: int = 2) -> bool:
 
     Returns whether it is, warned or not.
     """
+    reason = slow_path_reason(system)
+    if reason is not None:
+        warn_slow_once(reason, stacklevel + 1)
+    return reason is not None
+
+
+def warn_slow_once(reason: str = SLOW_SOLVENT_ADVICE, stacklevel: int = 2) -> None:
+    """Warn (:class:`~openmm_timewarp.errors.SlowSystemWarning`) of a slow path, once per process."""
     import warnings
 
     from .errors import SlowSystemWarning
 
     global _told_slow
-    reason = slow_path_reason(system)
-    if reason is not None and not _told_slow:
+    if not _told_slow:
         _told_slow = True
         warnings.warn(reason, SlowSystemWarning, stacklevel=stacklevel + 1)
-    return reason is not None

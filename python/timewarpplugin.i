@@ -134,6 +134,7 @@ public:
     int getModelRecommendedHMCSteps() const;
     double getModelRecommendedHMCStepSize() const;
     bool getModelNeedsFastCoordinateMoves() const;
+    bool getSystemHasCustomGBForce() const;
     virtual void step(int steps);
 
     %extend {

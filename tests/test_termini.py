@@ -153,3 +153,25 @@ def test_the_slow_implicit_solvent_is_named_once_with_its_fix():
         assert systems.warn_if_slow(slow) and systems.warn_if_slow(slow)
         systems.thermalize(slow, app.PDBFile(PDB).positions, picoseconds=0.01)
     assert [w.category for w in caught] == [SlowSystemWarning]
+
+
+def test_an_ordinary_script_on_the_slow_implicit_solvent_is_told_once_by_the_integrator():
+    """A user's own System from implicit/obc2.xml gets the advice at its first step, once; the
+    project's System (built-in GBSAOBCForce) gets none."""
+    import openmm as mm
+
+    from openmm_timewarp import TimewarpIntegrator
+
+    pdb = app.PDBFile(PDB)
+    slow = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff)
+    for system, expected in ((systems.create_system(pdb.topology), []), (slow, [SlowSystemWarning])):
+        systems._told_slow = False
+        integrator = TimewarpIntegrator("dipeptides", pdb.topology, random_seed=1)
+        context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
+        context.setPositions(pdb.positions)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            integrator.step(2)
+            integrator.step(2)
+        assert [w.category for w in caught] == expected
+        assert integrator.getSystemHasCustomGBForce() == bool(expected)

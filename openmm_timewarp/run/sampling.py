@@ -17,7 +17,7 @@ from openmm import app, unit
 from ..errors import InputError, ModelDomainWarning
 from ..integrator import TimewarpIntegrator
 from ..model_file import DEFAULT_MODEL, ModelFile, ModelLike
-from ..peptide import domain_reasons, prepare_peptide
+from ..peptide import prepare_peptide
 from ..systems import thermalize
 from .checkpoint import Checkpoint
 from .recording import (Chain, base_summary, build_system, check_request, finish, kelvin, record,
@@ -68,7 +68,7 @@ def _chain(settings: Dict, pdb: str, model: ModelFile, fresh: bool) -> Tuple[Cha
     """Prepare the peptide, build System, integrator and Simulation; thermalize a fresh run."""
     prepared = prepare_peptide(pdb, model, strip_solvent=settings["strip_solvent"], seed=settings["seed"],
                                cap_termini=settings["cap_termini"])
-    prepared.domain_warnings = domain_reasons(model, prepared.sequence, prepared.capped, settings["temperature_K"])
+    prepared.domain_warnings = model.domain_warnings(prepared.sequence, prepared.capped, settings["temperature_K"])
     warn_domain(prepared.domain_warnings)
     system = build_system(prepared, settings["input"])
     integrator = _integrator(model, prepared.topology, settings)

@@ -2,6 +2,7 @@
 #include "ProposalModel.h"
 #include "TimewarpKernels.h"
 #include "openmm/Context.h"
+#include "openmm/CustomGBForce.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include <algorithm>
@@ -23,7 +24,7 @@ TimewarpIntegrator::TimewarpIntegrator(const string& modelFile, const vector<str
 TimewarpIntegrator::TimewarpIntegrator(const string& modelData, const vector<string>& elements, double temperature,
                                        const string& modelFile) :
         modelFile(modelFile), modelData(modelData), elements(elements), explorationThreshold(300.0), metropolisHastings(true),
-        adaptiveBatchSize(true), proposalsPerBatch(256), randomNumberSeed(0) {
+        adaptiveBatchSize(true), systemHasCustomGB(false), proposalsPerBatch(256), randomNumberSeed(0) {
     setTemperature(temperature);
     loadModel();
 }
@@ -206,6 +207,10 @@ void TimewarpIntegrator::initialize(ContextImpl& contextRef) {
         if (system.getParticleMass(i) <= 0)
             fail("particle " + to_string(i) + " has no mass; massless particles are not supported");
     }
+    systemHasCustomGB = false;
+    for (int i = 0; i < system.getNumForces(); i++)
+        if (dynamic_cast<const CustomGBForce*>(&system.getForce(i)) != NULL)
+            systemHasCustomGB = true;
     if (metropolisHastings && !model->hasDensity())
         fail("the model " + modelSource() + " has no tractable density, so it can only be used in exploration mode (Metropolis-Hastings off)");
     context = &contextRef;
