@@ -210,6 +210,18 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     def __getstate__(self) -> str:
         return XmlSerializer.serialize(self)
 
+    @classmethod
+    def deserialize(cls, xml: str) -> "TimewarpIntegrator":
+        """The integrator an XML string of ``XmlSerializer.serialize`` describes, as this class.
+
+        ``openmm.XmlSerializer.deserialize`` returns it typed as a plain ``openmm.Integrator``
+        (OpenMM's Python layer knows only its own classes); this gives the full Python class.
+        The model travels inside the XML, so its file need not exist.
+        """
+        restored = cls.__new__(cls)
+        restored.__setstate__(xml)
+        return restored
+
     def __setstate__(self, xml: str) -> None:
         restored = _plugin.TimewarpIntegrator._deserialize(xml)
         restored.thisown = False  # ownership of the C++ object passes to self

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import io
 import pickle
 
@@ -103,7 +104,7 @@ def test_same_seed_same_chain_different_seed_different_chain(drift_model):
     assert not np.array_equal(chain(4), chain(5))
 
 
-@pytest.mark.filterwarnings("ignore:the model was trained")
+@pytest.mark.filterwarnings("ignore:the run samples at")
 def test_deepcopy_pickle_and_xml(drift_model):
     integrator = TimewarpIntegrator(drift_model, ["Ar"] * 2, 310.0 * unit.kelvin, random_seed=3, proposals_per_batch=32,
                                     adaptive_batch_size=False, metropolis_hastings=False,
@@ -129,6 +130,9 @@ def test_deepcopy_pickle_and_xml(drift_model):
     restored = mm.XmlSerializer.deserialize(xml)
     assert TimewarpIntegrator.isinstance(restored)
     assert TimewarpIntegrator.cast(restored).getProposalsPerBatch() == 32
+    typed = TimewarpIntegrator.deserialize(xml)
+    assert isinstance(typed, TimewarpIntegrator) and typed.getProposalsPerBatch() == 32
+    assert typed.getModelData() == integrator.getModelData()
 
 
 def test_statistics_and_reset(drift_model, platform):
@@ -254,3 +258,27 @@ def test_context_get_integrator_can_be_cast(drift_model):
     context = mm.Context(harmonic_system(1), integrator)
     assert TimewarpIntegrator.cast(context.getIntegrator()).getModelFile() == drift_model
     assert not TimewarpIntegrator.isinstance(mm.VerletIntegrator(0.001))
+
+
+def test_cpu_platform_restart_is_bit_for_bit_with_one_thread():
+    """OpenMM's CPU platform sums forces in an order that varies between runs when it uses several
+    threads; with Threads=1 a checkpoint restart of a peptide chain (HMC moves included) is exact."""
+    from openmm_timewarp import systems
+
+    pdb = app.PDBFile(os.path.join(os.path.dirname(__file__), "..", "examples", "data", "ace-ala-nme.pdb"))
+    system = systems.create_system(pdb.topology)
+
+    def chain():
+        integrator = TimewarpIntegrator("dipeptides", pdb.topology, random_seed=3, warn_outside_domain=False)
+        return integrator, mm.Context(system, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+
+    integrator, context = chain()
+    context.setPositions(pdb.positions)
+    integrator.step(60)
+    checkpoint = context.createCheckpoint()
+    integrator.step(120)
+    expected = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+    integrator, context = chain()
+    context.loadCheckpoint(checkpoint)
+    integrator.step(120)
+    np.testing.assert_array_equal(context.getState(getPositions=True).getPositions(asNumpy=True)._value, expected)
