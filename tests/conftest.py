@@ -8,20 +8,39 @@ import numpy as np
 import openmm as mm
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/proposals.py: test proposal models shared by test modules
+# tests/known_proposals.py and tests/kernel_cli.py are helpers shared by test modules in the folders below.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import openmm_timewarp  # noqa: E402,F401  (registers the plugin kernels)
 from openmm_timewarp import TimewarpIntegrator  # noqa: E402
-import proposals  # noqa: E402
+import known_proposals as proposals  # noqa: E402
 
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
 PLATFORMS = ["Reference", "CPU"]
+#: The repository root, and the example peptide every layer's tests use.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALA_PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
+
+
+def cli_environment() -> dict:
+    """Environment for running ``python -m openmm_timewarp.cli`` in a subprocess: the package these
+    tests imported (installed, or the built source tree) first on its path, one torch thread."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(openmm_timewarp.__file__)))
+    return dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
 
 
 @pytest.fixture(params=PLATFORMS)
 def platform(request) -> mm.Platform:
     return mm.Platform.getPlatformByName(request.param)
+
+
+@pytest.fixture(scope="session")
+def walk_model(tmp_path_factory) -> str:
+    """A tiny symmetric Gaussian walk of peptide atoms (the elements of the shipped models, 310 K):
+    runs of the command line that need a model without the cost of a real one."""
+    return proposals.save(proposals.GaussianDriftProposal(0.0, 0.001, ["H", "C", "N", "O", "S"], temperature=310.0),
+                          tmp_path_factory.mktemp("model") / "walk.pt")
 
 
 @pytest.fixture

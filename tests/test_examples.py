@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-import proposals
+from conftest import ROOT
+import known_proposals as proposals
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def test_sample_alanine_dipeptide_example(tmp_path):

@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-PACKAGE = Path(__file__).resolve().parent.parent / "openmm_timewarp"
+from conftest import ROOT
+
+PACKAGE = Path(ROOT) / "openmm_timewarp"
 _CLI = re.compile(r"^openmm_timewarp\.cli(\..+)?$")
 
 def library_modules() -> Iterator[Tuple[str, ast.Module]]:

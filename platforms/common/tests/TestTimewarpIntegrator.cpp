@@ -2,8 +2,8 @@
  * C++ tests of TimewarpIntegrator with the platform-independent kernel, run once per platform.
  *
  * Usage: TestTimewarpIntegrator MODEL.pt PLATFORM
- * MODEL.pt is the asymmetric Gaussian test proposal of tests/proposals.py for argon atoms (drift
- * 0.2 nm, width 0.4 nm, lag 100 ps, 300 K), written by `python tests/proposals.py MODEL.pt`, without
+ * MODEL.pt is the asymmetric Gaussian test proposal of tests/known_proposals.py for argon atoms (drift
+ * 0.2 nm, width 0.4 nm, lag 100 ps, 300 K), written by `python tests/known_proposals.py MODEL.pt`, without
  * a settings entry.  MODEL.settings.pt beside it is the same proposal with a timewarp.json entry
  * recommending hmc_interval 3, hmc_steps 4, hmc_step_size_ps 0.002 and fast coordinate moves.
  */

@@ -12,7 +12,7 @@ import openmm as mm
 import pytest
 from openmm import app, unit
 
-from conftest import harmonic_system
+from conftest import ALA_PDB, harmonic_system
 from openmm_timewarp import TimewarpIntegrator
 
 
@@ -240,7 +240,6 @@ def test_invalid_temperature_is_refused_before_the_model_is_read(temperature, tm
 
 def test_integrator_loads_the_bytes_python_read(drift_model):
     """Given a ModelFile, neither Python nor C++ reads the file again: it may be gone."""
-    import os
 
     from openmm_timewarp import ModelFile
 
@@ -265,7 +264,7 @@ def test_cpu_platform_restart_is_bit_for_bit_with_one_thread():
     threads; with Threads=1 a checkpoint restart of a peptide chain (HMC moves included) is exact."""
     from openmm_timewarp import systems
 
-    pdb = app.PDBFile(os.path.join(os.path.dirname(__file__), "..", "examples", "data", "ace-ala-nme.pdb"))
+    pdb = app.PDBFile(ALA_PDB)
     system = systems.create_system(pdb.topology)
 
     def chain():

@@ -13,7 +13,7 @@ from openmm import app, unit
 from pymbar import timeseries
 from scipy import stats
 
-import proposals
+import known_proposals as proposals
 from conftest import KT_300, Z_LIMIT, harmonic_system, harmonic_z_scores, make_chain, record, z_score
 from openmm_timewarp import TimewarpIntegrator
 

@@ -1,14 +1,13 @@
 """Builds the C++ tests of the plugin (per platform) in a scratch folder and runs them with ctest."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")

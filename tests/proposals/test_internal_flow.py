@@ -10,15 +10,15 @@ import pytest
 import torch
 from openmm import app
 from pymbar import timeseries
-from scipy import integrate, stats
+from scipy import integrate
 
-from conftest import BOLTZMANN, sample_positions
+from conftest import ALA_PDB, BOLTZMANN, sample_positions
 from openmm_timewarp.proposals import geometry, zmatrix
 from openmm_timewarp.proposals.export import ExportedProposal
 from openmm_timewarp.proposals.internal_flow import InternalTimewarpFlow
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
-PDB = Path(__file__).resolve().parents[1] / "examples" / "data" / "ace-ala-nme.pdb"
+PDB = Path(ALA_PDB)
 
 
 def alanine_dipeptide():

@@ -24,22 +24,21 @@ import openmm
 import pytest
 from openmm import app, unit
 
-import proposals
+from conftest import ALA_PDB, cli_environment
+import known_proposals as proposals
 import openmm_timewarp
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.cli import MODULES, build_parser, main
 from openmm_timewarp.model_file import DEFAULT_MODEL, ModelFile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
+PDB = ALA_PDB
 STEPS = 200
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     # The command must import the package these tests imported (installed, or the built source tree),
     # so it runs outside the repository root with that package's parent folder first on its path.
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(openmm_timewarp.__file__)))
-    env = dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    env = cli_environment()
     return subprocess.run([sys.executable, "-m", "openmm_timewarp.cli", *args], capture_output=True, text=True,
                           env=env, timeout=300, cwd=os.path.dirname(PDB))
 
@@ -78,9 +77,8 @@ def with_extra(path, *extras, source: str = PDB) -> str:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return proposals.save(proposals.GaussianDriftProposal(0.0, 0.001, ["H", "C", "N", "O", "S"], temperature=310.0),
-                          tmp_path_factory.mktemp("model") / "walk.pt")
+def model(walk_model) -> str:
+    return walk_model
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import openmm as mm
 import pytest
 from openmm import unit
 
-import proposals
+import known_proposals as proposals
 from conftest import BOLTZMANN, harmonic_system
 from openmm_timewarp import TimewarpIntegrator
 from conftest import Z_LIMIT, harmonic_z_scores, make_chain, record

@@ -8,13 +8,13 @@ the summary.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import pytest
 from openmm import app
 
-import proposals
+from conftest import ALA_PDB
+import known_proposals as proposals
 from openmm_timewarp import systems
 from openmm_timewarp.cli import main
 from openmm_timewarp.errors import ModelDomainWarning, SlowSystemWarning
@@ -22,8 +22,7 @@ from openmm_timewarp.peptide import prepare_peptide
 from openmm_timewarp.run import sample
 from openmm_timewarp.run.folder import summary_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
+PDB = ALA_PDB
 
 
 def write(path, topology, positions) -> str:

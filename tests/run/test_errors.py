@@ -6,7 +6,7 @@ import openmm as mm
 import pytest
 from openmm import app
 
-import proposals
+import known_proposals as proposals
 from conftest import harmonic_system
 from openmm_timewarp import TimewarpIntegrator
 from openmm_timewarp.errors import InputError

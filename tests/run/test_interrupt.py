@@ -1,7 +1,7 @@
 """Interrupted runs keep what they sampled, and a resumed run is the uninterrupted one.
 
 Runs go through a subprocess (``python -m openmm_timewarp.cli``), which is signalled once its
-log shows progress.  The proposal is the Gaussian walk of ``test_cli`` on ACE-ALA-NME (Reference
+log shows progress.  The proposal is the Gaussian walk of ``conftest.walk_model`` on ACE-ALA-NME (Reference
 platform), fast enough that a few thousand steps take seconds.
 """
 from __future__ import annotations
@@ -17,18 +17,15 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-import proposals
-import openmm_timewarp
+from conftest import ALA_PDB, cli_environment
 from openmm_timewarp.cli import main
 from openmm_timewarp.run.writer import FrameWriter, load_frames
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
+PDB = ALA_PDB
 
 
 def start(*args: str) -> subprocess.Popen:
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(openmm_timewarp.__file__)))
-    env = dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    env = cli_environment()
     return subprocess.Popen([sys.executable, "-m", "openmm_timewarp.cli", *args, "--no-progress"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -67,9 +64,8 @@ def frames(folder) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory) -> str:
-    return proposals.save(proposals.GaussianDriftProposal(0.0, 0.001, ["H", "C", "N", "O", "S"], temperature=310.0),
-                          tmp_path_factory.mktemp("model") / "walk.pt")
+def walk(walk_model) -> str:
+    return walk_model
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import harmonic_system
+from conftest import harmonic_system, ROOT
 from kernel_cli import run_cli
 from openmm_timewarp.errors import InputError
 from openmm_timewarp.proposals.export import export_model, load_checkpoint, save_checkpoint
 from openmm_timewarp.proposals.flow import TimewarpFlow
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
-CHECK_MODEL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_model.py"
+CHECK_MODEL = Path(ROOT).parent / "shared" / "tools" / "check_model.py"
 torch.set_num_threads(1)  # tiny tensors; spare a busy machine's cores
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
