@@ -23,11 +23,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALA_PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")
 
 
-def cli_environment() -> dict:
-    """Environment for running ``python -m openmm_timewarp.cli`` in a subprocess: the package these
-    tests imported (installed, or the built source tree) first on its path, one torch thread."""
+def cli_options() -> dict:
+    """Keyword arguments of ``subprocess.run``/``Popen`` for ``python -m openmm_timewarp.cli``: the
+    package these tests imported (installed, or the built source tree) first on its path, one torch
+    thread, and a working folder outside the repository root, whose source folder would otherwise
+    shadow the installed package."""
     parent = os.path.dirname(os.path.dirname(os.path.abspath(openmm_timewarp.__file__)))
-    return dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=parent + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    return dict(env=env, cwd=os.path.dirname(ALA_PDB))
 
 
 @pytest.fixture(params=PLATFORMS)

@@ -24,7 +24,7 @@ import openmm
 import pytest
 from openmm import app, unit
 
-from conftest import ALA_PDB, cli_environment
+from conftest import ALA_PDB, cli_options
 import known_proposals as proposals
 import openmm_timewarp
 from openmm_timewarp import analysis, systems
@@ -38,9 +38,8 @@ STEPS = 200
 def cli(*args: str) -> subprocess.CompletedProcess:
     # The command must import the package these tests imported (installed, or the built source tree),
     # so it runs outside the repository root with that package's parent folder first on its path.
-    env = cli_environment()
     return subprocess.run([sys.executable, "-m", "openmm_timewarp.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=os.path.dirname(PDB))
+                          timeout=300, **cli_options())
 
 
 def read_csv(path: str) -> list:

@@ -17,7 +17,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-from conftest import ALA_PDB, cli_environment
+from conftest import ALA_PDB, cli_options
 from openmm_timewarp.cli import main
 from openmm_timewarp.run.writer import FrameWriter, load_frames
 
@@ -25,9 +25,8 @@ PDB = ALA_PDB
 
 
 def start(*args: str) -> subprocess.Popen:
-    env = cli_environment()
-    return subprocess.Popen([sys.executable, "-m", "openmm_timewarp.cli", *args, "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "openmm_timewarp.cli", *args, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **cli_options())
 
 
 def rows(folder) -> int:
