@@ -84,7 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the run (default 60)")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples (default 60)")
-    parser.add_argument("--sequence", default="AAAA", help="peptide between the caps (default AAAA)")
+    # ERLM is a validation tetrapeptide of ../shared/data/tetrapeptide_split.json (the held-out ones stay untouched).
+    parser.add_argument("--sequence", default="ERLM", help="peptide between the caps (default ERLM)")
     parser.add_argument("--model", default="dipeptides", help="model (default dipeptides)")
     parser.add_argument("--out", help="run folder (default: a temporary folder, removed afterwards)")
     args = parser.parse_args()
