@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import warnings
 from typing import Iterator, List, Optional
@@ -67,3 +68,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # before or after the recording loop, which stops cleanly on its own
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -406,3 +406,10 @@ def test_a_model_trained_on_other_sequences_is_flagged(model, tmp_path):
     trained = dataclasses.replace(walk, metadata={"sequences": ["A", "G"]})
     assert prepare_peptide(path, trained).domain_warnings == []
     assert prepare_peptide(path, None).domain_warnings == []
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error():
+    """``openmm-timewarp models | head -1``: the closed pipe ends the command quietly."""
+    done = subprocess.run(f"'{sys.executable}' -m openmm_timewarp.cli models | head -c 10", shell=True,
+                          capture_output=True, text=True, timeout=120, **cli_options())
+    assert len(done.stdout) == 10 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
