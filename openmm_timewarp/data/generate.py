@@ -31,11 +31,10 @@ import dataclasses
 import io
 import logging
 import math
-import multiprocessing
 import os
 import subprocess
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import openmm
@@ -45,10 +44,11 @@ from ..analysis.dihedrals import backbone_dihedral_indices
 from ..errors import InputError
 from ..systems import (FORCEFIELD_FILES, chiral_centers, create_system, inverted_centers, load_pdb,
                        peptide_from_sequence, sequence_of)
+from .cluster import run_tasks
 from .storage import is_complete, shard_path, write_manifest, write_shard
 
 __all__ = ["START_CENTERS", "Settings", "UnstableMD", "chirality_restraint", "check_frame", "code_version",
-           "start_targets", "run_trajectory", "generate"]
+           "start_targets", "run_trajectory", "generate", "generate_many"]
 
 log = logging.getLogger("openmm_timewarp.data")
 
@@ -275,21 +275,10 @@ def _common_metadata(topology: app.Topology) -> Dict:
 
 
 def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
-             progress: bool = True) -> Dict:
+             progress: bool = True, scheduler: Optional[str] = None) -> Dict:
     """Generate (or resume) a data set of at least ``n_pairs`` pairs in folder ``out``.
 
-    Parameters
-    ----------
-    settings : Settings
-        Sampling settings; a folder made with other settings is refused.
-    out : str
-        Output folder (created).
-    n_pairs : int
-        Target number of pairs; rounded up to whole trajectories.
-    workers : int, optional
-        Number of worker processes (1: run in this process).
-    progress : bool, optional
-        Show a tqdm progress bar (every finished trajectory is also logged).
+    One peptide's case of :func:`generate_many` (see there for ``workers`` and ``scheduler``).
 
     Returns
     -------
@@ -303,20 +292,95 @@ def generate(settings: Settings, out: str, n_pairs: int, workers: int = 1,
     UnstableMD
         If a trajectory blew up in every attempt.
     """
+    return generate_many([(settings, out)], n_pairs, workers, progress, scheduler)[out]
+
+
+def generate_many(jobs: Sequence[Tuple[Settings, str]], n_pairs: int, workers: int = 1,
+                  progress: bool = True, scheduler: Optional[str] = None) -> Dict[str, Dict]:
+    """Generate (or resume) the data sets of several peptides as one pool of trajectory tasks.
+
+    Every missing trajectory of every peptide is one task, so the workers stay busy until the
+    last trajectory; a peptide's folder gets its manifest updated after each of its trajectories,
+    so an interrupted run loses only the trajectories in flight, and rerunning it resumes.
+
+    Parameters
+    ----------
+    jobs : sequence of (Settings, str)
+        Each peptide's settings and output folder (created; one folder per peptide).
+    n_pairs : int
+        Target number of pairs per peptide; rounded up to whole trajectories.
+    workers : int, optional
+        Local Dask worker processes; 1 (and no ``scheduler``) runs here, without Dask.
+    progress : bool, optional
+        Show a tqdm bar over trajectories (each finished trajectory and peptide is also logged).
+    scheduler : str, optional
+        Address of a running Dask scheduler to submit the tasks to instead of a local cluster.
+
+    Returns
+    -------
+    dict
+        Folder: its manifest.
+
+    Raises
+    ------
+    InputError
+        If a folder holds data made with other settings, a PDB file does not match its sequence,
+        or the scheduler cannot be reached.
+    UnstableMD
+        After all other trajectories ran, if some trajectory blew up in every attempt.
+    """
+    folders = [out for _, out in jobs]
+    if len(set(folders)) != len(folders):
+        raise InputError("two peptides of one run cannot share an output folder")
+    tasks, remaining, manifests = [], {}, {}
+    for settings, out in jobs:
+        peptide_tasks, manifests[out] = _plan_folder(settings, out, n_pairs)
+        tasks += peptide_tasks
+        remaining[out] = len(peptide_tasks)
+    log.info("%d peptides, %d trajectories to run", len(jobs), len(tasks))
+    failures = _run_pool(tasks, remaining, manifests, workers, progress, scheduler)
+    if failures:
+        raise UnstableMD(f"{len(failures)} trajectories failed (the others are saved): " + "; ".join(failures))
+    return {out: write_manifest(out, manifests[out]) for out in folders}
+
+
+def _plan_folder(settings: Settings, out: str, n_pairs: int) -> Tuple[List[Tuple], Dict]:
+    """The tasks of the missing trajectories of one folder and its manifest settings."""
     os.makedirs(out, exist_ok=True)
     topology_pdb, manifest_settings = _open_folder(settings, out)
     n_traj = math.ceil(n_pairs / settings.pairs_per_trajectory)
     todo = [i for i in range(n_traj) if not is_complete(shard_path(out, i))]
-    log.info("%s: %d trajectories of %g ps (%d pairs each), %d to run, %d workers", out, n_traj,
-             settings.trajectory_ps, settings.pairs_per_trajectory, len(todo), workers)
-    tasks = [(settings, topology_pdb, i, out) for i in todo]
-    for result in _run_tasks(tasks, workers, progress):
-        ns_per_min = settings.trajectory_ps / 1000.0 / (result["seconds"] / 60.0)
-        log.info("trajectory %d done: %d pairs, start %s, %.0f s (%.2f ns/min)",
-                 result["trajectory"], result["n_pairs"], "/".join(result["start"]),
-                 result["seconds"], ns_per_min)
+    log.info("%s: %d trajectories of %g ps (%d pairs each), %d to run", out, n_traj,
+             settings.trajectory_ps, settings.pairs_per_trajectory, len(todo))
+    if not todo:
         write_manifest(out, manifest_settings)
-    return write_manifest(out, manifest_settings)
+    return [(settings, topology_pdb, i, out) for i in todo], manifest_settings
+
+
+def _run_pool(tasks: List[Tuple], remaining: Dict[str, int], manifests: Dict[str, Dict], workers: int,
+              progress: bool, scheduler: Optional[str]) -> List[str]:
+    """Run ``tasks`` with a progress bar, keep each folder's manifest current; returns the failures."""
+    from tqdm import tqdm
+
+    failures = []
+    keys = [f"traj-{settings.sequence}-{i}" for settings, _, i, _ in tasks]
+    with tqdm(total=len(tasks), unit="traj", disable=not progress) as bar:
+        for index, result, error in run_tasks(run_trajectory, tasks, workers, scheduler, keys, (UnstableMD,)):
+            settings, _, trajectory, out = tasks[index]
+            bar.update()
+            remaining[out] -= 1
+            if error is not None:
+                log.error("%s: %s", out, error)
+                failures.append(f"{out}: {error}")
+                continue
+            ns_per_min = settings.trajectory_ps / 1000.0 / (result["seconds"] / 60.0)
+            log.info("%s: trajectory %d done: %d pairs, start %s, %.0f s (%.2f ns/min)", out,
+                     trajectory, result["n_pairs"], "/".join(result["start"]), result["seconds"], ns_per_min)
+            manifest = write_manifest(out, manifests[out])
+            if remaining[out] == 0:
+                log.info("%s (%s) done: %d pairs in %d trajectories", out, settings.sequence,
+                         manifest["n_pairs"], manifest["n_trajectories"])
+    return failures
 
 
 def _open_folder(settings: Settings, out: str) -> Tuple[str, Dict]:
@@ -342,23 +406,3 @@ def _open_folder(settings: Settings, out: str) -> Tuple[str, Dict]:
                              "choose another folder")
     write_manifest(out, manifest_settings)
     return text.getvalue(), manifest_settings
-
-
-def _run_tasks(tasks: List[Tuple[Settings, str, int, str]], workers: int, progress: bool) -> Iterator[Dict]:
-    """Results of :func:`run_trajectory` for ``tasks`` as they finish, in ``workers`` processes, with a progress bar."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(tasks), unit="traj", disable=not progress)
-    if workers > 1 and len(tasks) > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-        results = pool.imap_unordered(run_trajectory, tasks)
-    else:
-        pool, results = None, map(run_trajectory, tasks)
-    try:
-        for result in results:
-            yield result
-            bar.update()
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
