@@ -12,9 +12,10 @@ starts), so that the frames cover every basin, rare ones included.
 
     python scripts/make_dipeptide_data.py --split ../shared/data/dipeptide_split.json --out data/dipeptides
 
-Resumable: a dipeptide whose trajectories are complete is skipped; one whose MD fails is reported
-and the others still run. Writes one data folder per sequence and ``OUT/sequences.json`` (the
-rule, the chosen sequences and those that failed).
+All trajectories of all chosen dipeptides run as one pool of Dask tasks (``generate-data``: a
+local cluster, or ``--scheduler ADDRESS``). Resumable: complete trajectories are skipped; a
+dipeptide whose MD fails is reported and the others still run. Writes one data folder per
+sequence and ``OUT/sequences.json`` (the rule, the chosen sequences and those that failed).
 """
 import argparse
 import json
@@ -47,6 +48,12 @@ def coverage_order(sequences: List[str]) -> List[str]:
     return ordered
 
 
+def _n_pairs(folder: Path) -> int:
+    """Pairs recorded in a data folder's manifest (0 without one)."""
+    manifest = folder / "manifest.json"
+    return json.loads(manifest.read_text())["n_pairs"] if manifest.exists() else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", type=Path, required=True, help="dipeptide_split.json")
@@ -54,7 +61,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=10)
     parser.add_argument("--count", type=int, help="only the first COUNT sequences of the coverage order")
     parser.add_argument("--trajectory-ns", type=float, default=0.3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, help="local Dask worker processes (default: one per core)")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     train = json.loads(args.split.read_text())["train"]
@@ -62,15 +70,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frames_per_trajectory = round(args.trajectory_ns * 1000 / 5)
     pairs = 7 * (frames_per_trajectory + 1 - 20)  # frames every 5 ps, lag 100 ps: 7 trajectories
-    failed = []
-    for i, sequence in enumerate(sequences):
-        print(f"[{i + 1}/{len(sequences)}] {sequence}", flush=True)
-        run = subprocess.run([sys.executable, "-m", "openmm_timewarp.cli", "generate-data", "--sequence", sequence,
-                              "--lag-ps", "100", "--frame-ps", "5", "--trajectory-ns", str(args.trajectory_ns),
-                              "--pairs", str(pairs), "--out", str(args.out / sequence), "--workers",
-                              str(args.workers), "--seed", str(args.seed), "--no-progress"])
-        if run.returncode != 0:  # reported by the generator; the other dipeptides still run
-            failed.append(sequence)
+    # One command for all of them: their trajectories form one pool of Dask tasks, written to
+    # OUT/SEQUENCE; --split makes the generator refuse any sequence outside the train list.
+    command = [sys.executable, "-m", "openmm_timewarp.cli", "generate-data", "--sequence", *sequences,
+               "--split", str(args.split), "--subset", "train", "--lag-ps", "100", "--frame-ps", "5",
+               "--trajectory-ns", str(args.trajectory_ns), "--pairs", str(pairs), "--out", str(args.out),
+               "--seed", str(args.seed), "--no-progress"]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    if args.scheduler:
+        command += ["--scheduler", args.scheduler]
+    subprocess.run(command)  # a failed trajectory is reported by the generator; the others still run
+    failed = [s for s in sequences if _n_pairs(args.out / s) < pairs]
     (args.out / "sequences.json").write_text(json.dumps({
         "rule": f"every {args.stride}th train sequence of {args.split.name}, then the first train sequence "
                 "containing each amino acid still missing", "sequences": sequences, "failed": failed}, indent=1))

@@ -87,7 +87,7 @@ def _jobs(args: argparse.Namespace) -> List[Tuple[str, str, Optional[str]]]:
         sequence = sequence_of(load_pdb(args.pdb)[0])
         return [(sequence, args.out, os.path.abspath(args.pdb))]
     if not (args.sequence or args.split):
-        raise InputError("give --sequence, --split or --pdb")
+        raise InputError("give --sequence or --pdb, or --split with a split file")
     sequences = select_sequences(args.sequence, args.split, args.subset, args.offset, args.limit)
     if len(sequences) == 1 and len(args.sequence or ()) == 1 and not args.split:
         return [(sequences[0], args.out, None)]  # one named peptide: --out is its folder, as always

@@ -18,10 +18,16 @@ Each trajectory writes one shard (:mod:`openmm_timewarp.data.storage`); a run sk
 are already complete, so rerunning the same command resumes it.  Seeds: trajectory i uses
 ``seed * 100000 + i + 1`` for its velocities and its integrator (a retry k adds ``k * 50000``).
 
-Command line (:mod:`openmm_timewarp.cli.generate_data`)::
+:func:`generate_many` runs the missing trajectories of several peptides as one pool of tasks
+(:func:`~openmm_timewarp.data.cluster.run_tasks`: Dask, or this process for ``workers=1``); where
+a trajectory runs does not change what it computes.
+
+Command line (:mod:`openmm_timewarp.cli.generate_data`; ``docs/data-generation.md``)::
 
     openmm-timewarp generate-data --sequence A --lag-ps 500 --pairs 20000 \\
         --out data/ace-ala-nme --workers 1 --seed 1
+    openmm-timewarp generate-data --split tetrapeptide_split.json --limit 10 --pairs 910 \\
+        --out data/tetrapeptides
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def test_cli_folders(split_file):
     assert cli._jobs(_args(sequence=["A", "AA"])) == [("A", os.path.join("OUT", "A"), None),
                                                       ("AA", os.path.join("OUT", "AA"), None)]
     assert cli._jobs(_args(split=split_file, limit=1)) == [("AD", os.path.join("OUT", "AD"), None)]
-    with pytest.raises(InputError, match="give --sequence"):
+    with pytest.raises(InputError, match="give --sequence or --pdb, or --split"):
         cli._jobs(_args())
 
 
