@@ -109,10 +109,11 @@ def _run_here(function, tasks, expected) -> Iterator[Tuple[int, Any, Optional[Ba
 def _run_dask(function, tasks, workers, scheduler, keys, expected) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
     from distributed import as_completed
 
-    client = _client(workers, scheduler)
+    client = _client(min(workers, len(tasks)), scheduler)  # no idle local processes for a short list
     futures, run_id = [], uuid.uuid4().hex[:8]  # keys unique among the scheduler's other clients
     try:
-        log.info("Dask: %d tasks on %s", len(tasks), scheduler or f"a local cluster of {workers} processes")
+        log.info("Dask: %d tasks on %s (dashboard %s)", len(tasks),
+                 scheduler or f"a local cluster of {len(client.cluster.workers)} processes", client.dashboard_link)
         for index, task in enumerate(tasks):
             key = f"{keys[index]}-{run_id}" if keys else None
             # pure=False: each call is a fresh computation, never one Dask may deduplicate or cache.

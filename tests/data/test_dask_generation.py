@@ -120,3 +120,17 @@ def test_unreachable_scheduler_is_an_input_error(monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)  # port 9 (discard) has no scheduler
     with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         list(cluster.run_tasks(abs, [1, 2], scheduler="tcp://127.0.0.1:9"))
+
+
+def test_a_failing_task_does_not_stop_the_others():
+    """An expected failure in a Dask worker comes back as that task's error; the others finish."""
+    import math
+
+    from openmm_timewarp.data.cluster import run_tasks
+
+    outcomes = {i: (result, error) for i, result, error in
+                run_tasks(math.sqrt, [4.0, -1.0, 9.0], workers=2, keys=["a", "b", "c"], expected=(ValueError,))}
+    assert outcomes[0] == (2.0, None) and outcomes[2] == (3.0, None)
+    assert outcomes[1][0] is None and isinstance(outcomes[1][1], ValueError)
+    with pytest.raises(ValueError):
+        list(run_tasks(math.sqrt, [-1.0, 4.0], workers=2))  # not expected: raised
