@@ -96,7 +96,9 @@ def run_tasks(function: Callable[[Any], Any], tasks: Sequence[Any], workers: int
     yield from _run_dask(function, tasks, workers, scheduler, keys, expected)
 
 
-def _run_here(function, tasks, expected) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
+def _run_here(function: Callable[[Any], Any], tasks: Sequence[Any],
+              expected: Tuple[Type[BaseException], ...]) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
+    """:func:`run_tasks` in this process, one task after another."""
     for index, task in enumerate(tasks):
         try:
             result = function(task)
@@ -106,7 +108,10 @@ def _run_here(function, tasks, expected) -> Iterator[Tuple[int, Any, Optional[Ba
             yield index, result, None
 
 
-def _run_dask(function, tasks, workers, scheduler, keys, expected) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
+def _run_dask(function: Callable[[Any], Any], tasks: Sequence[Any], workers: int, scheduler: Optional[str],
+              keys: Optional[Sequence[str]],
+              expected: Tuple[Type[BaseException], ...]) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
+    """:func:`run_tasks` through Dask: submit everything, yield in completion order, clean up."""
     from distributed import as_completed
 
     client = _client(min(workers, len(tasks)), scheduler)  # no idle local processes for a short list

@@ -335,11 +335,12 @@ def generate_many(jobs: Sequence[Tuple[Settings, str]], n_pairs: int, workers: i
     UnstableMD
         After all other trajectories ran, if some trajectory blew up in every attempt.
     """
-    folders = [out for _, out in jobs]
+    # Absolute paths: workers of a remote cluster do not share this process's working directory.
+    folders = [os.path.abspath(out) for _, out in jobs]
     if len(set(folders)) != len(folders):
         raise InputError("two peptides of one run cannot share an output folder")
     tasks, remaining, manifests = [], {}, {}
-    for settings, out in jobs:
+    for (settings, _), out in zip(jobs, folders):
         peptide_tasks, manifests[out] = _plan_folder(settings, out, n_pairs)
         tasks += peptide_tasks
         remaining[out] = len(peptide_tasks)
@@ -347,7 +348,7 @@ def generate_many(jobs: Sequence[Tuple[Settings, str]], n_pairs: int, workers: i
     failures = _run_pool(tasks, remaining, manifests, workers, progress, scheduler)
     if failures:
         raise UnstableMD(f"{len(failures)} trajectories failed (the others are saved): " + "; ".join(failures))
-    return {out: write_manifest(out, manifests[out]) for out in folders}
+    return {out: write_manifest(folder, manifests[folder]) for (_, out), folder in zip(jobs, folders)}
 
 
 def _plan_folder(settings: Settings, out: str, n_pairs: int) -> Tuple[List[Tuple], Dict]:
