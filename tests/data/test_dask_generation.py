@@ -112,6 +112,10 @@ def test_cli_folders(split_file):
     assert cli._jobs(_args(split=split_file, limit=1)) == [("AD", os.path.join("OUT", "AD"), None)]
     with pytest.raises(InputError, match="give --sequence or --pdb, or --split"):
         cli._jobs(_args())
+    with pytest.raises(InputError, match="AA not in the 'train' list"):
+        cli._jobs(_args(sequence=["AD", "AA"], split=split_file))
+    with pytest.raises(InputError, match="cannot be combined"):
+        cli._jobs(_args(pdb="x.pdb", sequence=["A"]))
 
 
 def test_unreachable_scheduler_is_an_input_error(monkeypatch):
