@@ -105,10 +105,14 @@ def main() -> int:
         stop = threading.Event()
         watcher = threading.Thread(target=watch, args=(folder, args.every, stop, samples), daemon=True)
 
+        # SIGINT after the soak time: the run stops itself cleanly, as it would for Ctrl-C. A shell
+        # starts background jobs (``nohup ... &``) with SIGINT ignored, and the run leaves an ignored
+        # signal ignored: SIGTERM then, which stops it the same way.
+        signum = signal.SIGTERM if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else signal.SIGINT
+
         def interrupt() -> None:
-            # SIGINT after the soak time: the run stops itself cleanly, as it would for Ctrl-C.
             stop.set()
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
         # Half a sampling interval late, so that the last sample is taken while the chain still runs.
         timer = threading.Timer(args.minutes * 60.0 + args.every / 2, interrupt)
