@@ -170,9 +170,6 @@ def _open_folder(out: str, overwrite: bool, chain: Chain, resumed: Optional[Chec
         writer = FrameWriter.reopen(paths["trajectory"], paths["log"], n_atoms, resumed.n_frames)
     except (OSError, ValueError) as error:
         raise InputError(f"{out}: cannot continue the run: {error}") from None
-    if resumed.n_frames:
-        recording.xyz.extend(load_frames(paths["trajectory"], paths["topology"]).xyz)
-    recording.log_rows.extend(read_log(paths["log"])[1])
     return writer
 
 
@@ -207,6 +204,14 @@ def record(chain: Chain, out: Optional[PathLike] = None, overwrite: bool = False
     finally:
         if sink is not None:
             sink.writer.close()
+    if sink is not None:
+        # The frames went to the folder as they came, not into memory, where an hours-long run would
+        # keep growing; the result reads them back once.
+        folder = os.fspath(out)
+        recording.log_rows = list(read_log(os.path.join(folder, FILE_NAMES["log"]))[1])
+        if recording.log_rows:
+            recording.xyz = list(load_frames(os.path.join(folder, FILE_NAMES["trajectory"]),
+                                             os.path.join(folder, FILE_NAMES["topology"])).xyz)
     return recording
 
 
@@ -228,10 +233,11 @@ def _steps(chain: Chain, recording: Recording, sink: Optional[_Sink], progress: 
             recording.step += frame_every
             row = [recording.step, round(recording.step * dt_ps, 6), state.getPotentialEnergy().value_in_unit(_KJ),
                    chain.last_column(state)]
-            recording.xyz.append(xyz)
-            recording.log_rows.append(row)
             recording.wall_time_s = before + time.perf_counter() - began
-            if sink is not None:
+            if sink is None:
+                recording.xyz.append(xyz)
+                recording.log_rows.append(row)
+            else:
                 sink.writer.append(xyz, row)
                 sink.checkpoint(recording.step, recording.wall_time_s)
             bar.update(frame_every)
