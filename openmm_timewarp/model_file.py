@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Union
 
 from .errors import InputError
 
@@ -172,6 +172,11 @@ class ModelFile:
             raise InputError(f"model {self.name} was read from bytes and has no file path")
         return self.path
 
+    def fresh_module(self):
+        """A new copy of the TorchScript module, for a caller that changes it (``module`` is shared
+        by every user of the file)."""
+        return _load_module(self.data, self.path or self.name)[0]
+
     @property
     def shipped(self) -> bool:
         """Whether this is one of the package's shipped models."""
@@ -282,7 +287,7 @@ def _open_cached(path: str, mtime_ns: int, size: int) -> ModelFile:
     return ModelFile.from_bytes(data, name=name, path=path)
 
 
-def save_model(module, out: Union[str, os.PathLike], settings: Optional[Dict[str, Any]] = None) -> None:
+def save_model(module, out: Union[str, os.PathLike, BinaryIO], settings: Optional[Dict[str, Any]] = None) -> None:
     """Save a scripted proposal model with its settings entry (``timewarp.json``).
 
     Parameters
@@ -290,7 +295,7 @@ def save_model(module, out: Union[str, os.PathLike], settings: Optional[Dict[str
     module
         A ``torch.jit.ScriptModule`` following the contract.
     out
-        The file to write.
+        The file to write: a path, or a binary file object.
     settings
         What the integrator needs: ``integrator`` (``hmc_interval``, ``hmc_steps``,
         ``hmc_step_size_ps``) and ``needs_fast_coordinate_moves``; see ``docs/model-contract.md``.
@@ -302,5 +307,5 @@ def save_model(module, out: Union[str, os.PathLike], settings: Optional[Dict[str
         raise ValueError(f"unknown integrator settings {sorted(unknown)}; known: {sorted(INTEGRATOR_DEFAULTS)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(module, os.fspath(out),
+        torch.jit.save(module, out if hasattr(out, "write") else os.fspath(out),
                        _extra_files={SETTINGS_ENTRY: json.dumps(settings or {}, sort_keys=True, indent=1)})

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import io
-import json
-import warnings
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from openmm import app, unit
 
 from .integrator import Energy, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
-from .model_file import SETTINGS_ENTRY, ModelFile
+from .model_file import ModelFile, save_model
 
 __all__ = ["TitoIntegrator", "tito_model_at_lag"]
 
@@ -38,8 +36,6 @@ def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple
         If the file cannot be read (an :class:`~openmm_timewarp.errors.InputError`), is not a TITO
         model, or ``lag_ps`` is outside its trained range.
     """
-    import torch
-
     model_file = ModelFile.open(model)
     if not hasattr(model_file.module, "set_lag_ps"):
         raise ValueError(f"TitoIntegrator: {model_file.path or model_file.name} is not a TITO model (it has no "
@@ -50,13 +46,10 @@ def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple
     if not low <= lag_ps <= high:
         raise ValueError(f"TitoIntegrator: lag {lag_ps:g} ps is outside the range the model was trained for, "
                          f"[{low:g}, {high:g}] ps")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch warns that TorchScript is deprecated
-        # A fresh module: ModelFile.open's module is shared with every other user of the file.
-        module = torch.jit.load(io.BytesIO(model_file.data), map_location="cpu")
-        module.set_lag_ps(float(lag_ps))
-        buffer = io.BytesIO()
-        torch.jit.save(module, buffer, _extra_files={SETTINGS_ENTRY: json.dumps(model_file.settings)})
+    module = model_file.fresh_module()
+    module.set_lag_ps(float(lag_ps))
+    buffer = io.BytesIO()
+    save_model(module, buffer, model_file.settings)
     return ModelFile.from_bytes(buffer.getvalue(), name=f"{model_file.name} at lag {lag_ps:g} ps"), float(lag_ps)
 
 

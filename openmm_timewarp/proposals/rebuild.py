@@ -5,13 +5,13 @@ Files written before the kernel registry (the shipped ones among them) record th
 the training ``info`` and export flags (``flow_config``, ``kernels``, ``local_step``,
 ``backbone``); :func:`config_from_metadata` converts those to a registry config.
 """
-import json
 import os
 from typing import Any, Dict, Mapping, Tuple, Union
 
 import torch
 
 from ..errors import InputError
+from ..model_file import ModelFile
 from .kernel import ProposalKernel
 from .registry import kernel_from_config
 
@@ -78,8 +78,8 @@ def kernel_from_model_file(path: Union[str, os.PathLike]) -> Tuple[ProposalKerne
     InputError
         If the file's state dict lacks a parameter or buffer of the rebuilt kernel.
     """
-    module = torch.jit.load(os.fspath(path), map_location="cpu")
-    metadata = json.loads(module.metadata_json()) if hasattr(module, "metadata_json") else {}
+    model_file = ModelFile.open(path)
+    module, metadata = model_file.module, model_file.metadata
     config = config_from_metadata(metadata)
     if config["kind"] == "tito":  # the exported lag, which export --lag-ps may have changed
         config["lag_ps"] = float(module.lag_time_ps())
