@@ -47,16 +47,15 @@ def _element_symbols(topology: Union[app.Topology, Iterable[str]]) -> list:
 def _warn_outside_domain(model_file: ModelFile, topology: Union[app.Topology, Sequence[str]], kelvin: float) -> None:
     """Warn (:class:`ModelDomainWarning`) when the peptide or the temperature lies outside the
     model's training domain (:meth:`ModelFile.domain_warnings`)."""
-    from .systems import sequence_of
+    from .systems import is_capped, sequence_of
 
     sequence, capped = "", True
     if isinstance(topology, app.Topology):
-        residues = [r.name for r in topology.residues()]
         try:
             sequence = sequence_of(topology)
         except KeyError:  # a residue without a one-letter code: not a peptide the models' domains describe
             pass
-        capped = bool(residues) and residues[0] == "ACE" and residues[-1] == "NME"
+        capped = is_capped(topology)
     for message in model_file.domain_warnings(sequence, capped, kelvin):
         warnings.warn(message, ModelDomainWarning, stacklevel=3)
 

@@ -294,9 +294,8 @@ def prepare_peptide(path: PathLike, model: Optional[ModelLike] = None, strip_sol
     topology, positions = _complete(modeller, path, ph, seed)
     added, removed = _atom_changes(before, topology, caps)
     notes += [f"{verb} {_listed_atoms(atoms)}" for verb, atoms in (("added", added), ("removed", removed)) if atoms]
-    final = list(topology.residues())
     prepared = Prepared(topology, positions, systems.sequence_of(topology), notes, added, removed,
-                        capped=final[0].name == "ACE" and final[-1].name == "NME")
+                        capped=systems.is_capped(topology))
     if model is not None:
         model = ModelFile.open(model)
         model.check_elements([a.element.symbol for a in topology.atoms()], source=path)

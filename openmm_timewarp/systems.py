@@ -232,6 +232,12 @@ def load_pdb(path: Union[str, os.PathLike], ph: float = 7.0,
     return _complete(fixer, ph, seed)
 
 
+def is_capped(topology: app.Topology) -> bool:
+    """Whether the chain starts with an ACE cap and ends with an NME cap."""
+    residues = [r.name for r in topology.residues()]
+    return bool(residues) and residues[0] == "ACE" and residues[-1] == "NME"
+
+
 def sequence_of(topology: app.Topology) -> str:
     """One-letter sequence of the residues between the caps, e.g. ``"A"`` for ACE-ALA-NME."""
     return "".join(THREE_TO_ONE[r.name] for r in topology.residues() if r.name not in CAPS)
