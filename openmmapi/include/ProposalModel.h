@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+namespace at {
+class Tensor;
+}
+
 namespace TimewarpPlugin {
 
 /**
@@ -22,9 +26,9 @@ namespace TimewarpPlugin {
  * and a checkpoint can restore it.
  *
  * A model lives on a device chosen when it is loaded (a torch device string: "cpu", the default,
- * or e.g. "cuda:0").  propose() takes and returns host vectors whatever the device, which is what
- * the platform-independent kernel uses; a platform kernel that keeps positions on a GPU would add
- * its own entry point for device memory.
+ * or e.g. "cuda:0").  It has two entry points: proposeTensors() takes and returns tensors on that
+ * device, so a GPU kernel never copies positions to the host, and propose() wraps it for host
+ * vectors, which is what the platform-independent kernel uses.
  */
 class OPENMM_EXPORT_TIMEWARP ProposalModel {
 public:
@@ -77,8 +81,29 @@ public:
      * @param proposals     on exit, numProposals sets of positions, in nm
      * @param logRatios     on exit, the non-energy part of the log MH ratio of each proposal
      */
-    virtual void propose(const std::vector<OpenMM::Vec3>& positions, const std::vector<int64_t>& atomTypes, int numProposals,
-                         std::vector<std::vector<OpenMM::Vec3> >& proposals, std::vector<double>& logRatios) = 0;
+    void propose(const std::vector<OpenMM::Vec3>& positions, const std::vector<int64_t>& atomTypes, int numProposals,
+                 std::vector<std::vector<OpenMM::Vec3> >& proposals, std::vector<double>& logRatios);
+    /**
+     * Draw proposals from positions held on the model's device (getDevice()).
+     *
+     * @param positions     the current positions, (N, 3) float64 in nm, on the model's device
+     * @param atomTypes     for each atom, its index in getElements(), (N,) int64 on the model's device
+     * @param numProposals  how many independent proposals to draw
+     * @param proposals     on exit, (numProposals, N, 3) float64 in nm, on the model's device
+     * @param logRatios     on exit, (numProposals,) float64 on the model's device: the non-energy part
+     *                      of the log MH ratio of each proposal
+     * @throws OpenMM::OpenMMException naming the model file if the model fails or returns the wrong shapes
+     */
+    virtual void proposeTensors(const at::Tensor& positions, const at::Tensor& atomTypes, int numProposals,
+                                at::Tensor& proposals, at::Tensor& logRatios) = 0;
+    /**
+     * Check the shapes of what a model returned.
+     *
+     * @throws OpenMM::OpenMMException naming the source if proposals is not (numProposals, numAtoms, 3)
+     *         or logRatios not (numProposals,)
+     */
+    static void checkProposalShapes(const std::string& source, int64_t numAtoms, int numProposals,
+                                    const at::Tensor& proposals, const at::Tensor& logRatios);
     /** Reset the model's random number stream from a seed. */
     virtual void setRandomSeed(uint64_t seed) = 0;
     /** The state of the model's random number stream, as opaque bytes. */

@@ -97,13 +97,8 @@ c10::IValue TorchScriptProposalModel::callMethod(const string& name) {
     return c10::IValue();
 }
 
-void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vector<int64_t>& atomTypes, int numProposals,
-                                       vector<vector<Vec3> >& proposals, vector<double>& logRatios) {
-    int numAtoms = positions.size();
-    static_assert(sizeof(Vec3) == 3 * sizeof(double), "Vec3 must be three packed doubles");
-    at::Tensor x = torch::from_blob((void*) positions.data(), {numAtoms, 3}, torch::kFloat64).clone().to(device);
-    at::Tensor types = torch::from_blob((void*) atomTypes.data(), {numAtoms}, torch::kInt64).clone().to(device);
-    at::Tensor y, logRatio;
+void TorchScriptProposalModel::proposeTensors(const at::Tensor& x, const at::Tensor& types, int numProposals,
+                                              at::Tensor& y, at::Tensor& logRatio) {
     withGeneratorState(device, generatorState, [&]() {
         c10::InferenceMode guard;
         // The profiling executor's first two calls of a model profile and optimize its graph, about
@@ -119,22 +114,10 @@ void TorchScriptProposalModel::propose(const vector<Vec3>& positions, const vect
         }
         if (!output.isTuple() || output.toTupleRef().elements().size() != 2)
             fail(file, "forward() must return a tuple (proposals, log_ratio)");
-        y = output.toTupleRef().elements()[0].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-        logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+        y = output.toTupleRef().elements()[0].toTensor().to(torch::kFloat64).contiguous();
+        logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kFloat64).contiguous();
     });
-    if (y.dim() != 3 || y.size(0) != numProposals || y.size(1) != numAtoms || y.size(2) != 3)
-        fail(file, "forward() returned proposals of shape " + c10::str(y.sizes()) + ", expected [" + to_string(numProposals) +
-             ", " + to_string(numAtoms) + ", 3]");
-    if (logRatio.dim() != 1 || logRatio.size(0) != numProposals)
-        fail(file, "forward() returned log_ratio of shape " + c10::str(logRatio.sizes()) + ", expected [" +
-             to_string(numProposals) + "]");
-    proposals.resize(numProposals);
-    const double* data = y.data_ptr<double>();
-    for (int i = 0; i < numProposals; i++) {
-        proposals[i].resize(numAtoms);
-        memcpy(proposals[i].data(), data + 3 * numAtoms * i, 3 * numAtoms * sizeof(double));
-    }
-    logRatios.assign(logRatio.data_ptr<double>(), logRatio.data_ptr<double>() + numProposals);
+    checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
 }
 
 void TorchScriptProposalModel::setRandomSeed(uint64_t seed) {

@@ -39,8 +39,8 @@ public:
     bool hasDensity() const {
         return density;
     }
-    void propose(const std::vector<OpenMM::Vec3>& positions, const std::vector<int64_t>& atomTypes, int numProposals,
-                 std::vector<std::vector<OpenMM::Vec3> >& proposals, std::vector<double>& logRatios);
+    void proposeTensors(const at::Tensor& positions, const at::Tensor& atomTypes, int numProposals, at::Tensor& proposals,
+                        at::Tensor& logRatios);
     void setRandomSeed(uint64_t seed);
     std::string getRandomState() const;
     void setRandomState(const std::string& state);
