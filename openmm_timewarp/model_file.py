@@ -37,9 +37,15 @@ INTEGRATOR_DEFAULTS = {"hmc_interval": 0, "hmc_steps": 10, "hmc_step_size_ps": 0
 ModelLike = Union[str, os.PathLike, "ModelFile"]
 
 
+#: File extensions of model files: TorchScript (contract v1) and compiled archives (contract v2).
+MODEL_EXTENSIONS = (".pt", ".pt2")
+#: Archive entry (under ``extra/``) of a compiled file's topology module (``proposals.compiled``).
+TOPOLOGY_ENTRY = "topology.pt"
+
+
 def available_models() -> List[str]:
     """Names of the shipped models, sorted."""
-    return sorted(f[:-3] for f in os.listdir(SHIPPED_DIR) if f.endswith(".pt"))
+    return sorted(os.path.splitext(f)[0] for f in os.listdir(SHIPPED_DIR) if f.endswith(MODEL_EXTENSIONS))
 
 
 def resolve_model_path(model: Union[str, os.PathLike]) -> str:
@@ -53,9 +59,10 @@ def resolve_model_path(model: Union[str, os.PathLike]) -> str:
     model = os.fspath(model)
     if os.path.isfile(model):
         return os.path.abspath(model)
-    shipped = os.path.join(SHIPPED_DIR, model + ".pt")
-    if os.path.isfile(shipped):
-        return shipped
+    for extension in MODEL_EXTENSIONS:
+        shipped = os.path.join(SHIPPED_DIR, model + extension)
+        if os.path.isfile(shipped):
+            return shipped
     if os.path.isdir(model):
         raise InputError(f"model {model} is a folder, not a model file")
     names = ", ".join(available_models()) or "none"
@@ -89,6 +96,21 @@ def _load_module(data: bytes, source: str):
     except ValueError as error:
         raise InputError(f"model file {source}: its {SETTINGS_ENTRY} entry is not valid JSON ({error})") from None
     return module, settings
+
+
+def _compiled_entry(data: bytes) -> Optional[Dict[str, Any]]:
+    """The settings entry of a compiled (contract v2) archive's bytes; None for other bytes."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = {n.split("/", 1)[1]: n for n in archive.namelist() if "/" in n}
+            if ("extra/" + TOPOLOGY_ENTRY not in names or "extra/" + SETTINGS_ENTRY not in names
+                    or not any(n.startswith("data/aotinductor/") for n in names)):
+                return None
+            return json.loads(archive.read(names["extra/" + SETTINGS_ENTRY]))
+    except (zipfile.BadZipFile, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,16 @@ class ModelFile:
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<model bytes>", path: str = "") -> "ModelFile":
         """Read a model from the bytes of a model file (e.g. an integrator's embedded copy)."""
+        entry = _compiled_entry(data)
+        if entry is not None:  # a compiled archive: its facts are in the entry; no TorchScript module
+            try:
+                settings = {k: entry[k] for k in ("integrator", "needs_fast_coordinate_moves") if k in entry}
+                return cls(path, name, bytes(data), list(entry["elements"]), float(entry["lag_time_ps"]),
+                           float(entry["temperature_kelvin"]), bool(entry["has_density"]),
+                           int(entry["contract_version"]), dict(entry.get("metadata", {})), settings, None)
+            except (KeyError, TypeError, ValueError) as error:
+                raise InputError(f"model file {path or name}: its {SETTINGS_ENTRY} entry lacks or mistypes "
+                                 f"{error}") from None
         module, settings = _load_module(data, path or name)
         missing = [m for m in ("contract_version", "elements", "lag_time_ps", "temperature_kelvin", "has_density")
                    if not hasattr(module, m)]
@@ -174,7 +206,15 @@ class ModelFile:
 
     def fresh_module(self):
         """A new copy of the TorchScript module, for a caller that changes it (``module`` is shared
-        by every user of the file)."""
+        by every user of the file).
+
+        Raises
+        ------
+        InputError
+            For a compiled (contract v2) file, which has no TorchScript module.
+        """
+        if self.module is None:
+            raise InputError(f"model {self.name} is a compiled (contract v2) file, which cannot be changed")
         return _load_module(self.data, self.path or self.name)[0]
 
     @property
@@ -283,7 +323,8 @@ def _open_cached(path: str, mtime_ns: int, size: int) -> ModelFile:
     with open(path, "rb") as f:
         data = f.read()
     shipped = os.path.dirname(path) == SHIPPED_DIR
-    name = os.path.basename(path)[:-3] if shipped and path.endswith(".pt") else os.path.basename(path)
+    base, extension = os.path.splitext(os.path.basename(path))
+    name = base if shipped and extension in MODEL_EXTENSIONS else os.path.basename(path)
     return ModelFile.from_bytes(data, name=name, path=path)
 
 

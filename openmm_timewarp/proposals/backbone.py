@@ -33,7 +33,7 @@ N-CA axis), so the ratio gains log h(chi1) - log h(chi1').
 import dataclasses
 import json
 import math
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -42,9 +42,21 @@ from .geometry import COVALENT_RADII_NM, bond_graph, dihedral, far_side, rotatio
 from .kernel import KernelConfig, ProposalKernel
 from .ramachandran import RamachandranDensity, wrapped_normal_log_prob
 from .residues import backbone_angles, feature_count, find_backbone, residue_features
-from .side_chains import JUMPS, ROTAMERS, chi1_quads, find_torsions, torsion_increments, turn_torsions
+from .side_chains import JUMPS, ROTAMERS, chi1_quads, find_torsions, torsion_increments_from, turn_torsion_rows
 
-__all__ = ["BackboneConfig", "BackboneProposal", "backbone_angles"]
+__all__ = ["BackboneConfig", "BackboneProposal", "backbone_angles", "MAX_TORSIONS_PER_RESIDUE", "NORMALS", "UNIFORMS"]
+
+MAX_TORSIONS_PER_RESIDUE = 8
+"""Side-chain torsions a residue may have (arginine has 5); the noise has a column for each."""
+
+UNIFORM_COLUMNS = {"residue": 0, "component": 1, "floor": 2, "floor_phi": 3, "floor_psi": 4, "local": 5,
+                   "rotamer": 6, "rotamer_centre": 7, "chi_only": 8, "with_pivot": 9, "chi_pick": 10, "torsions": 11}
+"""Columns of the uniform variates of one proposal (:meth:`BackboneProposal.propose_noise`); from
+``torsions`` on, two per torsion slot k: whether it jumps (11 + 2k) and by which jump (12 + 2k)."""
+UNIFORMS = UNIFORM_COLUMNS["torsions"] + 2 * MAX_TORSIONS_PER_RESIDUE
+NORMAL_COLUMNS = {"phi": 0, "psi": 1, "local_phi": 2, "local_psi": 3, "rotamer": 4, "torsions": 5}
+"""Columns of the standard normal variates of one proposal; from ``torsions`` on, one per torsion slot."""
+NORMALS = NORMAL_COLUMNS["torsions"] + MAX_TORSIONS_PER_RESIDUE
 
 
 @dataclasses.dataclass
@@ -86,6 +98,7 @@ class BackboneProposal(ProposalKernel):
     config_class = BackboneConfig
     changes_geometry = False  # rigid turns about bonds
     float32_networks = False  # the density enters the ratio
+    supports_noise = True
 
     def __init__(self, elements: List[str], density: Optional[RamachandranDensity] = None) -> None:
         super().__init__()
@@ -110,6 +123,11 @@ class BackboneProposal(ProposalKernel):
         self.rotamer_width = 0.35
         self.rotamer_log_width = math.log(0.35)
         self.rotamer_centres: List[float] = list(ROTAMERS)
+        # TorchScript reads no globals: the noise layout is reached through the instance.
+        self.max_torsions = MAX_TORSIONS_PER_RESIDUE
+        self.uniform_columns = dict(UNIFORM_COLUMNS)
+        self.normal_columns = dict(NORMAL_COLUMNS)
+        self.num_uniforms, self.num_normals = UNIFORMS, NORMALS
         self.register_buffer("radii", torch.tensor([COVALENT_RADII_NM[e] for e in elements], dtype=torch.float64))
         self.register_buffer("is_heavy", torch.tensor([e != "H" for e in elements]))
         # Residues of the last bond graph seen (finding them costs several ms).
@@ -222,31 +240,94 @@ class BackboneProposal(ProposalKernel):
         self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues = chi_bonds, chi_sides, chi_residues
         return backbone, sides, features
 
-    def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
-        """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,).
+    def topology(self, positions: Tensor, atom_types: Tensor) -> List[Tensor]:
+        """What the proposals of this molecule need from its bond graph, as the tensors of
+        :meth:`propose_noise` (contract v2's topology step; cached per bond graph):
 
-        C-alpha's fragment stays in place: N's side of N-CA turns about that bond, C's side of
-        CA-C about that one (the two sides are disjoint unless a bond lies in a ring).
+        0. whether the kernel can move the molecule, () bool;
+        1. the bond graph (N, N) bool;
+        2. backbone atoms (R, 5), 3. moving sides (R, 2, N), 4. residue features (R, F), as
+           :meth:`residues` (R is at least 1: a molecule without residues gets one row of zeros);
+        5. side-chain torsion bonds (T + 1, 2), 6. their moving sides (T + 1, N), 7. their residue
+           rows (T + 1,): the torsions of ``side_chains.find_torsions`` and a last row that turns
+           nothing, so that no size is ever 0;
+        8. chi1 rows (R, 5) of ``side_chains.chi1_quads``;
+        9. each residue's torsions (R, MAX_TORSIONS_PER_RESIDUE), outwards, -1 where none.
         """
         backbone, sides, features = self.residues(positions, atom_types)
-        return self.pivots(positions, atom_types, num_proposals, backbone, sides, features)
-
-    def pivots(self, positions: Tensor, atom_types: Tensor, num_proposals: int, backbone: Tensor, sides: Tensor,
-               features: Tensor) -> Tuple[Tensor, Tensor]:
-        """:meth:`propose` for residues already found by :meth:`residues` for these positions."""
-        x = positions.to(torch.float64)
+        n = positions.shape[0]
+        available = torch.tensor(backbone.shape[0] > 0)
+        chi1 = self.cached_chi1
         if backbone.shape[0] == 0:
+            backbone = torch.zeros(1, 5, dtype=torch.int64)
+            sides = torch.zeros(1, 2, n, dtype=torch.bool)
+            features = torch.zeros(1, self.num_features(), dtype=torch.float64)
+            chi1 = torch.full((1, 5), -1, dtype=torch.int64)
+        bonds = torch.cat([self.cached_chi_bonds, torch.tensor([[0, 1]], dtype=torch.int64)])
+        chi_sides = torch.cat([self.cached_chi_sides.view(-1, n), torch.zeros(1, n, dtype=torch.bool)])
+        owners = torch.cat([self.cached_chi_residues, torch.tensor([-1], dtype=torch.int64)])
+        own = torch.full((backbone.shape[0], self.max_torsions), -1, dtype=torch.int64)
+        filled = [0 for _ in range(backbone.shape[0])]
+        for t in range(self.cached_chi_bonds.shape[0]):
+            r = int(owners[t])
+            if filled[r] >= self.max_torsions:
+                raise ValueError("BackboneProposal: a residue has more than " + str(self.max_torsions)
+                                 + " side-chain torsions")
+            own[r, filled[r]] = t
+            filled[r] += 1
+        return [available, self.cached_graph, backbone, sides, features, bonds, chi_sides, owners, chi1, own]
+
+    def topology_axes(self) -> List[Dict[int, str]]:
+        """Axes of the tensors of :meth:`topology` (after the first) that vary with the molecule."""
+        return [{0: "atoms", 1: "atoms"}, {0: "residues"}, {0: "residues", 2: "atoms"}, {0: "residues"},
+                {0: "torsions"}, {0: "torsions", 1: "atoms"}, {0: "torsions"}, {0: "residues"}, {0: "residues"}]
+
+    def noise_counts(self) -> List[int]:
+        """Standard normal and uniform variates per proposal that :meth:`propose_noise` reads."""
+        return [self.num_normals, self.num_uniforms]
+
+    def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
+        """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,):
+        :meth:`propose_noise` with variates from torch's default generator."""
+        topology = self.topology(positions, atom_types)
+        if not bool(topology[0]):
             raise ValueError("BackboneProposal: the molecule has no residue with a rotatable psi")
-        pick = torch.randint(0, backbone.shape[0], (num_proposals,))
+        normals = torch.randn(num_proposals, self.num_normals, dtype=torch.float64)
+        uniforms = torch.rand(num_proposals, self.num_uniforms, dtype=torch.float64)
+        y, log_ratio, same = self.propose_noise(positions, atom_types, topology[1:], normals, uniforms)
+        return y, log_ratio
+
+    def propose_noise(self, positions: Tensor, atom_types: Tensor, topology: List[Tensor], normals: Tensor,
+                      uniforms: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,),
+        a pure function of its arguments (contract v2): ``topology`` is :meth:`topology` without its
+        first entry, ``normals`` (B, 6 + MAX) and ``uniforms`` (B, 11 + 2 MAX) the variates (see the
+        ``U_`` and ``Z_`` column constants). Also returns whether the bond graph of ``positions`` is
+        still the one of ``topology`` (() bool; if not, the topology must be recomputed).
+
+        C-alpha's fragment stays in place: N's side of N-CA turns about that bond, C's side of CA-C
+        about that one (the two sides are disjoint unless a bond lies in a ring). No branch depends
+        on a tensor's values, so that ``torch.export`` can compile it.
+        """
+        adjacency, backbone, sides, features = topology[0], topology[1], topology[2], topology[3]
+        chi_bonds, chi_sides, chi_owners, chi1, own = topology[4], topology[5], topology[6], topology[7], topology[8]
+        u, z = self.uniform_columns, self.normal_columns
+        x = positions.to(torch.float64)
+        radii = self.radii[atom_types]
+        same_topology = torch.eq(bond_graph(x, radii), adjacency).all()
+        num_proposals = normals.shape[0]
+        residues = backbone.shape[0]
+        pick = torch.clamp((uniforms[:, u["residue"]] * residues).to(torch.int64), max=residues - 1)
         phi_free = sides[:, 0].any(1)[pick]
         params = self.density.mixture(features)
         params = (params[0][pick], params[1][pick], params[2][pick], params[3][pick], params[4][pick])
         phi_now, psi_now = backbone_angles(x, backbone)
         phi_now, psi_now = phi_now[pick], psi_now[pick]
-        phi_new, psi_new = self.density.sample(params)
+        phi_new, psi_new = self.density.sample_from(params, normals[:, z["phi"]:z["psi"] + 1],
+                                                    uniforms[:, u["component"]:u["floor_psi"] + 1])
         if self.local_fraction > 0:
-            local = torch.rand(num_proposals, dtype=torch.float64) < self.local_fraction
-            step = torch.randn(num_proposals, 2, dtype=torch.float64) * math.exp(self.local_log_width)
+            local = uniforms[:, u["local"]] < self.local_fraction
+            step = normals[:, z["local_phi"]:z["local_psi"] + 1] * math.exp(self.local_log_width)
             phi_new = torch.where(local, wrap_angle(phi_now + step[:, 0]), phi_new)
             psi_new = torch.where(local, wrap_angle(psi_now + step[:, 1]), psi_new)
         phi_new = torch.where(phi_free, phi_new, phi_now)
@@ -278,17 +359,22 @@ class BackboneProposal(ProposalKernel):
         moved_n, moved_c = moved[:num_proposals], moved[num_proposals:]
         side = sides[pick]
         y = torch.where(side[:, 0, :, None], moved_n, torch.where(side[:, 1, :, None], moved_c, relative))
-        y, log_ratio, redrawn = self.rotamer_moves(y, log_ratio, pick, phi_now, phi_new)
-        y, log_ratio = self.side_chain_moves(relative, y, log_ratio, pick, redrawn)
+        redrawn = torch.zeros(num_proposals, dtype=torch.bool)
+        if self.rotamer_crossing > 0.0 or self.rotamer_other > 0.0:
+            y, log_ratio, redrawn = self.rotamer_moves(y, log_ratio, pick, phi_now, phi_new, chi_bonds, chi_sides,
+                                                       chi1, normals, uniforms)
+        if self.chi_fraction > 0.0 or self.pivot_chi > 0.0:
+            y, log_ratio = self.side_chain_moves(relative, y, log_ratio, pick, redrawn, chi_bonds, chi_sides, own,
+                                                 normals, uniforms)
         # Keep the atom mean of x, as the flows do: the turn then acts on positions relative to the
         # mean only, where it is volume preserving, and leaves the mean unchanged.
         y = y - y.mean(1, keepdim=True) + x.mean(0)
 
-        same_graph = (bond_graph(y, self.radii[atom_types]) == self.cached_graph[None]).flatten(1).all(-1)
+        same_graph = (bond_graph(y, radii) == adjacency[None]).flatten(1).all(-1)
         valid = same_graph & torch.isfinite(log_ratio) & torch.isfinite(y).flatten(1).all(-1)
         log_ratio = torch.where(valid, log_ratio, torch.full_like(log_ratio, self.reject))
         y = torch.where(valid[:, None, None], y, x[None])
-        return y.to(positions.dtype), log_ratio
+        return y.to(positions.dtype), log_ratio, same_topology
 
     def rotamer_log_prob(self, chi: Tensor) -> Tensor:
         """log h(chi) per radian of the rotamer density of :meth:`set_rotamers`."""
@@ -297,53 +383,58 @@ class BackboneProposal(ProposalKernel):
         return torch.logsumexp(wrapped_normal_log_prob(chi[:, None], centres[None], log_width[None]), 1) - math.log(
             len(self.rotamer_centres))
 
-    def rotamer_moves(self, pivoted: Tensor, log_ratio: Tensor, pick: Tensor, phi_now: Tensor,
-                      phi_new: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def rotamer_moves(self, pivoted: Tensor, log_ratio: Tensor, pick: Tensor, phi_now: Tensor, phi_new: Tensor,
+                      chi_bonds: Tensor, chi_sides: Tensor, chi1: Tensor, normals: Tensor,
+                      uniforms: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Redraw chi1 of the pivoted residue ``pick`` (B,) of the pivots ``pivoted`` (B, N, 3) as
         :meth:`set_rotamers` says (a pivot leaves chi1 as it was); returns the proposals, their log
-        ratios and which rows (B,) were redrawn."""
+        ratios and which rows (B,) were redrawn. Residues without a chi1 (Gly, Ala, Pro) have a
+        chi1 row of -1 and are never redrawn."""
+        u, z = self.uniform_columns, self.normal_columns
         batch = pivoted.shape[0]
-        redrawn = torch.zeros(batch, dtype=torch.bool)
-        # Without side-chain torsions (Gly, Ala, Pro) no residue has a chi1 to redraw.
-        if (self.rotamer_crossing == 0.0 and self.rotamer_other == 0.0) or self.cached_chi_bonds.shape[0] == 0:
-            return pivoted, log_ratio, redrawn
-        rows = self.cached_chi1[pick]
+        rows = chi1[pick]
         crossing = (phi_now >= 0) != (phi_new >= 0)
         chance = torch.where(crossing, torch.full_like(phi_now, self.rotamer_crossing),
                              torch.full_like(phi_now, self.rotamer_other))
-        redrawn = (rows[:, 0] >= 0) & (torch.rand(batch, dtype=torch.float64) < chance)
+        redrawn = (rows[:, 0] >= 0) & (uniforms[:, u["rotamer"]] < chance)
         atoms = rows.clamp(min=0)
         batch_index = torch.arange(batch)
         p = [pivoted[batch_index, atoms[:, i]] for i in range(4)]
         chi_now = -dihedral(p[0], p[1], p[2], p[3])
         centres = torch.tensor(self.rotamer_centres, dtype=torch.float64)
-        chi_new = wrap_angle(centres[torch.randint(0, centres.shape[0], (batch,))]
-                             + torch.randn(batch, dtype=torch.float64) * math.exp(self.rotamer_log_width))
+        which = torch.clamp((uniforms[:, u["rotamer_centre"]] * centres.shape[0]).to(torch.int64), max=centres.shape[0] - 1)
+        chi_new = wrap_angle(centres[which] + normals[:, z["rotamer"]] * math.exp(self.rotamer_log_width))
         log_ratio = torch.where(redrawn, log_ratio + self.rotamer_log_prob(chi_now) - self.rotamer_log_prob(chi_new),
                                 log_ratio)
-        # A right-handed turn about CA -> CB moves CB's side and changes chi1 by +d (see pivots).
-        increments = torch.zeros(batch, self.cached_chi_bonds.shape[0], dtype=torch.float64)
-        increments[batch_index, atoms[:, 4]] = torch.where(redrawn, wrap_angle(chi_new - chi_now),
-                                                           torch.zeros_like(chi_new))
-        return turn_torsions(pivoted, self.cached_chi_bonds, self.cached_chi_sides, increments), log_ratio, redrawn
+        # A right-handed turn about CA -> CB moves CB's side and changes chi1 by +d (see propose_noise).
+        angle = torch.where(redrawn, wrap_angle(chi_new - chi_now), torch.zeros_like(chi_new))
+        return turn_torsion_rows(pivoted, chi_bonds[atoms[:, 4]], chi_sides[atoms[:, 4]], angle), log_ratio, redrawn
 
-    def side_chain_moves(self, x: Tensor, pivoted: Tensor, log_ratio: Tensor, pick: Tensor,
-                         redrawn: Tensor) -> Tuple[Tensor, Tensor]:
+    def side_chain_moves(self, x: Tensor, pivoted: Tensor, log_ratio: Tensor, pick: Tensor, redrawn: Tensor,
+                         chi_bonds: Tensor, chi_sides: Tensor, own: Tensor, normals: Tensor,
+                         uniforms: Tensor) -> Tuple[Tensor, Tensor]:
         """Replace a ``chi_fraction`` of the pivots ``pivoted`` (B, N, 3) of ``x`` (B, N, 3) by chi-only
         moves (ratio 0) and turn the chi angles of a ``pivot_chi`` fraction of the rest (see
         :meth:`set_side_chains`), except those whose chi1 was ``redrawn`` (B,) (h would no longer be
-        their density); returns the proposals and their log ratios."""
-        bonds, chi_sides, owner = self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues
-        batch, count = pivoted.shape[0], bonds.shape[0]
-        if count == 0 or (self.chi_fraction == 0.0 and self.pivot_chi == 0.0):
-            return pivoted, log_ratio
-        chi_only = torch.rand(batch, dtype=torch.float64) < self.chi_fraction
-        with_pivot = ~chi_only & ~redrawn & (torch.rand(batch, dtype=torch.float64) < self.pivot_chi)
-        one = torch.randint(0, count, (batch,))
-        index = torch.arange(count)[None, :]
-        mine = ((index == one[:, None]) & chi_only[:, None]) | ((owner[None, :] == pick[:, None]) & with_pivot[:, None])
+        their density); returns the proposals and their log ratios. A molecule without side-chain
+        torsions (only the last, empty row of ``chi_bonds``) only pivots."""
+        u, z = self.uniform_columns, self.normal_columns
+        count = chi_bonds.shape[0] - 1
+        # Whether there is a torsion, as a tensor (the last row of chi_sides is empty), not a branch.
+        any_torsion = chi_sides.any()
+        chi_only = (uniforms[:, u["chi_only"]] < self.chi_fraction) & any_torsion
+        one = torch.clamp((uniforms[:, u["chi_pick"]] * count).to(torch.int64), max=count)
+        increments = torsion_increments_from(normals[:, z["torsions"]:], uniforms[:, u["torsions"]::2],
+                                             uniforms[:, u["torsions"] + 1::2], self.chi_jump, self.chi_width, self.chi_jumps)
         y = torch.where(chi_only[:, None, None], x, pivoted)
         log_ratio = torch.where(chi_only, torch.zeros_like(log_ratio), log_ratio)
-        increments = torsion_increments(batch * count, self.chi_jump, self.chi_width, self.chi_jumps).view(batch, count)
-        increments = torch.where(mine, increments, torch.zeros_like(increments))
-        return turn_torsions(y, bonds, chi_sides, increments), log_ratio
+        y = turn_torsion_rows(y, chi_bonds[one], chi_sides[one],
+                              torch.where(chi_only, increments[:, 0], torch.zeros_like(increments[:, 0])))
+        if self.pivot_chi > 0.0:
+            with_pivot = ~chi_only & ~redrawn & (uniforms[:, u["with_pivot"]] < self.pivot_chi) & any_torsion
+            mine = own[pick]
+            for k in range(self.max_torsions):
+                t = torch.where(mine[:, k] >= 0, mine[:, k], torch.full_like(mine[:, k], count))
+                angle = torch.where(with_pivot & (mine[:, k] >= 0), increments[:, k], torch.zeros_like(increments[:, k]))
+                y = turn_torsion_rows(y, chi_bonds[t], chi_sides[t], angle)
+        return y, log_ratio

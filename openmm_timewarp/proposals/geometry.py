@@ -23,7 +23,9 @@ internal coordinate): a finite stand-in for log 0, as the contract asks for fini
 
 def bond_graph(positions: Tensor, radii: Tensor) -> Tensor:
     """Adjacency (..., N, N) bool of ``positions`` (..., N, 3) nm with per-atom covalent ``radii`` (N,)."""
-    distance = torch.cdist(positions, positions)
+    # The direct method at every size: cdist's default switches to a matrix product above 25 atoms,
+    # a branch on the size that torch.export would fix.
+    distance = torch.cdist(positions, positions, compute_mode="donot_use_mm_for_euclid_dist")
     cutoff = 1.25 * (radii[:, None] + radii[None, :])
     adjacency = distance < cutoff
     eye = torch.eye(positions.shape[-2], dtype=torch.bool, device=positions.device)

@@ -70,6 +70,10 @@ class ProposalKernel(nn.Module):
         (a density that enters the ratio).
     adjustable_lag : bool
         Whether the exported file may change its lag (``set_lag_ps``, TITO).
+    supports_noise : bool
+        Whether it implements the noise protocol of contract v2 (:meth:`topology`,
+        :meth:`topology_axes`, :meth:`noise_counts`, :meth:`propose_noise`), so that a v2 file
+        (``proposals.compiled``) can hold it.
     """
 
     kind = ""
@@ -78,6 +82,7 @@ class ProposalKernel(nn.Module):
     exact_density = True
     float32_networks = True
     adjustable_lag = False
+    supports_noise = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,6 +91,27 @@ class ProposalKernel(nn.Module):
 
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
         """Proposals (B, N, 3) float64 nm in the frame of ``positions`` (N, 3) and their log ratios (B,) float64."""
+        raise NotImplementedError
+
+    def topology(self, positions: Tensor, atom_types: Tensor) -> List[Tensor]:
+        """Noise protocol: whether the kernel can move the molecule (() bool), then the tensors that
+        :meth:`propose_noise` needs from the bond graph (found once per molecule; may branch on values)."""
+        raise NotImplementedError
+
+    def topology_axes(self) -> List[Dict[int, str]]:
+        """Noise protocol: for each tensor of :meth:`topology` after the first, its axes that vary with
+        the molecule, named (``atoms`` is the number of atoms; others are the kernel's own)."""
+        raise NotImplementedError
+
+    def noise_counts(self) -> List[int]:
+        """Noise protocol: standard normal and uniform variates per proposal, [normals, uniforms]."""
+        raise NotImplementedError
+
+    def propose_noise(self, positions: Tensor, atom_types: Tensor, topology: List[Tensor], normals: Tensor,
+                      uniforms: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Noise protocol: proposals (B, N, 3) and log ratios (B,) as a pure function of the variates
+        ``normals`` (B, Z) and ``uniforms`` (B, U), with no branch on tensor values (``torch.export``
+        compiles it), and whether the bond graph of ``positions`` is still that of ``topology`` (() bool)."""
         raise NotImplementedError
 
     def available(self, positions: Tensor, atom_types: Tensor) -> bool:

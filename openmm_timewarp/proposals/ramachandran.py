@@ -127,17 +127,25 @@ class RamachandranDensity(nn.Module):
         uniform = -(1.0 + free) * math.log(2.0 * math.pi)
         return torch.logaddexp(math.log(1.0 - self.floor) + mixture, math.log(self.floor) + uniform)
 
+    def sample_from(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor], normals: Tensor,
+                    uniforms: Tensor) -> Tuple[Tensor, Tensor]:
+        """One (phi, psi) per row of ``params`` (B, K) from variates: ``normals`` (B, 2) and
+        ``uniforms`` (B, 4), which pick the component (by the inverse of the weights' cumulative
+        sum), whether the floor is used, and phi and psi on the floor."""
+        log_w, mu_phi, mu_psi, ls_phi, ls_psi = params
+        cumulative = torch.cumsum(torch.exp(log_w), 1)
+        target = uniforms[:, 0:1] * cumulative[:, -1:]
+        component = torch.clamp((cumulative <= target).sum(1), max=log_w.shape[1] - 1)
+        pick = component[:, None]
+        phi = mu_phi.gather(1, pick).squeeze(1) + torch.exp(ls_phi.gather(1, pick).squeeze(1)) * normals[:, 0]
+        psi = mu_psi.gather(1, pick).squeeze(1) + torch.exp(ls_psi.gather(1, pick).squeeze(1)) * normals[:, 1]
+        from_floor = uniforms[:, 1] < self.floor
+        phi = torch.where(from_floor, 2.0 * math.pi * uniforms[:, 2] - math.pi, phi)
+        psi = torch.where(from_floor, 2.0 * math.pi * uniforms[:, 3] - math.pi, psi)
+        return wrap_angle(phi), wrap_angle(psi)
+
     def sample(self, params: Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
         """One (phi, psi) per row of ``params`` (B, K), from torch's default generator."""
-        log_w, mu_phi, mu_psi, ls_phi, ls_psi = params
-        rows = log_w.shape[0]
-        component = torch.multinomial(torch.exp(log_w), 1).squeeze(1)
-        pick = component[:, None]
-        z = torch.randn(rows, 2, dtype=torch.float64, device=log_w.device)
-        phi = mu_phi.gather(1, pick).squeeze(1) + torch.exp(ls_phi.gather(1, pick).squeeze(1)) * z[:, 0]
-        psi = mu_psi.gather(1, pick).squeeze(1) + torch.exp(ls_psi.gather(1, pick).squeeze(1)) * z[:, 1]
-        uniform = torch.rand(rows, 3, dtype=torch.float64, device=log_w.device)
-        from_floor = uniform[:, 0] < self.floor
-        phi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 1] - math.pi, phi)
-        psi = torch.where(from_floor, 2.0 * math.pi * uniform[:, 2] - math.pi, psi)
-        return wrap_angle(phi), wrap_angle(psi)
+        rows = params[0].shape[0]
+        return self.sample_from(params, torch.randn(rows, 2, dtype=torch.float64, device=params[0].device),
+                                torch.rand(rows, 4, dtype=torch.float64, device=params[0].device))

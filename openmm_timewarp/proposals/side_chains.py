@@ -81,12 +81,32 @@ def chi1_quads(adjacency: Tensor, is_heavy: Tensor, backbone: Tensor, bonds: Ten
     return rows
 
 
+def torsion_increments_from(normals: Tensor, jumped: Tensor, which: Tensor, jump: float, width: float,
+                            jumps: List[float]) -> Tensor:
+    """Draws (...) of the increment law of the module docstring from standard normals, and uniforms
+    that decide whether (``jumped``) and by which of ``jumps`` (``which``) each one jumps."""
+    table = torch.tensor(jumps, dtype=torch.float64)
+    index = torch.clamp((which * len(jumps)).to(torch.int64), max=len(jumps) - 1)
+    return torch.where(jumped < jump, table[index], torch.zeros_like(normals)) + normals * width
+
+
 def torsion_increments(count: int, jump: float, width: float, jumps: List[float]) -> Tensor:
     """``count`` draws (count,) float64 of the increment law of the module docstring, with rotamer
     jumps drawn uniformly from ``jumps`` (rad; the law is symmetric only if the set is)."""
-    jumps = torch.tensor(jumps, dtype=torch.float64)[torch.randint(0, len(jumps), (count,))]
-    jumped = torch.rand(count, dtype=torch.float64) < jump
-    return torch.where(jumped, jumps, torch.zeros_like(jumps)) + torch.randn(count, dtype=torch.float64) * width
+    return torsion_increments_from(torch.randn(count, dtype=torch.float64), torch.rand(count, dtype=torch.float64),
+                                   torch.rand(count, dtype=torch.float64), jump, width, jumps)
+
+
+def turn_torsion_rows(y: Tensor, bonds: Tensor, sides: Tensor, angles: Tensor) -> Tensor:
+    """Positions (B, N, 3) after turning, in each row b, the far side ``sides[b]`` (B, N) of the bond
+    ``bonds[b]`` (B, 2) by ``angles[b]`` (B,) rad (zero leaves the row as it is); one torsion per
+    row, with no branch on values (``torch.export`` compiles it)."""
+    rows = torch.arange(y.shape[0])
+    pivot = y[rows, bonds[:, 1]]
+    axis = pivot - y[rows, bonds[:, 0]]
+    turn = rotation_matrices(axis / torch.linalg.norm(axis, dim=-1, keepdim=True), angles)
+    moved = torch.bmm(y - pivot[:, None], turn.transpose(1, 2)) + pivot[:, None]
+    return torch.where(sides[:, :, None] & (angles != 0)[:, None, None], moved, y)
 
 
 def turn_torsions(y: Tensor, bonds: Tensor, sides: Tensor, increments: Tensor) -> Tensor:

@@ -32,8 +32,10 @@ namespace TimewarpPlugin {
  */
 class OPENMM_EXPORT_TIMEWARP ProposalModel {
 public:
-    /** The contract version this build of the plugin understands. */
+    /** The contract version of TorchScript model files. */
     static const int CONTRACT_VERSION = 1;
+    /** The contract version of compiled (AOTInductor) model files; this build reads both. */
+    static const int COMPILED_CONTRACT_VERSION = 2;
     virtual ~ProposalModel() {
     }
     /**

@@ -1,5 +1,6 @@
 #include "ProposalModel.h"
 #include "TorchScriptProposalModel.h"
+#include "CompiledProposalModel.h"
 #include "openmm/OpenMMException.h"
 #include <torch/torch.h>
 #include <cstring>
@@ -20,7 +21,9 @@ string ProposalModel::readFile(const string& file) {
 }
 
 shared_ptr<ProposalModel> ProposalModel::loadFromBytes(const string& data, const string& source, const string& device) {
-    // TorchScript is the only format so far; an AOTInductor package would be told apart here by its header.
+    // Both formats are zip archives; a compiled (contract v2) one holds AOTInductor programs.
+    if (CompiledProposalModel::isCompiledModel(data))
+        return make_shared<CompiledProposalModel>(data, source, device);
     return make_shared<TorchScriptProposalModel>(data, source, device);
 }
 

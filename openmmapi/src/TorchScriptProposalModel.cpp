@@ -1,4 +1,5 @@
 #include "TorchScriptProposalModel.h"
+#include "ModelLoading.h"
 #include "openmm/OpenMMException.h"
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -36,41 +37,24 @@ static void withGeneratorState(const torch::Device& device, at::Tensor& state, F
     generator.set_state(saved);
 }
 
-static void fail(const string& file, const string& message) {
-    throw OpenMMException("TimewarpIntegrator: model file " + file + ": " + message);
-}
-
-/** A torch device from its name, checked to exist in this process. */
-static torch::Device parseDevice(const string& name, const string& file) {
-    try {
-        torch::Device device(name);
-        at::empty({1}, torch::TensorOptions().device(device));
-        return device;
-    }
-    catch (const exception& e) {
-        fail(file, "cannot be placed on device '" + name + "': " + e.what());
-    }
-    return torch::Device(torch::kCPU);
-}
-
 TorchScriptProposalModel::TorchScriptProposalModel(const string& data, const string& file, const string& deviceName) :
-        file(file), device(parseDevice(deviceName, file)) {
+        file(file), device(parseModelDevice(deviceName, file)) {
     torch::jit::ExtraFilesMap extraFiles{{ModelSettings::entryName(), ""}};
     try {
         istringstream stream(data);
         module = torch::jit::load(stream, device, extraFiles);
     }
     catch (const exception& e) {
-        fail(file, string("is not a readable TorchScript file (corrupt, or saved by an incompatible torch): ") + e.what());
+        failModel(file, string("is not a readable TorchScript file (corrupt, or saved by an incompatible torch): ") + e.what());
     }
     module.eval();
     const char* required[] = {"contract_version", "elements", "lag_time_ps", "temperature_kelvin", "has_density"};
     for (const char* name : required)
         if (!module.find_method(name))
-            fail(file, string("is not a Timewarp proposal model: it has no method ") + name + "()");
+            failModel(file, string("is not a Timewarp proposal model: it has no method ") + name + "()");
     int version = callMethod("contract_version").toInt();
     if (version != CONTRACT_VERSION)
-        fail(file, "follows proposal-model contract version " + to_string(version) + ", but this plugin supports version " +
+        failModel(file, "follows proposal-model contract version " + to_string(version) + ", but this plugin supports version " +
              to_string(CONTRACT_VERSION));
     for (const c10::IValue& e : callMethod("elements").toListRef())
         elements.push_back(e.toStringRef());
@@ -78,7 +62,7 @@ TorchScriptProposalModel::TorchScriptProposalModel(const string& data, const str
     temperature = callMethod("temperature_kelvin").toDouble();
     density = callMethod("has_density").toBool();
     if (elements.empty() || !(lagTime > 0) || !(temperature > 0))
-        fail(file, "reports no elements, or a non-positive lag time or temperature");
+        failModel(file, "reports no elements, or a non-positive lag time or temperature");
     settings = ModelSettings::parse(extraFiles[ModelSettings::entryName()], file);
     setRandomSeed(0);
 }
@@ -92,7 +76,7 @@ c10::IValue TorchScriptProposalModel::callMethod(const string& name) {
         return module.get_method(name)(vector<c10::IValue>());
     }
     catch (const exception& e) {
-        fail(file, "calling " + name + "() failed: " + e.what());
+        failModel(file, "calling " + name + "() failed: " + e.what());
     }
     return c10::IValue();
 }
@@ -110,10 +94,10 @@ void TorchScriptProposalModel::proposeTensors(const at::Tensor& x, const at::Ten
             output = module.forward({x, types, (int64_t) numProposals});
         }
         catch (const exception& e) {
-            fail(file, string("forward() failed: ") + e.what());
+            failModel(file, string("forward() failed: ") + e.what());
         }
         if (!output.isTuple() || output.toTupleRef().elements().size() != 2)
-            fail(file, "forward() must return a tuple (proposals, log_ratio)");
+            failModel(file, "forward() must return a tuple (proposals, log_ratio)");
         y = output.toTupleRef().elements()[0].toTensor().to(torch::kFloat64).contiguous();
         logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kFloat64).contiguous();
     });
