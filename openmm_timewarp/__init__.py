@@ -33,6 +33,9 @@ elif "CUDA" not in [_openmm.Platform.getPlatform(_i).getName() for _i in range(_
 else:
     # Loaded after the common kernel's library, so that its kernel replaces the common one on CUDA.
     _openmm.Platform.loadPluginLibrary(_cuda_plugin)
+    if not _torch.cuda.is_available():
+        # The plugin then creates the common kernel on CUDA (model on the CPU), which still works.
+        CUDA_KERNEL_UNAVAILABLE = f"torch {_torch.__version__} cannot use CUDA here (a CPU build of torch, or no device)"
 
 from .integrator import TimewarpIntegrator  # noqa: E402
 from .model_file import ModelFile  # noqa: E402

@@ -25,7 +25,8 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, record PASS/FAIL with its durat
     local name=$1 limit=$2; shift 2
     local start=$SECONDS
     echo "=== $name"
-    timeout "$limit" "$@"
+    # A child bash, so that the exported functions below can be steps too.
+    timeout "$limit" bash -c '"$@"' "$name" "$@"
     local rc=$?
     echo "$name: $([ $rc -eq 0 ] && echo PASS || echo "FAIL (exit $rc)") in $((SECONDS - start)) s" | tee -a "$SUMMARY"
     return $rc
@@ -49,15 +50,17 @@ install_openmm_cuda() {
     if [ "${driver:-0}" -ge 13 ] && python -m pip install -q "openmm-cuda-13==$version"; then return 0; fi
     python -m pip install -q "openmm-cuda-12==$version"
 }
+export -f install_openmm_cuda
 step install 90 install_openmm_cuda || exit 1
 python -c "import openmm as mm; print([mm.Platform.getPlatform(i).getName() for i in range(mm.Platform.getNumPlatforms())]); print(mm.Platform.getPluginLoadFailures())"
 
-BUILD=build/gpu
+export BUILD=build/gpu
 build() {
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v python)" \
           -DTIMEWARP_BUILD_TESTS=ON -DTIMEWARP_BUILD_CUDA_LIB=ON &&
     cmake --build "$BUILD" --parallel "$(nproc)"
 }
+export -f build
 step build 130 build || exit 1
 
 # A scratch copy of the Python package with the fresh libraries, first on the path for the tests.
