@@ -17,7 +17,13 @@ import known_proposals as proposals  # noqa: E402
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 KT_300 = BOLTZMANN * 300.0  # kJ/mol
 
-PLATFORMS = ["Reference", "CPU"]
+#: Why the CUDA kernel cannot be tested here (no GPU, no OpenMM CUDA platform, or a build without the
+#: kernel), or None when it can.
+CUDA_SKIP_REASON = (None if openmm_timewarp.CUDA_KERNEL_UNAVAILABLE is None
+                    else f"CUDA kernel not testable here: {openmm_timewarp.CUDA_KERNEL_UNAVAILABLE}")
+requires_cuda = pytest.mark.skipif(CUDA_SKIP_REASON is not None, reason=CUDA_SKIP_REASON or "")
+#: Every platform the platform-parametrised tests run on; CUDA is skipped with the reason where it cannot run.
+PLATFORMS = ["Reference", "CPU", pytest.param("CUDA", marks=requires_cuda)]
 #: The repository root, and the example peptide every layer's tests use.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALA_PDB = os.path.join(ROOT, "examples", "data", "ace-ala-nme.pdb")

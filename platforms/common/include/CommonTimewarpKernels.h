@@ -16,16 +16,18 @@ class ProposalModel;
  * redraw, the chirality check of exploration mode and checkpointing.  Energies come from the
  * ContextImpl, so every force of the integration groups, bias forces included, is part of the target.
  *
- * What a platform-specific kernel would do differently is behind protected virtual hooks: where
- * positions, velocities and forces are read and written (here through the generic ContextImpl API,
- * which copies them to the host) and which model draws the proposals, on which device (here the
- * integrator's own model, on the CPU).  A GPU kernel derives from this class and overrides those.
+ * What a platform-specific kernel does differently is behind protected virtual hooks: where the
+ * current state, the pending proposals and hybrid Monte Carlo trajectories live (here on the host,
+ * moved through the generic ContextImpl API) and which model draws the proposals, on which device
+ * (here the integrator's own model, on the CPU).  A GPU kernel (CudaIntegrateTimewarpStepKernel)
+ * derives from this class and overrides them; the random streams, the acceptance test and the
+ * bookkeeping stay here, so every platform runs the same chain.
  */
 class CommonIntegrateTimewarpStepKernel : public IntegrateTimewarpStepKernel {
 public:
     CommonIntegrateTimewarpStepKernel(std::string name, const OpenMM::Platform& platform) :
             IntegrateTimewarpStepKernel(name, platform), model(NULL), removeCenterOfMassMotion(false), numProposed(0),
-            numAccepted(0), adaptProposed(0), adaptAccepted(0), numHMCProposed(0), numHMCAccepted(0), nextProposal(0) {
+            numAccepted(0), adaptProposed(0), adaptAccepted(0), numHMCProposed(0), numHMCAccepted(0), numPending(0), nextProposal(0) {
     }
     /**
      * Initialize the kernel: read the masses, seed the chain's random stream and the model's.
@@ -72,22 +74,71 @@ public:
 protected:
     /**
      * Choose the model that draws proposals.  The default is the integrator's own model (on the CPU);
-     * a GPU kernel would load integrator.getModelData() onto its device here.
+     * a GPU kernel loads integrator.getModelData() onto its device here.
      */
     virtual ProposalModel& selectModel(const TimewarpIntegrator& integrator);
-    /** Draw numProposals proposals from the positions x, with the non-energy part of their log MH ratios. */
-    virtual void propose(const TimewarpIntegrator& integrator, const std::vector<OpenMM::Vec3>& x, int numProposals,
-                         std::vector<std::vector<OpenMM::Vec3> >& proposals, std::vector<double>& logRatios);
-    /** Copy the Context's positions to the host. */
-    virtual void getPositions(OpenMM::ContextImpl& context, std::vector<OpenMM::Vec3>& positions);
-    /** Set the Context's positions from the host. */
-    virtual void setPositions(OpenMM::ContextImpl& context, const std::vector<OpenMM::Vec3>& positions);
-    /** Copy the forces of the last force computation to the host. */
-    virtual void getForces(OpenMM::ContextImpl& context, std::vector<OpenMM::Vec3>& forces);
+    /** The model chosen by selectModel(), once initialize() has run. */
+    ProposalModel& getProposalModel() const {
+        return *model;
+    }
+    /*
+     * Where the chain's positions live.  The chain keeps a current state (the positions the pending
+     * proposals were drawn from, and which the Context holds between steps) and a batch of pending
+     * proposals.  The defaults below keep both on the host and move positions through the generic
+     * ContextImpl API; a GPU kernel overrides all of them together, so that positions stay on its
+     * device and the chain above never touches them.
+     */
+    /**
+     * Read the Context's positions and make them the current state if they differ from it (pending
+     * proposals are then discarded by the caller).
+     *
+     * @return whether the Context held other positions than the current state
+     * @throws OpenMM::OpenMMException if the positions contain NaN or infinite values
+     */
+    virtual bool readCurrentState(OpenMM::ContextImpl& context);
+    /**
+     * Draw a batch of proposals from the current state, replacing the pending ones; their log ratios
+     * go to pendingLogRatios (on the host, where the acceptance test runs).
+     */
+    virtual void drawProposals(const TimewarpIntegrator& integrator, int numProposals);
+    /**
+     * Put pending proposal `index` into the Context.
+     *
+     * @return false, leaving the Context unchanged, if the proposal has NaN or infinite coordinates
+     */
+    virtual bool loadProposal(OpenMM::ContextImpl& context, int index);
+    /** Whether pending proposal `index` keeps the handedness of every chiral centre of the current state. */
+    virtual bool proposalPreservesChirality(const TimewarpIntegrator& integrator, int index);
+    /** Make pending proposal `index`, which the Context holds, the current state. */
+    virtual void acceptProposal(OpenMM::ContextImpl& context, int index);
+    /** Put the current state back into the Context. */
+    virtual void restoreCurrentState(OpenMM::ContextImpl& context);
+    /**
+     * Integrate a hybrid Monte Carlo trajectory with velocity Verlet from the current state (which the
+     * Context holds) and the initial velocities v0, leaving its end point in the Context.
+     *
+     * @param finalKinetic  on exit, the kinetic energy at the end point
+     * @return the potential energy of the integration groups at the end point (NaN if it is not finite)
+     */
+    virtual double integrateTrajectory(OpenMM::ContextImpl& context, int groups, int steps, double dt,
+                                       const std::vector<OpenMM::Vec3>& v0, double& finalKinetic);
+    /** Make the end point of the last trajectory, which the Context holds, the current state. */
+    virtual void acceptTrajectory(OpenMM::ContextImpl& context);
+    /** Copy the current state and the first numPending pending proposals to the host (for a checkpoint). */
+    virtual void getChainPositions(std::vector<OpenMM::Vec3>& current, int numPending,
+                                   std::vector<std::vector<OpenMM::Vec3> >& pending) const;
+    /** Restore the current state and the pending proposals from the host (from a checkpoint). */
+    virtual void setChainPositions(const std::vector<OpenMM::Vec3>& current, const std::vector<std::vector<OpenMM::Vec3> >& pending);
     /** Copy the Context's velocities to the host. */
     virtual void getVelocities(OpenMM::ContextImpl& context, std::vector<OpenMM::Vec3>& velocities);
     /** Set the Context's velocities from the host. */
     virtual void setVelocities(OpenMM::ContextImpl& context, const std::vector<OpenMM::Vec3>& velocities);
+    /** The masses of the particles, in Daltons. */
+    const std::vector<double>& getMasses() const {
+        return masses;
+    }
+    /** The non-energy part of the log MH ratio of each pending proposal. */
+    std::vector<double> pendingLogRatios;
 private:
     double uniform();
     double gaussian();
@@ -95,9 +146,8 @@ private:
     double energy(OpenMM::ContextImpl& context, int groups);
     double refreshCurrentState(OpenMM::ContextImpl& context, int groups);
     bool metropolisHastingsStep(OpenMM::ContextImpl& context, const TimewarpIntegrator& integrator, double& currentEnergy);
-    bool preservesChirality(const TimewarpIntegrator& integrator, const std::vector<OpenMM::Vec3>& y) const;
+    void discardPending();
     void resampleVelocities(OpenMM::ContextImpl& context, double temperature);
-    void moveTo(const std::vector<OpenMM::Vec3>& positions);
     void hybridMonteCarloMove(OpenMM::ContextImpl& context, const TimewarpIntegrator& integrator, double& currentEnergy);
     double velocityVerlet(OpenMM::ContextImpl& context, int groups, int steps, double dt, std::vector<OpenMM::Vec3>& x,
                           std::vector<OpenMM::Vec3>& v);
@@ -110,11 +160,13 @@ private:
     // Acceptance counts that drive the adaptive batch size; unlike the statistics, users cannot reset them.
     long long adaptProposed, adaptAccepted;
     long long numHMCProposed, numHMCAccepted;
-    // The state the pending proposals were drawn from, and the proposals not yet consumed.
+    // How many proposals are pending (their log ratios are in pendingLogRatios) and the next one to use.
+    int numPending, nextProposal;
+    // The host storage of the default hooks: the current state, the pending proposals and the end
+    // point of the last trajectory.  A kernel that overrides the hooks leaves them empty.
     std::vector<OpenMM::Vec3> current;
     std::vector<std::vector<OpenMM::Vec3> > pending;
-    std::vector<double> pendingLogRatios;
-    int nextProposal;
+    std::vector<OpenMM::Vec3> trajectoryEnd;
 };
 
 } // namespace TimewarpPlugin

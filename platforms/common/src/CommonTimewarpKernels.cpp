@@ -110,24 +110,10 @@ double CommonIntegrateTimewarpStepKernel::energy(ContextImpl& context, int group
     }
 }
 
-bool CommonIntegrateTimewarpStepKernel::preservesChirality(const TimewarpIntegrator& integrator, const vector<Vec3>& y) const {
-    for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
-        int center, a, b, c;
-        integrator.getChiralCenterParameters(i, center, a, b, c);
-        if (tripleProduct(current, center, a, b, c) * tripleProduct(y, center, a, b, c) <= 0)
-            return false;
-    }
-    return true;
-}
-
 double CommonIntegrateTimewarpStepKernel::refreshCurrentState(ContextImpl& context, int groups) {
     // Proposals drawn from other positions than the Context's are no longer valid: discard them.
-    vector<Vec3> positions;
-    getPositions(context, positions);
-    if (!allFinite(positions))
-        throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
-    if (positions != current)
-        moveTo(positions);
+    if (readCurrentState(context))
+        discardPending();
     double currentEnergy = energy(context, groups);
     if (!isfinite(currentEnergy))
         throw OpenMMException("TimewarpIntegrator: the energy of the current positions is not finite");
@@ -136,17 +122,17 @@ double CommonIntegrateTimewarpStepKernel::refreshCurrentState(ContextImpl& conte
 
 bool CommonIntegrateTimewarpStepKernel::metropolisHastingsStep(ContextImpl& context, const TimewarpIntegrator& integrator,
                                                                double& currentEnergy) {
-    if (nextProposal >= (int) pending.size()) {
-        propose(integrator, current, batchSize(integrator), pending, pendingLogRatios);
+    if (nextProposal >= numPending) {
+        int size = batchSize(integrator);
+        drawProposals(integrator, size);
+        numPending = size;
         nextProposal = 0;
     }
-    const vector<Vec3>& proposal = pending[nextProposal];
-    double logRatio = pendingLogRatios[nextProposal];
-    nextProposal++;
-    if (!allFinite(proposal))
+    int index = nextProposal++;
+    double logRatio = pendingLogRatios[index];
+    if (!loadProposal(context, index))
         return false;
     int groups = integrator.getIntegrationForceGroups();
-    setPositions(context, proposal);
     double proposalEnergy = energy(context, groups);
     double deltaEnergy = proposalEnergy - currentEnergy;
     bool accept;
@@ -156,13 +142,14 @@ bool CommonIntegrateTimewarpStepKernel::metropolisHastingsStep(ContextImpl& cont
     }
     else
         accept = isfinite(deltaEnergy) && deltaEnergy <= integrator.getExplorationEnergyThreshold() &&
-                 preservesChirality(integrator, proposal);
+                 proposalPreservesChirality(integrator, index);
     if (accept) {
         currentEnergy = proposalEnergy;
-        moveTo(proposal);
+        acceptProposal(context, index);
+        discardPending();
     }
     else
-        setPositions(context, current);
+        restoreCurrentState(context);
     return accept;
 }
 
@@ -199,20 +186,36 @@ void CommonIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& contex
     double kT = BOLTZMANN * integrator.getTemperature();
     double dt = integrator.getHMCStepSize() * (0.8 + 0.4 * uniform());
     int numParticles = masses.size();
-    vector<Vec3> x = current, v(numParticles);
+    vector<Vec3> v(numParticles);
     for (int i = 0; i < numParticles; i++)
         v[i] = Vec3(gaussian(), gaussian(), gaussian()) * sqrt(kT / masses[i]);
     double initial = currentEnergy + kineticEnergy(v);
-    double potential = velocityVerlet(context, integrator.getIntegrationForceGroups(), integrator.getHMCSteps(), dt, x, v);
-    double deltaH = potential + kineticEnergy(v) - initial;
+    double finalKinetic;
+    double potential = integrateTrajectory(context, integrator.getIntegrationForceGroups(), integrator.getHMCSteps(), dt, v,
+                                           finalKinetic);
+    double deltaH = potential + finalKinetic - initial;
     numHMCProposed++;
     if (isfinite(deltaH) && log(uniform()) < -deltaH / kT) {
         numHMCAccepted++;
         currentEnergy = potential;
-        moveTo(x);
+        acceptTrajectory(context);
+        discardPending();
     }
     else
-        setPositions(context, current);
+        restoreCurrentState(context);
+}
+
+double CommonIntegrateTimewarpStepKernel::integrateTrajectory(ContextImpl& context, int groups, int steps, double dt,
+                                                              const vector<Vec3>& v0, double& finalKinetic) {
+    vector<Vec3> x = current, v = v0;
+    double potential = velocityVerlet(context, groups, steps, dt, x, v);
+    finalKinetic = kineticEnergy(v);
+    trajectoryEnd.swap(x);
+    return potential;
+}
+
+void CommonIntegrateTimewarpStepKernel::acceptTrajectory(ContextImpl& context) {
+    current.swap(trajectoryEnd);
 }
 
 double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, int groups, int steps, double dt, vector<Vec3>& x,
@@ -221,14 +224,14 @@ double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, i
     int numParticles = masses.size();
     vector<Vec3> f;
     context.calcForcesAndEnergy(true, false, groups);
-    getForces(context, f);
+    context.getForces(f);
     double potential = NAN;
     for (int step = 0; step < steps; step++) {
         for (int i = 0; i < numParticles; i++) {
             v[i] += f[i] * (0.5 * dt / masses[i]);
             x[i] += v[i] * dt;
         }
-        setPositions(context, x);
+        context.setPositions(x);
         try {
             potential = context.calcForcesAndEnergy(true, true, groups);
         }
@@ -237,7 +240,7 @@ double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, i
         }
         if (!isfinite(potential))
             break;
-        getForces(context, f);
+        context.getForces(f);
         for (int i = 0; i < numParticles; i++)
             v[i] += f[i] * (0.5 * dt / masses[i]);
     }
@@ -251,11 +254,11 @@ double CommonIntegrateTimewarpStepKernel::kineticEnergy(const vector<Vec3>& velo
     return energy;
 }
 
-void CommonIntegrateTimewarpStepKernel::moveTo(const vector<Vec3>& positions) {
-    // Pending proposals were drawn from the old state: they are no longer valid proposals.  The copy
-    // comes first, as positions may be one of them.
-    current = positions;
+void CommonIntegrateTimewarpStepKernel::discardPending() {
+    // Pending proposals were drawn from the old state: they are no longer valid proposals.
     pending.clear();
+    pendingLogRatios.clear();
+    numPending = 0;
     nextProposal = 0;
 }
 
@@ -286,21 +289,56 @@ ProposalModel& CommonIntegrateTimewarpStepKernel::selectModel(const TimewarpInte
     return integrator.getModel();
 }
 
-void CommonIntegrateTimewarpStepKernel::propose(const TimewarpIntegrator& integrator, const vector<Vec3>& x, int numProposals,
-                                                vector<vector<Vec3> >& proposals, vector<double>& logRatios) {
-    model->propose(x, integrator.getAtomTypes(), numProposals, proposals, logRatios);
-}
-
-void CommonIntegrateTimewarpStepKernel::getPositions(ContextImpl& context, vector<Vec3>& positions) {
+bool CommonIntegrateTimewarpStepKernel::readCurrentState(ContextImpl& context) {
+    vector<Vec3> positions;
     context.getPositions(positions);
+    if (!allFinite(positions))
+        throw OpenMMException("TimewarpIntegrator: the positions in the Context contain NaN or infinite values");
+    if (positions == current)
+        return false;
+    current.swap(positions);
+    return true;
 }
 
-void CommonIntegrateTimewarpStepKernel::setPositions(ContextImpl& context, const vector<Vec3>& positions) {
-    context.setPositions(positions);
+void CommonIntegrateTimewarpStepKernel::drawProposals(const TimewarpIntegrator& integrator, int numProposals) {
+    model->propose(current, integrator.getAtomTypes(), numProposals, pending, pendingLogRatios);
 }
 
-void CommonIntegrateTimewarpStepKernel::getForces(ContextImpl& context, vector<Vec3>& forces) {
-    context.getForces(forces);
+bool CommonIntegrateTimewarpStepKernel::loadProposal(ContextImpl& context, int index) {
+    if (!allFinite(pending[index]))
+        return false;
+    context.setPositions(pending[index]);
+    return true;
+}
+
+bool CommonIntegrateTimewarpStepKernel::proposalPreservesChirality(const TimewarpIntegrator& integrator, int index) {
+    const vector<Vec3>& y = pending[index];
+    for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
+        int center, a, b, c;
+        integrator.getChiralCenterParameters(i, center, a, b, c);
+        if (tripleProduct(current, center, a, b, c) * tripleProduct(y, center, a, b, c) <= 0)
+            return false;
+    }
+    return true;
+}
+
+void CommonIntegrateTimewarpStepKernel::acceptProposal(ContextImpl& context, int index) {
+    current = pending[index];
+}
+
+void CommonIntegrateTimewarpStepKernel::restoreCurrentState(ContextImpl& context) {
+    context.setPositions(current);
+}
+
+void CommonIntegrateTimewarpStepKernel::getChainPositions(vector<Vec3>& current, int numPending,
+                                                          vector<vector<Vec3> >& pending) const {
+    current = this->current;
+    pending.assign(this->pending.begin(), this->pending.begin() + numPending);
+}
+
+void CommonIntegrateTimewarpStepKernel::setChainPositions(const vector<Vec3>& current, const vector<vector<Vec3> >& pending) {
+    this->current = current;
+    this->pending = pending;
 }
 
 void CommonIntegrateTimewarpStepKernel::getVelocities(ContextImpl& context, vector<Vec3>& velocities) {
@@ -323,11 +361,14 @@ void CommonIntegrateTimewarpStepKernel::createCheckpoint(ContextImpl& context, o
     writeValue(stream, adaptAccepted);
     writeValue(stream, numHMCProposed);
     writeValue(stream, numHMCAccepted);
-    writePositions(stream, current);
-    writeValue<long long>(stream, pending.size());
-    for (const vector<Vec3>& proposal : pending)
+    vector<Vec3> currentPositions;
+    vector<vector<Vec3> > pendingPositions;
+    getChainPositions(currentPositions, numPending, pendingPositions);
+    writePositions(stream, currentPositions);
+    writeValue<long long>(stream, numPending);
+    for (const vector<Vec3>& proposal : pendingPositions)
         writePositions(stream, proposal);
-    stream.write((const char*) pendingLogRatios.data(), pending.size() * sizeof(double));
+    stream.write((const char*) pendingLogRatios.data(), numPending * sizeof(double));
     writeValue(stream, nextProposal);
 }
 
@@ -343,13 +384,15 @@ void CommonIntegrateTimewarpStepKernel::loadCheckpoint(ContextImpl& context, ist
     adaptAccepted = readValue<long long>(stream);
     numHMCProposed = readValue<long long>(stream);
     numHMCAccepted = readValue<long long>(stream);
-    current = readPositions(stream);
-    pending.resize(readValue<long long>(stream));
-    for (vector<Vec3>& proposal : pending)
+    vector<Vec3> currentPositions = readPositions(stream);
+    vector<vector<Vec3> > pendingPositions(readValue<long long>(stream));
+    for (vector<Vec3>& proposal : pendingPositions)
         proposal = readPositions(stream);
-    pendingLogRatios.resize(pending.size());
-    stream.read((char*) pendingLogRatios.data(), pending.size() * sizeof(double));
+    pendingLogRatios.resize(pendingPositions.size());
+    stream.read((char*) pendingLogRatios.data(), pendingPositions.size() * sizeof(double));
     nextProposal = readValue<int>(stream);
     if (!stream)
         throw OpenMMException("TimewarpIntegrator: the checkpoint is truncated or corrupt");
+    numPending = pendingPositions.size();
+    setChainPositions(currentPositions, pendingPositions);
 }

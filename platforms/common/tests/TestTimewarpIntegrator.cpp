@@ -1,7 +1,10 @@
 /*
- * C++ tests of TimewarpIntegrator with the platform-independent kernel, run once per platform.
+ * C++ tests of TimewarpIntegrator, run once per platform: with the platform-independent kernel, or
+ * with a platform's own kernel when its plugin library is given.
  *
- * Usage: TestTimewarpIntegrator MODEL.pt PLATFORM
+ * Usage: TestTimewarpIntegrator MODEL.pt PLATFORM [PLUGIN]
+ * PLUGIN (e.g. libOpenMMTimewarpCUDA.so) is loaded after the common kernel, replacing it on its platform.
+ * Exit code 77 (ctest's skip) when PLATFORM cannot be loaded here, e.g. CUDA without a GPU.
  * MODEL.pt is the asymmetric Gaussian test proposal of tests/known_proposals.py for argon atoms (drift
  * 0.2 nm, width 0.4 nm, lag 100 ps, 300 K), written by `python tests/known_proposals.py MODEL.pt`, without
  * a settings entry.  MODEL.settings.pt beside it is the same proposal with a timewarp.json entry
@@ -19,6 +22,7 @@
 #include "openmm/serialization/XmlSerializer.h"
 #include <cmath>
 #include <cstdio>
+#include <dlfcn.h>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -285,17 +289,54 @@ static void testErrors() {
     ASSERT(message({"Ar"}).find("2 particles but 1 elements") != string::npos);
 }
 
+/**
+ * A platform kernel that keeps positions on its device copies none to the host while it samples,
+ * hybrid Monte Carlo included (the plugin's copy counter, which only checkpoints advance, stays put).
+ */
+static void testNoHostPositionCopies(long long (*copies)()) {
+    unique_ptr<System> system(harmonicSystem(0.5));
+    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
+    integrator.setRandomNumberSeed(5);
+    integrator.setHMCInterval(2);
+    Context context(*system, integrator, *platform);
+    context.setPositions({Vec3()});
+    integrator.step(1);
+    long long before = copies();
+    integrator.step(300);
+    ASSERT(copies() == before);
+    ASSERT(integrator.getNumHMCProposed() == 150);
+    stringstream checkpoint;
+    context.createCheckpoint(checkpoint);
+    ASSERT(copies() > before);
+}
+
 int main(int argc, char* argv[]) {
-    if (argc != 3) {
-        cerr << "usage: " << argv[0] << " MODEL.pt PLATFORM (MODEL.settings.pt must exist beside MODEL.pt)" << endl;
+    if (argc != 3 && argc != 4) {
+        cerr << "usage: " << argv[0] << " MODEL.pt PLATFORM [PLUGIN] (MODEL.settings.pt must exist beside MODEL.pt)" << endl;
         return 2;
     }
+    long long (*hostPositionCopies)() = NULL;
     try {
         modelFile = argv[1];
         settingsModelFile = modelFile.substr(0, modelFile.size() - 3) + ".settings.pt";
         Platform::loadPluginsFromDirectory(OPENMM_PLUGIN_DIR);
         Platform::registerPlatform(new StandInPlatform());
         registerKernelFactories();
+        bool available = false;
+        for (int i = 0; i < Platform::getNumPlatforms(); i++)
+            available = available || Platform::getPlatform(i).getName() == argv[2];
+        if (!available) {
+            cout << "platform " << argv[2] << " is not available here; skipped. OpenMM's plugin load failures:" << endl;
+            for (const string& failure : Platform::getPluginLoadFailures())
+                cout << "  " << failure << endl;
+            return 77;
+        }
+        if (argc == 4) {
+            Platform::loadPluginLibrary(argv[3]);
+            void* plugin = dlopen(argv[3], RTLD_LAZY | RTLD_NOLOAD);
+            if (plugin != NULL)
+                *(void**) &hostPositionCopies = dlsym(plugin, "timewarpCudaNumHostPositionCopies");
+        }
         testRegisteredOnEveryPlatform();
         platform = &Platform::getPlatformByName(argv[2]);
         testHarmonicSampling();
@@ -307,6 +348,8 @@ int main(int argc, char* argv[]) {
         testVersion1Serialization();
         testModelSettings();
         testErrors();
+        if (hostPositionCopies != NULL)
+            testNoHostPositionCopies(hostPositionCopies);
     }
     catch (const exception& e) {
         cout << "exception: " << e.what() << endl;
