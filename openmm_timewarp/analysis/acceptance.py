@@ -92,6 +92,9 @@ def basin_acceptance(settings: AcceptanceSettings) -> Tuple[Dict[str, List[float
     chain.setPositions(start)
     reduced_energy = OpenMMReducedEnergy(system, settings.temperature)
     torch.manual_seed(settings.seed)
+    if model.module is None:
+        raise InputError(f"{model.name} is a compiled (contract v2) file; analyse the TorchScript file it was "
+                         "compiled from, which proposes the same law")
     model.check_elements([a.element.symbol for a in topology.atoms()])
     types = torch.tensor([model.elements.index(a.element.symbol) for a in topology.atoms()], dtype=torch.int64)
     acceptance: Dict[str, List[float]] = {name: [] for name in BASIN_NAMES}

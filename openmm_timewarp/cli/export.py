@@ -1,7 +1,9 @@
-"""``openmm-timewarp export``: a training checkpoint (optionally mixed with a backbone kernel) to a model file.
+"""``openmm-timewarp export``: a training checkpoint (optionally mixed with a backbone kernel) to a model
+file; ``openmm-timewarp compile``: a model file to a compiled (contract v2) one with the same parameters.
 
 The options are those of the recipes in ``scripts/train_*.sh``; each one edits a kernel's config
-(``proposals``), and ``proposals.export.export_model`` writes the file.
+(``proposals``), and ``proposals.export.export_model`` writes the file (a ``.pt2`` name writes a
+compiled file with ``proposals.compiled.export_compiled``).
 """
 from __future__ import annotations
 
@@ -12,15 +14,16 @@ from typing import Any, Dict, Tuple
 
 from ..errors import InputError
 
-__all__ = ["add_parsers", "build_kernel", "run"]
+__all__ = ["add_parsers", "build_kernel", "run", "run_compile"]
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``export``."""
-    p = subparsers.add_parser("export", help="export a training checkpoint to a TorchScript model file",
+    """Register ``export`` and ``compile``."""
+    p = subparsers.add_parser("export", help="export a training checkpoint to a model file",
                               description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, help="the model file: NAME.pt (TorchScript, contract v1) or NAME.pt2 (compiled "
+                                          "with AOTInductor, contract v2; needs a C++ compiler, about a minute)")
     p.add_argument("--kernels", type=float, nargs=3, metavar=("FULL", "TORSION", "LOCAL"),
                    help="internal architecture: probabilities of the full, torsion-only and local proposal kernels")
     p.add_argument("--local-step", type=float, default=0.1,
@@ -54,6 +57,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hmc-step-size-ps", type=float, help="their recommended step size, ps")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
+
+    c = subparsers.add_parser(
+        "compile", help="compile a model file into a contract-v2 file (.pt2) with the same parameters",
+        description="Rebuild a model file's kernels from its metadata and parameters and write them as a "
+                    "compiled (contract v2) file: the same proposal law, drawn from the integrator's random "
+                    "numbers, at a fraction of the cost per proposal. Kernels without the v2 protocol (the "
+                    "flows) are left out; a molecule only they can move needs the original file.")
+    c.add_argument("model", help="model file or shipped model name")
+    c.add_argument("out", type=Path, help="the compiled file to write, NAME.pt2")
+    c.add_argument("--native-simd", action="store_true",
+                   help="let the compiled code use the widest vector instructions of this CPU (e.g. AVX-512), "
+                        "which other machines may lack; by default it uses AVX2")
+    c.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    c.set_defaults(run=run_compile)
 
 
 def _backbone(args: argparse.Namespace):
@@ -114,8 +131,39 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("hmc_interval", args.hmc_interval), ("hmc_steps", args.hmc_steps),
                                    ("hmc_step_size_ps", args.hmc_step_size_ps)) if v is not None}
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
-    settings = export_model(kernel, args.out, lag_ps=info["lag_ps"], temperature_K=info["temperature_K"],
-                            metadata=metadata, integrator_settings=overrides)
+    if args.out.suffix == ".pt2":
+        from ..proposals.compiled import export_compiled
+        from ..proposals.export import recommended_settings
+
+        entry = export_compiled(kernel, args.out, lag_ps=info["lag_ps"], temperature_K=info["temperature_K"],
+                                settings=recommended_settings(kernel, overrides), metadata=metadata)
+        settings = {"integrator": entry["integrator"]}
+    else:
+        settings = export_model(kernel, args.out, lag_ps=info["lag_ps"], temperature_K=info["temperature_K"],
+                                metadata=metadata, integrator_settings=overrides)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
           f"{sum(p.numel() for p in kernel.parameters())} parameters; integrator {settings['integrator']})")
+    return 0
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    """Compile a model file as ``compile`` says; returns the exit status."""
+    from ..model_file import ModelFile
+    from ..proposals.compiled import export_compiled
+    from ..proposals.rebuild import kernel_from_model_file
+
+    if args.out.suffix != ".pt2":
+        raise InputError(f"the compiled file must end in .pt2, got {args.out}")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(f"{args.out} exists; pass --overwrite to replace it")
+    source = ModelFile.open(args.model)
+    if source.contract_version != 1:
+        raise InputError(f"{source.name} is already a compiled (contract v{source.contract_version}) file")
+    kernel, metadata, lag, temperature = kernel_from_model_file(source.path)
+    settings = {k: source.settings[k] for k in ("integrator", "needs_fast_coordinate_moves") if k in source.settings}
+    metadata = dict(metadata, compiled_from=dict(file=source.name, command="openmm-timewarp compile " + args.model))
+    entry = export_compiled(kernel, args.out, lag_ps=lag, temperature_K=temperature, settings=settings,
+                            metadata=metadata, simd_bits=0 if args.native_simd else 256)
+    kinds = ", ".join(f"{k['kind']} ({k['weight']:g})" for k in entry["kernels"])
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB; kernels {kinds}; integrator {entry['integrator']})")
     return 0

@@ -79,6 +79,9 @@ def kernel_from_model_file(path: Union[str, os.PathLike]) -> Tuple[ProposalKerne
         If the file's state dict lacks a parameter or buffer of the rebuilt kernel.
     """
     model_file = ModelFile.open(path)
+    if model_file.module is None:
+        raise InputError(f"{path} is a compiled (contract v2) file, whose kernels cannot be rebuilt; rebuild "
+                         "from the TorchScript file it was compiled from")
     module, metadata = model_file.module, model_file.metadata
     config = config_from_metadata(metadata)
     if config["kind"] == "tito":  # the exported lag, which export --lag-ps may have changed
