@@ -31,7 +31,8 @@ def _text(d: Dict) -> str:
     lines = [f"{d['name']}: lag {d['lag_time_ps']:g} ps, trained at {d['temperature_K']:g} K, elements "
              f"{' '.join(d['elements'])}, up to {d['max_residues']} residues, "
              f"{'exact density (Metropolis-Hastings)' if d['exact_density'] else 'no density (exploration only)'}",
-             f"  file {d['path']}",
+             f"  file {d['path']} (" + ("compiled, contract v2" if d["contract_version"] == 2
+                                         else f"TorchScript, contract v{d['contract_version']}") + ")",
              f"  recommended integrator settings: hmc_interval {settings['hmc_interval']}, hmc_steps "
              f"{settings['hmc_steps']}, hmc_step_size {settings['hmc_step_size_ps'] * 1000:g} fs",
              "  needs fast-coordinate moves: " + ("yes (its moves leave bond lengths and angles unchanged: keep "

@@ -248,11 +248,10 @@ class BackboneProposal(ProposalKernel):
         1. the bond graph (N, N) bool;
         2. backbone atoms (R, 5), 3. moving sides (R, 2, N), 4. residue features (R, F), as
            :meth:`residues` (R is at least 1: a molecule without residues gets one row of zeros);
-        5. side-chain torsion bonds (T + 1, 2), 6. their moving sides (T + 1, N), 7. their residue
-           rows (T + 1,): the torsions of ``side_chains.find_torsions`` and a last row that turns
-           nothing, so that no size is ever 0;
-        8. chi1 rows (R, 5) of ``side_chains.chi1_quads``;
-        9. each residue's torsions (R, MAX_TORSIONS_PER_RESIDUE), outwards, -1 where none.
+        5. side-chain torsion bonds (T + 1, 2) and 6. their moving sides (T + 1, N): the torsions of
+           ``side_chains.find_torsions`` and a last row that turns nothing, so that no size is ever 0;
+        7. chi1 rows (R, 5) of ``side_chains.chi1_quads``;
+        8. each residue's torsions (R, MAX_TORSIONS_PER_RESIDUE), outwards, -1 where none.
         """
         backbone, sides, features = self.residues(positions, atom_types)
         n = positions.shape[0]
@@ -265,22 +264,21 @@ class BackboneProposal(ProposalKernel):
             chi1 = torch.full((1, 5), -1, dtype=torch.int64)
         bonds = torch.cat([self.cached_chi_bonds, torch.tensor([[0, 1]], dtype=torch.int64)])
         chi_sides = torch.cat([self.cached_chi_sides.view(-1, n), torch.zeros(1, n, dtype=torch.bool)])
-        owners = torch.cat([self.cached_chi_residues, torch.tensor([-1], dtype=torch.int64)])
         own = torch.full((backbone.shape[0], self.max_torsions), -1, dtype=torch.int64)
         filled = [0 for _ in range(backbone.shape[0])]
         for t in range(self.cached_chi_bonds.shape[0]):
-            r = int(owners[t])
+            r = int(self.cached_chi_residues[t])
             if filled[r] >= self.max_torsions:
                 raise ValueError("BackboneProposal: a residue has more than " + str(self.max_torsions)
                                  + " side-chain torsions")
             own[r, filled[r]] = t
             filled[r] += 1
-        return [available, self.cached_graph, backbone, sides, features, bonds, chi_sides, owners, chi1, own]
+        return [available, self.cached_graph, backbone, sides, features, bonds, chi_sides, chi1, own]
 
     def topology_axes(self) -> List[Dict[int, str]]:
         """Axes of the tensors of :meth:`topology` (after the first) that vary with the molecule."""
         return [{0: "atoms", 1: "atoms"}, {0: "residues"}, {0: "residues", 2: "atoms"}, {0: "residues"},
-                {0: "torsions"}, {0: "torsions", 1: "atoms"}, {0: "torsions"}, {0: "residues"}, {0: "residues"}]
+                {0: "torsions"}, {0: "torsions", 1: "atoms"}, {0: "residues"}, {0: "residues"}]
 
     def noise_counts(self) -> List[int]:
         """Standard normal and uniform variates per proposal that :meth:`propose_noise` reads."""
@@ -310,7 +308,7 @@ class BackboneProposal(ProposalKernel):
         on a tensor's values, so that ``torch.export`` can compile it.
         """
         adjacency, backbone, sides, features = topology[0], topology[1], topology[2], topology[3]
-        chi_bonds, chi_sides, chi_owners, chi1, own = topology[4], topology[5], topology[6], topology[7], topology[8]
+        chi_bonds, chi_sides, chi1, own = topology[4], topology[5], topology[6], topology[7]
         u, z = self.uniform_columns, self.normal_columns
         x = positions.to(torch.float64)
         radii = self.radii[atom_types]

@@ -24,8 +24,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -279,10 +279,18 @@ class CompiledModel:
 
         data = Path(path).read_bytes()
         self.entry, topology = read_entry(data, str(path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.topology_module = torch.jit.load(io.BytesIO(topology))
-            self.programs = [load_package(str(path), k["program"]) for k in self.entry["kernels"]]
+        # torch logs a warning when the compiled code's vector width (AVX2, see export_compiled)
+        # is not this CPU's widest; AVX2 code runs on this CPU, so it is noise here.
+        package_log = logging.getLogger("torch.export.pt2_archive._package")
+        level = package_log.level
+        package_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.topology_module = torch.jit.load(io.BytesIO(topology))
+                self.programs = [load_package(str(path), k["program"]) for k in self.entry["kernels"]]
+        finally:
+            package_log.setLevel(level)
         self.weights = torch.tensor([k["weight"] for k in self.entry["kernels"]], dtype=torch.float64)
         self.cached: Optional[List[List[Tensor]]] = None
 
@@ -300,11 +308,22 @@ class CompiledModel:
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int,
                 generator: torch.Generator) -> Tuple[Tensor, Tensor]:
         """Proposals (B, N, 3) and log ratios (B,), variates from ``generator`` in the order the C++
-        loader draws them: the kernel choices (B uniforms), then per kernel with rows its normals
-        and uniforms."""
+        loader draws them: the kernel choices (B uniforms; none for a model of one kernel), then per
+        kernel with rows its normals and uniforms."""
         x = positions.to(torch.float64)
         if self.cached is None:
             self.topology(x, atom_types)
+        if len(self.programs) == 1:
+            if not bool(self.cached[0][0]):
+                raise ValueError("the kernel of this v2 model cannot move this molecule")
+            spec = self.entry["kernels"][0]
+            normals = torch.randn(num_proposals, spec["normals"], dtype=torch.float64, generator=generator)
+            uniforms = torch.rand(num_proposals, spec["uniforms"], dtype=torch.float64, generator=generator)
+            out = self.program(0, x, atom_types, normals, uniforms)
+            if not bool(out[2]):
+                self.topology(x, atom_types)
+                out = self.program(0, x, atom_types, normals, uniforms)
+            return out[0], out[1]
         available = torch.tensor([bool(t[0]) for t in self.cached])
         weights = torch.where(available, self.weights, torch.zeros_like(self.weights))
         if not bool(available.any()):

@@ -108,9 +108,22 @@ CompiledProposalModel::CompiledProposalModel(const string& data, const string& f
     }
     close(fd);
     try {
+        // A program runs on the device type it was compiled for (AOTInductor records it).
+        for (const string& name : names) {
+            auto metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path.data(), name);
+            string compiledFor = metadata.count("AOTI_DEVICE_KEY") ? metadata["AOTI_DEVICE_KEY"] : "cpu";
+            if (compiledFor != c10::DeviceTypeName(device.type(), true))
+                throw OpenMMException("TimewarpIntegrator: model file " + file + ": its programs were compiled for " +
+                                      compiledFor + ", not for " + device.str() + "; use the TorchScript (.pt) file " +
+                                      "it was compiled from, or compile one for this device");
+        }
         for (const string& name : names)
             programs.push_back(unique_ptr<torch::inductor::AOTIModelPackageLoader>(new torch::inductor::AOTIModelPackageLoader(
                     path.data(), name, false, 1, device.is_cpu() ? -1 : device.index())));
+    }
+    catch (const OpenMMException&) {
+        unlink(path.data());
+        throw;
     }
     catch (const exception& e) {
         unlink(path.data());
@@ -144,6 +157,9 @@ void CompiledProposalModel::findTopology(const at::Tensor& positions, const at::
         failModel(file, "its topology module returned " + to_string(topology.size()) + " kernels' topologies, expected " +
                   to_string(programs.size()));
     topologyTypes = atomTypes.clone();
+    available.clear();
+    for (const vector<at::Tensor>& kernel : topology)
+        available.push_back(kernel[0].item<bool>());
 }
 
 vector<at::Tensor> CompiledProposalModel::runProgram(int kernel, const at::Tensor& positions, const at::Tensor& atomTypes,
@@ -169,20 +185,36 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
     if (topology.empty() || !topologyTypes.sizes().equals(atomTypes.sizes()) || !topologyTypes.equal(atomTypes))
         findTopology(x, atomTypes);
     int numKernels = programs.size();
+    torch::TensorOptions options = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+    if (numKernels == 1) {
+        // One kernel: no choice to draw, no rows to assemble (the contract draws the choices only
+        // for a model of several kernels).
+        if (!available[0])
+            failModel(file, "its kernel cannot move this molecule");
+        at::Tensor normals = at::randn({numProposals, numNormals[0]}, generator, options);
+        at::Tensor uniforms = at::rand({numProposals, numUniforms[0]}, generator, options);
+        vector<at::Tensor> out = runProgram(0, x, atomTypes, normals, uniforms);
+        if (!out[2].item<bool>()) {
+            findTopology(x, atomTypes);
+            out = runProgram(0, x, atomTypes, normals, uniforms);
+        }
+        y = out[0].to(torch::kFloat64).contiguous();
+        logRatio = out[1].to(torch::kFloat64).contiguous();
+        checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
+        return;
+    }
     vector<double> usable(numKernels);
     double total = 0, count = 0;
     for (int k = 0; k < numKernels; k++) {
-        bool available = topology[k][0].item<bool>();
-        usable[k] = available ? weights[k] : 0.0;
+        usable[k] = available[k] ? weights[k] : 0.0;
         total += usable[k];
-        count += available ? 1 : 0;
+        count += available[k] ? 1 : 0;
     }
     if (count == 0)
         failModel(file, "no kernel of the model can move this molecule");
     // As a mixture does: kernels that can move the molecule share the weight of those that cannot.
     for (int k = 0; k < numKernels; k++)
-        usable[k] = (total > 0 ? usable[k] / total : (topology[k][0].item<bool>() ? 1.0 / count : 0.0));
-    torch::TensorOptions options = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+        usable[k] = (total > 0 ? usable[k] / total : (available[k] ? 1.0 / count : 0.0));
     at::Tensor choice = at::rand({numProposals}, generator, options);
     at::Tensor kernelOf = at::zeros({numProposals}, torch::TensorOptions().dtype(torch::kInt64).device(device));
     double bound = 0;
@@ -205,14 +237,8 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
             findTopology(x, atomTypes);
             out = runProgram(k, x, atomTypes, normals, uniforms);
         }
-        if (n == numProposals) {
-            y = out[0].to(torch::kFloat64);
-            logRatio = out[1].to(torch::kFloat64);
-        }
-        else {
-            y.index_copy_(0, rows, out[0].to(torch::kFloat64));
-            logRatio.index_copy_(0, rows, out[1].to(torch::kFloat64));
-        }
+        y.index_copy_(0, rows, out[0].to(torch::kFloat64));
+        logRatio.index_copy_(0, rows, out[1].to(torch::kFloat64));
     }
     y = y.contiguous();
     logRatio = logRatio.contiguous();

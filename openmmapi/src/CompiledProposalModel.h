@@ -15,9 +15,10 @@ namespace TimewarpPlugin {
  * the random variates, with a TorchScript module that finds the topology once per bond graph.
  *
  * The random variates come from this object's own generator (seeded, and saved in checkpoints):
- * per batch, one uniform per proposal chooses its kernel by the kernels' weights, then each kernel
- * with proposals gets its normals and uniforms, in kernel order; proposeTensors() runs the chosen
- * kernels' programs and assembles their rows.
+ * per batch of a model with several kernels, one uniform per proposal chooses its kernel by the
+ * kernels' weights, then each kernel with proposals gets its normals and uniforms, in kernel order
+ * (a model of one kernel draws no choices); proposeTensors() runs the chosen kernels' programs and
+ * assembles their rows.
  */
 class CompiledProposalModel : public ProposalModel {
 public:
@@ -66,6 +67,7 @@ private:
     // Each kernel's topology for the molecule last seen (entry 0: whether it can move it).
     std::vector<std::vector<at::Tensor> > topology;
     at::Tensor topologyTypes;
+    std::vector<bool> available;
     ModelSettings settings;
     std::vector<std::string> elements;
     double lagTime, temperature;

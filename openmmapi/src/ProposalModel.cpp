@@ -1,6 +1,8 @@
 #include "ProposalModel.h"
 #include "TorchScriptProposalModel.h"
+#ifdef TIMEWARP_COMPILED_MODELS
 #include "CompiledProposalModel.h"
+#endif
 #include "openmm/OpenMMException.h"
 #include <torch/torch.h>
 #include <cstring>
@@ -22,8 +24,15 @@ string ProposalModel::readFile(const string& file) {
 
 shared_ptr<ProposalModel> ProposalModel::loadFromBytes(const string& data, const string& source, const string& device) {
     // Both formats are zip archives; a compiled (contract v2) one holds AOTInductor programs.
+#ifdef TIMEWARP_COMPILED_MODELS
     if (CompiledProposalModel::isCompiledModel(data))
         return make_shared<CompiledProposalModel>(data, source, device);
+#else
+    if (data.find("data/aotinductor/") != string::npos)
+        throw OpenMM::OpenMMException("TimewarpIntegrator: model file " + source + " is a compiled (contract v2) file, "
+                                      "but this plugin was built against a torch without AOTInductor's package loader "
+                                      "(torch 2.6 or newer); use the TorchScript (.pt) file it was compiled from");
+#endif
     return make_shared<TorchScriptProposalModel>(data, source, device);
 }
 

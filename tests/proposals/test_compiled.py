@@ -1,20 +1,18 @@
 """Contract-v2 files (proposals.compiled): export, agreement with the Python kernel, exactness of a
 chain that runs one in the C++ integrator, with its power check, checkpoints and XML."""
-import math
-
 import numpy as np
 import openmm as mm
 import pytest
 import torch
 
-from conftest import ELEMENTS, minimized_peptide, perturbed_kernel, sample_positions
+from conftest import ELEMENTS, minimized_peptide, perturbed_kernel
 from openmm_timewarp.errors import InputError
 from openmm_timewarp.model_file import ModelFile
 from openmm_timewarp.proposals.backbone import BackboneProposal
-from openmm_timewarp.proposals.compiled import CompiledModel, export_compiled
+from openmm_timewarp.proposals.compiled import CompiledModel, export_compiled, read_entry
 from openmm_timewarp.proposals.mixture import ProposalMixture
 from openmm_timewarp.proposals.side_chains import SideChainKernel
-from test_backbone import TEMPERATURE, backbone_positions, backbone_system, torsion_z_scores
+from test_backbone import TEMPERATURE, torsion_z_scores
 
 SETTINGS = {"integrator": {"hmc_interval": 0, "hmc_steps": 10, "hmc_step_size_ps": 0.001},
             "needs_fast_coordinate_moves": False}
@@ -117,12 +115,18 @@ def test_compiled_chain_restarts_bit_for_bit_from_a_checkpoint_and_from_xml(pept
 
 
 def export_backbone_v2(tmp_path, wrong: bool = False):
-    density_kernel = perturbed_kernel(seed=2, elements=["C", "N", "O"])
-    kernel = NoRatioNoise(["C", "N", "O"], density_kernel.density) if wrong else density_kernel
-    kernel.set_local(0.5, 0.4)  # half local steps (the mixture ratio), as in test_backbone
+    """Two pivot kernels with different densities, half local steps in one: a v2 file of two
+    programs, so that the chain also exercises the loader's choice between kernels."""
+    kernels = []
+    for seed, local in ((2, 0.5), (5, 0.0)):
+        density_kernel = perturbed_kernel(seed=seed, elements=["C", "N", "O"])
+        kernel = NoRatioNoise(["C", "N", "O"], density_kernel.density) if wrong else density_kernel
+        kernel.set_local(local, 0.4)
+        kernels.append(kernel.eval())
     path = tmp_path / f"backbone_v2_{wrong}.pt2"
-    export_compiled(kernel.eval(), path, lag_ps=1.0, temperature_K=TEMPERATURE, settings=SETTINGS,
-                    log=lambda line: None)
+    export_compiled(ProposalMixture(kernels, [0.6, 0.4]), path, lag_ps=1.0, temperature_K=TEMPERATURE,
+                    settings=SETTINGS, log=lambda line: None)
+    assert [k["weight"] for k in read_entry(path.read_bytes(), str(path))[0]["kernels"]] == pytest.approx([0.6, 0.4])
     return path
 
 
@@ -148,3 +152,26 @@ def test_a_kernel_without_the_noise_protocol_is_refused(tmp_path):
         export_compiled(flow, tmp_path / "flow.pt2", lag_ps=1.0, temperature_K=300.0, settings=SETTINGS)
     with pytest.raises(InputError, match=".pt2"):
         export_compiled(perturbed_kernel(), tmp_path / "x.pt", lag_ps=1.0, temperature_K=300.0, settings=SETTINGS)
+
+
+@pytest.mark.parametrize("name", ["dipeptides", "ace-ala-nme"])
+def test_shipped_compiled_model_proposes_what_its_torchscript_file_does(name):
+    """The shipped NAME-compiled.pt2 holds NAME.pt's pivot kernel with the same parameters: for the
+    same random numbers, the same proposals and log ratios (ACE-ALA-NME and validation dipeptide DE)."""
+    from openmm_timewarp.proposals.rebuild import kernel_from_model_file
+
+    compiled = ModelFile.open(f"{name}-compiled")
+    assert compiled.contract_version == 2 and compiled.settings == {
+        k: ModelFile.open(name).settings[k] for k in ("integrator", "needs_fast_coordinate_moves")}
+    kernel = kernel_from_model_file(ModelFile.open(name).path)[0].kernels[0]
+    model = CompiledModel(compiled.path)
+    generator = torch.Generator().manual_seed(1)
+    for sequence in ("A", "DE"):
+        x, types, _ = minimized_peptide(sequence)
+        topology = model.topology(x, types)[0]
+        normals = torch.randn(32, kernel.num_normals, dtype=torch.float64, generator=generator)
+        uniforms = torch.rand(32, kernel.num_uniforms, dtype=torch.float64, generator=generator)
+        with torch.no_grad():
+            y_a, r_a, _ = kernel.propose_noise(x, types, topology[1:], normals, uniforms)
+        y_b, r_b, _ = model.program(0, x, types, normals, uniforms)
+        assert torch.allclose(y_a, y_b, rtol=0, atol=1e-12) and torch.allclose(r_a, r_b, rtol=0, atol=1e-9)
