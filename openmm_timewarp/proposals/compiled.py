@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..model_file import SETTINGS_ENTRY, TOPOLOGY_ENTRY
 from .kernel import ProposalKernel
+from .export import ContractFacts
 from .registry import kernel_config
 
 __all__ = ["CompiledModel", "export_compiled", "noise_kernels", "TOPOLOGY_ENTRY", "CONTRACT_VERSION"]
@@ -49,46 +50,23 @@ EXAMPLE_SEQUENCE = "KWED"
 EXAMPLE_BATCH = 8
 
 
-class _Topology(nn.Module):
-    """The topology step of every kernel of a v2 file, and the file's facts as the C++ loader reads
-    them (scripted into the archive)."""
+class _Topology(ContractFacts):
+    """The topology step of every kernel of a v2 file, with the file's facts and its kernels as the
+    C++ loader reads them (scripted into the archive)."""
 
     def __init__(self, kernels: List[ProposalKernel], entry: Mapping[str, Any]) -> None:
-        super().__init__()
+        super().__init__(CONTRACT_VERSION, entry["elements"], entry["lag_time_ps"], entry["temperature_kelvin"],
+                         entry["has_density"], entry["metadata"])
         self.kernels = nn.ModuleList(kernels)
-        self.element_list: List[str] = list(entry["elements"])
-        self.lag_ps, self.temperature_k = float(entry["lag_time_ps"]), float(entry["temperature_kelvin"])
-        self.density = bool(entry["has_density"])
         self.programs: List[str] = [k["program"] for k in entry["kernels"]]
         self.weights: List[float] = [float(k["weight"]) for k in entry["kernels"]]
         self.counts: List[List[int]] = [[int(k["normals"]), int(k["uniforms"])] for k in entry["kernels"]]
-        self.metadata = json.dumps(entry["metadata"], sort_keys=True)
 
     def forward(self, positions: Tensor, atom_types: Tensor) -> List[List[Tensor]]:
         out: List[List[Tensor]] = []
         for kernel in self.kernels:
             out.append(kernel.topology(positions.to(torch.float64), atom_types))
         return out
-
-    @torch.jit.export
-    def contract_version(self) -> int:
-        return 2
-
-    @torch.jit.export
-    def elements(self) -> List[str]:
-        return self.element_list
-
-    @torch.jit.export
-    def lag_time_ps(self) -> float:
-        return self.lag_ps
-
-    @torch.jit.export
-    def temperature_kelvin(self) -> float:
-        return self.temperature_k
-
-    @torch.jit.export
-    def has_density(self) -> bool:
-        return self.density
 
     @torch.jit.export
     def kernel_programs(self) -> List[str]:
@@ -104,10 +82,6 @@ class _Topology(nn.Module):
     def noise_counts(self) -> List[List[int]]:
         """[normals, uniforms] per proposal of each kernel."""
         return self.counts
-
-    @torch.jit.export
-    def metadata_json(self) -> str:
-        return self.metadata
 
 
 class _Program(nn.Module):

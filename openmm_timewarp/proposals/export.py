@@ -18,7 +18,7 @@ from ..model_file import INTEGRATOR_DEFAULTS, save_model
 from .kernel import ProposalKernel
 from .registry import kernel_class, kernel_config
 
-__all__ = ["ExportedProposal", "ExportedTito", "export_model", "recommended_settings", "load_checkpoint",
+__all__ = ["ContractFacts", "ExportedProposal", "ExportedTito", "export_model", "recommended_settings", "load_checkpoint",
            "save_checkpoint"]
 
 SHIPPED_HMC_INTERVAL = 2
@@ -26,42 +26,33 @@ SHIPPED_HMC_INTERVAL = 2
 lengths and angles (the shipped models' recipe)."""
 
 
-class ExportedProposal(nn.Module):
-    """TorchScript-ready wrapper that follows proposal-model contract version 1.
+class ContractFacts(nn.Module):
+    """The facts every model file reports through TorchScript methods (``docs/model-contract.md``):
+    the module of a version-1 file, and the topology module of a version-2 file, derive from it.
 
     Parameters
     ----------
-    kernel : ProposalKernel
-        The kernel (or mixture) whose ``propose`` the file's ``forward`` calls.
-    lag_time_ps : float
-        The lag of one move, ps.
-    temperature_kelvin : float
-        Temperature of the training data, K.
+    version : int
+        The contract version the file follows.
+    elements : list of str
+        Element symbols that atom types index into.
+    lag_time_ps, temperature_kelvin : float
+        The lag of one move (ps) and the temperature of the training data (K).
+    has_density : bool
+        Whether the log ratios are exact.
     metadata : dict
-        Provenance, returned as JSON by ``metadata_json()`` with the kernel's config added as ``kernel``.
+        Provenance, returned as JSON by ``metadata_json()``.
     """
 
-    def __init__(self, kernel: ProposalKernel, lag_time_ps: float, temperature_kelvin: float,
-                 metadata: Mapping[str, Any]) -> None:
+    def __init__(self, version: int, elements: List[str], lag_time_ps: float, temperature_kelvin: float,
+                 has_density: bool, metadata: Mapping[str, Any]) -> None:
         super().__init__()
-        self.kernel = kernel.eval()
-        self.element_list: List[str] = list(kernel.element_symbols)
+        self.version = int(version)
+        self.element_list: List[str] = list(elements)
         self.lag_ps = float(lag_time_ps)
         self.temperature_k = float(temperature_kelvin)
-        self.density = bool(kernel.exact_density)
-        self.metadata = json.dumps(dict(metadata, kernel=kernel_config(kernel)), sort_keys=True)
-
-    def forward(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
-        """Return ``num_proposals`` proposals (B, N, 3) float64 nm and their log ratios (B,) float64."""
-        if positions.dim() != 2 or positions.shape[1] != 3:
-            raise ValueError("positions must have shape (N, 3)")
-        if atom_types.shape[0] != positions.shape[0]:
-            raise ValueError("atom_types must have one entry per atom")
-        if int(atom_types.min()) < 0 or int(atom_types.max()) >= len(self.element_list):
-            raise ValueError("atom_types must index into elements()")
-        with torch.no_grad():
-            proposals, log_ratio = self.kernel.propose(positions.to(torch.float64), atom_types, num_proposals)
-        return proposals, log_ratio
+        self.density = bool(has_density)
+        self.metadata = json.dumps(dict(metadata), sort_keys=True)
 
     @torch.jit.export
     def elements(self) -> List[str]:
@@ -86,12 +77,46 @@ class ExportedProposal(nn.Module):
     @torch.jit.export
     def contract_version(self) -> int:
         """Version of the proposal-model contract this file follows."""
-        return 1
+        return self.version
 
     @torch.jit.export
     def metadata_json(self) -> str:
         """Provenance of the model as a JSON string."""
         return self.metadata
+
+
+class ExportedProposal(ContractFacts):
+    """TorchScript-ready wrapper that follows proposal-model contract version 1.
+
+    Parameters
+    ----------
+    kernel : ProposalKernel
+        The kernel (or mixture) whose ``propose`` the file's ``forward`` calls.
+    lag_time_ps : float
+        The lag of one move, ps.
+    temperature_kelvin : float
+        Temperature of the training data, K.
+    metadata : dict
+        Provenance, returned as JSON by ``metadata_json()`` with the kernel's config added as ``kernel``.
+    """
+
+    def __init__(self, kernel: ProposalKernel, lag_time_ps: float, temperature_kelvin: float,
+                 metadata: Mapping[str, Any]) -> None:
+        super().__init__(1, list(kernel.element_symbols), lag_time_ps, temperature_kelvin, kernel.exact_density,
+                         dict(metadata, kernel=kernel_config(kernel)))
+        self.kernel = kernel.eval()
+
+    def forward(self, positions: Tensor, atom_types: Tensor, num_proposals: int) -> Tuple[Tensor, Tensor]:
+        """Return ``num_proposals`` proposals (B, N, 3) float64 nm and their log ratios (B,) float64."""
+        if positions.dim() != 2 or positions.shape[1] != 3:
+            raise ValueError("positions must have shape (N, 3)")
+        if atom_types.shape[0] != positions.shape[0]:
+            raise ValueError("atom_types must have one entry per atom")
+        if int(atom_types.min()) < 0 or int(atom_types.max()) >= len(self.element_list):
+            raise ValueError("atom_types must index into elements()")
+        with torch.no_grad():
+            proposals, log_ratio = self.kernel.propose(positions.to(torch.float64), atom_types, num_proposals)
+        return proposals, log_ratio
 
 
 class ExportedTito(ExportedProposal):

@@ -65,15 +65,25 @@ public:
     /** The device the model lives on, as a torch device string. */
     virtual std::string getDevice() const = 0;
     /** The integrator settings the model file recommends (its timewarp.json entry, else the defaults). */
-    virtual const ModelSettings& getSettings() const = 0;
+    const ModelSettings& getSettings() const {
+        return settings;
+    }
     /** Element symbols the model knows; atom types are indices into this list. */
-    virtual const std::vector<std::string>& getElements() const = 0;
+    const std::vector<std::string>& getElements() const {
+        return elements;
+    }
     /** The lag time the model was trained for, in ps. */
-    virtual double getLagTime() const = 0;
+    double getLagTime() const {
+        return lagTime;
+    }
     /** The temperature of the model's training data, in K. */
-    virtual double getTemperature() const = 0;
+    double getTemperature() const {
+        return temperature;
+    }
     /** Whether the returned log ratios are exact (false for a surrogate without a density). */
-    virtual bool hasDensity() const = 0;
+    bool hasDensity() const {
+        return density;
+    }
     /**
      * Draw proposals from the current state.
      *
@@ -112,6 +122,12 @@ public:
     virtual std::string getRandomState() const = 0;
     /** Restore a state returned by getRandomState(). */
     virtual void setRandomState(const std::string& state) = 0;
+protected:
+    // What every format reports, set by the loader of each (see internal ModelLoading.h).
+    ModelSettings settings;
+    std::vector<std::string> elements;
+    double lagTime = 0, temperature = 0;
+    bool density = false;
 };
 
 } // namespace TimewarpPlugin

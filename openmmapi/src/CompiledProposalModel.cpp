@@ -63,22 +63,11 @@ CompiledProposalModel::CompiledProposalModel(const string& data, const string& f
         failModel(file, string("its topology module is not readable TorchScript: ") + e.what());
     }
     topologyModule.eval();
+    readModelFacts(topologyModule, file, COMPILED_CONTRACT_VERSION, "compiled archive", elements, lagTime, temperature,
+                   density);
     auto call = [&](const string& name) {
-        if (!topologyModule.find_method(name))
-            failModel(file, "is not a Timewarp proposal model: its topology module has no method " + name + "()");
-        return topologyModule.get_method(name)(vector<c10::IValue>());
+        return callModelMethod(topologyModule, name, file);
     };
-    int version = call("contract_version").toInt();
-    if (version != COMPILED_CONTRACT_VERSION)
-        failModel(file, "is a compiled archive of proposal-model contract version " + to_string(version) +
-                  ", but this plugin reads compiled archives of version " + to_string(COMPILED_CONTRACT_VERSION));
-    for (const c10::IValue& e : call("elements").toListRef())
-        elements.push_back(e.toStringRef());
-    lagTime = call("lag_time_ps").toDouble();
-    temperature = call("temperature_kelvin").toDouble();
-    density = call("has_density").toBool();
-    if (elements.empty() || !(lagTime > 0) || !(temperature > 0))
-        failModel(file, "reports no elements, or a non-positive lag time or temperature");
     vector<string> names;
     for (const c10::IValue& name : call("kernel_programs").toListRef())
         names.push_back(name.toStringRef());

@@ -34,21 +34,6 @@ public:
     /** Whether the bytes of a model file are a v2 archive (an AOTInductor package with the contract's entries). */
     static bool isCompiledModel(const std::string& data);
     std::string getDevice() const;
-    const ModelSettings& getSettings() const {
-        return settings;
-    }
-    const std::vector<std::string>& getElements() const {
-        return elements;
-    }
-    double getLagTime() const {
-        return lagTime;
-    }
-    double getTemperature() const {
-        return temperature;
-    }
-    bool hasDensity() const {
-        return density;
-    }
     void proposeTensors(const at::Tensor& positions, const at::Tensor& atomTypes, int numProposals, at::Tensor& proposals,
                         at::Tensor& logRatios);
     void setRandomSeed(uint64_t seed);
@@ -68,10 +53,6 @@ private:
     std::vector<std::vector<at::Tensor> > topology;
     at::Tensor topologyTypes;
     std::vector<bool> available;
-    ModelSettings settings;
-    std::vector<std::string> elements;
-    double lagTime, temperature;
-    bool density;
     at::Generator generator;
 };
 

@@ -48,37 +48,13 @@ TorchScriptProposalModel::TorchScriptProposalModel(const string& data, const str
         failModel(file, string("is not a readable TorchScript file (corrupt, or saved by an incompatible torch): ") + e.what());
     }
     module.eval();
-    const char* required[] = {"contract_version", "elements", "lag_time_ps", "temperature_kelvin", "has_density"};
-    for (const char* name : required)
-        if (!module.find_method(name))
-            failModel(file, string("is not a Timewarp proposal model: it has no method ") + name + "()");
-    int version = callMethod("contract_version").toInt();
-    if (version != CONTRACT_VERSION)
-        failModel(file, "follows proposal-model contract version " + to_string(version) + ", but this plugin supports version " +
-             to_string(CONTRACT_VERSION));
-    for (const c10::IValue& e : callMethod("elements").toListRef())
-        elements.push_back(e.toStringRef());
-    lagTime = callMethod("lag_time_ps").toDouble();
-    temperature = callMethod("temperature_kelvin").toDouble();
-    density = callMethod("has_density").toBool();
-    if (elements.empty() || !(lagTime > 0) || !(temperature > 0))
-        failModel(file, "reports no elements, or a non-positive lag time or temperature");
+    readModelFacts(module, file, CONTRACT_VERSION, "TorchScript file", elements, lagTime, temperature, density);
     settings = ModelSettings::parse(extraFiles[ModelSettings::entryName()], file);
     setRandomSeed(0);
 }
 
 string TorchScriptProposalModel::getDevice() const {
     return device.str();
-}
-
-c10::IValue TorchScriptProposalModel::callMethod(const string& name) {
-    try {
-        return module.get_method(name)(vector<c10::IValue>());
-    }
-    catch (const exception& e) {
-        failModel(file, "calling " + name + "() failed: " + e.what());
-    }
-    return c10::IValue();
 }
 
 void TorchScriptProposalModel::proposeTensors(const at::Tensor& x, const at::Tensor& types, int numProposals,

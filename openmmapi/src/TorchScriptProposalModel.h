@@ -24,35 +24,15 @@ public:
      */
     TorchScriptProposalModel(const std::string& data, const std::string& file, const std::string& device);
     std::string getDevice() const;
-    const ModelSettings& getSettings() const {
-        return settings;
-    }
-    const std::vector<std::string>& getElements() const {
-        return elements;
-    }
-    double getLagTime() const {
-        return lagTime;
-    }
-    double getTemperature() const {
-        return temperature;
-    }
-    bool hasDensity() const {
-        return density;
-    }
     void proposeTensors(const at::Tensor& positions, const at::Tensor& atomTypes, int numProposals, at::Tensor& proposals,
                         at::Tensor& logRatios);
     void setRandomSeed(uint64_t seed);
     std::string getRandomState() const;
     void setRandomState(const std::string& state);
 private:
-    c10::IValue callMethod(const std::string& name);
     std::string file;
     torch::Device device;
     torch::jit::Module module;
-    ModelSettings settings;
-    std::vector<std::string> elements;
-    double lagTime, temperature;
-    bool density;
     at::Tensor generatorState;
 };
 

@@ -87,7 +87,8 @@ def torch_identity():
 
 def test_other_contract_version(tmp_path):
     path = proposals.save(proposals.GaussianDriftProposal(0.1, 0.1, ["Ar"], version=2), tmp_path / "v2.pt")
-    with pytest.raises(mm.OpenMMException, match="contract version 2, but this plugin supports version 1"):
+    with pytest.raises(mm.OpenMMException, match="TorchScript file of proposal-model contract version 2, but this plugin "
+                                                 "reads TorchScript files of version 1"):
         TimewarpIntegrator(path, ["Ar"], 300.0)
 
 
