@@ -120,6 +120,7 @@ CompiledProposalModel::CompiledProposalModel(const string& data, const string& f
                   e.what());
     }
     unlink(path.data());
+    clearUpperVectorState();
     setRandomSeed(0);
 }
 
@@ -190,6 +191,7 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
         y = out[0].to(torch::kFloat64).contiguous();
         logRatio = out[1].to(torch::kFloat64).contiguous();
         checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
+        clearUpperVectorState();
         return;
     }
     vector<double> usable(numKernels);
@@ -232,6 +234,7 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
     y = y.contiguous();
     logRatio = logRatio.contiguous();
     checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
+    clearUpperVectorState();
 }
 
 void CompiledProposalModel::setRandomSeed(uint64_t seed) {

@@ -78,6 +78,7 @@ void TorchScriptProposalModel::proposeTensors(const at::Tensor& x, const at::Ten
         logRatio = output.toTupleRef().elements()[1].toTensor().to(torch::kFloat64).contiguous();
     });
     checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
+    clearUpperVectorState();
 }
 
 void TorchScriptProposalModel::setRandomSeed(uint64_t seed) {
