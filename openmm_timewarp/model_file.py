@@ -15,12 +15,12 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import InputError
 
 __all__ = ["ModelFile", "ModelLike", "SETTINGS_ENTRY", "DEFAULT_MODEL", "DEFAULT_MAX_RESIDUES", "SHIPPED_DIR", "available_models",
-           "resolve_model_path", "save_model", "shipped_provenance"]
+           "read_compiled_archive", "resolve_model_path", "save_model", "shipped_provenance"]
 
 #: The archive entry (a TorchScript "extra file") that holds a model's integrator settings.
 SETTINGS_ENTRY = "timewarp.json"
@@ -98,8 +98,10 @@ def _load_module(data: bytes, source: str):
     return module, settings
 
 
-def _compiled_entry(data: bytes) -> Optional[Dict[str, Any]]:
-    """The settings entry of a compiled (contract v2) archive's bytes; None for other bytes."""
+def read_compiled_archive(data: bytes) -> Optional[Tuple[Dict[str, Any], bytes]]:
+    """The settings entry and the topology module's bytes of a compiled (contract v2) archive's
+    bytes (``docs/model-contract.md``); None for other bytes (a TorchScript file, say)."""
+    import base64
     import zipfile
 
     try:
@@ -108,7 +110,8 @@ def _compiled_entry(data: bytes) -> Optional[Dict[str, Any]]:
             if ("extra/" + TOPOLOGY_ENTRY not in names or "extra/" + SETTINGS_ENTRY not in names
                     or not any(n.startswith("data/aotinductor/") for n in names)):
                 return None
-            return json.loads(archive.read(names["extra/" + SETTINGS_ENTRY]))
+            return (json.loads(archive.read(names["extra/" + SETTINGS_ENTRY])),
+                    base64.b64decode(archive.read(names["extra/" + TOPOLOGY_ENTRY])))
     except (zipfile.BadZipFile, ValueError):
         return None
 
@@ -171,8 +174,9 @@ class ModelFile:
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<model bytes>", path: str = "") -> "ModelFile":
         """Read a model from the bytes of a model file (e.g. an integrator's embedded copy)."""
-        entry = _compiled_entry(data)
-        if entry is not None:  # a compiled archive: its facts are in the entry; no TorchScript module
+        archive = read_compiled_archive(data)
+        if archive is not None:  # a compiled archive: its facts are in the entry; no TorchScript module
+            entry = archive[0]
             try:
                 settings = {k: entry[k] for k in ("integrator", "needs_fast_coordinate_moves") if k in entry}
                 return cls(path, name, bytes(data), list(entry["elements"]), float(entry["lag_time_ps"]),

@@ -99,6 +99,7 @@ class BackboneProposal(ProposalKernel):
     changes_geometry = False  # rigid turns about bonds
     float32_networks = False  # the density enters the ratio
     supports_noise = True
+    cached_topology: List[Tensor]  # declared for TorchScript, which cannot type an empty list
 
     def __init__(self, elements: List[str], density: Optional[RamachandranDensity] = None) -> None:
         super().__init__()
@@ -140,6 +141,8 @@ class BackboneProposal(ProposalKernel):
         self.cached_chi_sides = torch.zeros(0, 0, dtype=torch.bool)
         self.cached_chi_residues = torch.zeros(0, dtype=torch.int64)
         self.cached_chi1 = torch.zeros(0, 5, dtype=torch.int64)
+        # What topology() returns for the last bond graph seen, built with the cache above.
+        self.cached_topology: List[Tensor] = []
 
     def set_local(self, fraction: float, width: float) -> None:
         """Draw a fraction of the new (phi, psi) as a symmetric wrapped-normal step of ``width`` (rad)
@@ -238,11 +241,13 @@ class BackboneProposal(ProposalKernel):
         self.cached_graph, self.cached_types = adjacency, atom_types.clone()
         self.cached_backbone, self.cached_sides, self.cached_features = backbone, sides, features
         self.cached_chi_bonds, self.cached_chi_sides, self.cached_chi_residues = chi_bonds, chi_sides, chi_residues
+        self.cached_topology = self.padded_topology(positions.shape[0])
         return backbone, sides, features
 
     def topology(self, positions: Tensor, atom_types: Tensor) -> List[Tensor]:
         """What the proposals of this molecule need from its bond graph, as the tensors of
-        :meth:`propose_noise` (contract v2's topology step; cached per bond graph):
+        :meth:`propose_noise` (contract v2's topology step; cached per bond graph with
+        :meth:`residues`):
 
         0. whether the kernel can move the molecule, () bool;
         1. the bond graph (N, N) bool;
@@ -253,10 +258,13 @@ class BackboneProposal(ProposalKernel):
         7. chi1 rows (R, 5) of ``side_chains.chi1_quads``;
         8. each residue's torsions (R, MAX_TORSIONS_PER_RESIDUE), outwards, -1 where none.
         """
-        backbone, sides, features = self.residues(positions, atom_types)
-        n = positions.shape[0]
+        self.residues(positions, atom_types)
+        return self.cached_topology
+
+    def padded_topology(self, n: int) -> List[Tensor]:
+        """:meth:`topology` built from the cached residues and torsions of a molecule of ``n`` atoms."""
+        backbone, sides, features, chi1 = self.cached_backbone, self.cached_sides, self.cached_features, self.cached_chi1
         available = torch.tensor(backbone.shape[0] > 0)
-        chi1 = self.cached_chi1
         if backbone.shape[0] == 0:
             backbone = torch.zeros(1, 5, dtype=torch.int64)
             sides = torch.zeros(1, 2, n, dtype=torch.bool)
@@ -299,9 +307,10 @@ class BackboneProposal(ProposalKernel):
                       uniforms: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Proposals (B, N, 3) float64 in the frame of ``positions`` and their log MH ratios (B,),
         a pure function of its arguments (contract v2): ``topology`` is :meth:`topology` without its
-        first entry, ``normals`` (B, 6 + MAX) and ``uniforms`` (B, 11 + 2 MAX) the variates (see the
-        ``U_`` and ``Z_`` column constants). Also returns whether the bond graph of ``positions`` is
-        still the one of ``topology`` (() bool; if not, the topology must be recomputed).
+        first entry, ``normals`` (B, NORMALS) and ``uniforms`` (B, UNIFORMS) the variates (their
+        columns: ``NORMAL_COLUMNS`` and ``UNIFORM_COLUMNS``). Also returns whether the bond graph of
+        ``positions`` is still the one of ``topology`` (() bool; if not, the topology must be
+        recomputed).
 
         C-alpha's fragment stays in place: N's side of N-CA turns about that bond, C's side of CA-C
         about that one (the two sides are disjoint unless a bond lies in a ring). No branch depends

@@ -28,7 +28,6 @@ import logging
 import os
 import time
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -36,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..model_file import SETTINGS_ENTRY, TOPOLOGY_ENTRY
+from ..model_file import SETTINGS_ENTRY, TOPOLOGY_ENTRY, read_compiled_archive
 from .kernel import ProposalKernel
 from .export import ContractFacts
 from .registry import kernel_config
@@ -228,14 +227,10 @@ def read_entry(data: bytes, source: str) -> Tuple[Dict[str, Any], bytes]:
     InputError
         If the bytes are not a v2 archive.
     """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = {n.split("/", 1)[1]: n for n in archive.namelist() if "/" in n}
-            entry = json.loads(archive.read(names["extra/" + SETTINGS_ENTRY]))
-            topology = base64.b64decode(archive.read(names["extra/" + TOPOLOGY_ENTRY]))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise InputError(f"model file {source} is not a contract-v2 archive ({error})") from None
-    return entry, topology
+    archive = read_compiled_archive(data)
+    if archive is None:
+        raise InputError(f"model file {source} is not a contract-v2 archive")
+    return archive
 
 
 class CompiledModel:
@@ -279,6 +274,15 @@ class CompiledModel:
         assert self.cached is not None
         return tuple(self.programs[k](positions, atom_types, normals, uniforms, self.cached[k][1:]))
 
+    def run(self, k: int, positions: Tensor, atom_types: Tensor, normals: Tensor,
+            uniforms: Tensor) -> Tuple[Tensor, Tensor]:
+        """Kernel ``k``'s proposals and log ratios, the topology found again if the bond graph changed."""
+        out = self.program(k, positions, atom_types, normals, uniforms)
+        if not bool(out[2]):
+            self.topology(positions, atom_types)
+            out = self.program(k, positions, atom_types, normals, uniforms)
+        return out[0], out[1]
+
     def propose(self, positions: Tensor, atom_types: Tensor, num_proposals: int,
                 generator: torch.Generator) -> Tuple[Tensor, Tensor]:
         """Proposals (B, N, 3) and log ratios (B,), variates from ``generator`` in the order the C++
@@ -293,11 +297,7 @@ class CompiledModel:
             spec = self.entry["kernels"][0]
             normals = torch.randn(num_proposals, spec["normals"], dtype=torch.float64, generator=generator)
             uniforms = torch.rand(num_proposals, spec["uniforms"], dtype=torch.float64, generator=generator)
-            out = self.program(0, x, atom_types, normals, uniforms)
-            if not bool(out[2]):
-                self.topology(x, atom_types)
-                out = self.program(0, x, atom_types, normals, uniforms)
-            return out[0], out[1]
+            return self.run(0, x, atom_types, normals, uniforms)
         available = torch.tensor([bool(t[0]) for t in self.cached])
         weights = torch.where(available, self.weights, torch.zeros_like(self.weights))
         if not bool(available.any()):
@@ -313,9 +313,5 @@ class CompiledModel:
                 continue
             normals = torch.randn(rows.numel(), spec["normals"], dtype=torch.float64, generator=generator)
             uniforms = torch.rand(rows.numel(), spec["uniforms"], dtype=torch.float64, generator=generator)
-            out = self.program(k, x, atom_types, normals, uniforms)
-            if not bool(out[2]):  # another bond graph: find the topology again
-                self.topology(x, atom_types)
-                out = self.program(k, x, atom_types, normals, uniforms)
-            y[rows], log_ratio[rows] = out[0], out[1]
+            y[rows], log_ratio[rows] = self.run(k, x, atom_types, normals, uniforms)
         return y, log_ratio

@@ -154,17 +154,27 @@ void CompiledProposalModel::findTopology(const at::Tensor& positions, const at::
 
 vector<at::Tensor> CompiledProposalModel::runProgram(int kernel, const at::Tensor& positions, const at::Tensor& atomTypes,
                                                      const at::Tensor& normals, const at::Tensor& uniforms) {
-    vector<at::Tensor> inputs = {positions, atomTypes, normals, uniforms};
-    inputs.insert(inputs.end(), topology[kernel].begin() + 1, topology[kernel].end());
-    vector<at::Tensor> outputs;
-    try {
-        outputs = programs[kernel]->run(inputs);
+    auto call = [&]() {
+        vector<at::Tensor> inputs = {positions, atomTypes, normals, uniforms};
+        inputs.insert(inputs.end(), topology[kernel].begin() + 1, topology[kernel].end());
+        vector<at::Tensor> outputs;
+        try {
+            outputs = programs[kernel]->run(inputs);
+        }
+        catch (const exception& e) {
+            failModel(file, "kernel " + to_string(kernel) + "'s program failed: " + e.what());
+        }
+        if (outputs.size() != 3)
+            failModel(file, "kernel " + to_string(kernel) + "'s program must return (proposals, log_ratio, same_topology)");
+        return outputs;
+    };
+    vector<at::Tensor> outputs = call();
+    if (!outputs[2].item<bool>()) {
+        // The bond graph is not the one the topology was found for (a user moved the atoms): find
+        // it again for these positions, which the program then accepts.
+        findTopology(positions, atomTypes);
+        outputs = call();
     }
-    catch (const exception& e) {
-        failModel(file, "kernel " + to_string(kernel) + "'s program failed: " + e.what());
-    }
-    if (outputs.size() != 3)
-        failModel(file, "kernel " + to_string(kernel) + "'s program must return (proposals, log_ratio, same_topology)");
     return outputs;
 }
 
@@ -184,10 +194,6 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
         at::Tensor normals = at::randn({numProposals, numNormals[0]}, generator, options);
         at::Tensor uniforms = at::rand({numProposals, numUniforms[0]}, generator, options);
         vector<at::Tensor> out = runProgram(0, x, atomTypes, normals, uniforms);
-        if (!out[2].item<bool>()) {
-            findTopology(x, atomTypes);
-            out = runProgram(0, x, atomTypes, normals, uniforms);
-        }
         y = out[0].to(torch::kFloat64).contiguous();
         logRatio = out[1].to(torch::kFloat64).contiguous();
         checkProposalShapes(file, x.size(0), numProposals, y, logRatio);
@@ -223,11 +229,6 @@ void CompiledProposalModel::proposeTensors(const at::Tensor& positionsIn, const 
         at::Tensor normals = at::randn({n, numNormals[k]}, generator, options);
         at::Tensor uniforms = at::rand({n, numUniforms[k]}, generator, options);
         vector<at::Tensor> out = runProgram(k, x, atomTypes, normals, uniforms);
-        if (!out[2].item<bool>()) {
-            // The bond graph is not the one the topology was found for (a user moved the atoms).
-            findTopology(x, atomTypes);
-            out = runProgram(k, x, atomTypes, normals, uniforms);
-        }
         y.index_copy_(0, rows, out[0].to(torch::kFloat64));
         logRatio.index_copy_(0, rows, out[1].to(torch::kFloat64));
     }
