@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import InputError
 
-__all__ = ["ModelFile", "ModelLike", "SETTINGS_ENTRY", "DEFAULT_MODEL", "DEFAULT_MAX_RESIDUES", "SHIPPED_DIR", "available_models",
+__all__ = ["ModelFile", "ModelLike", "SETTINGS_ENTRY", "DEFAULT_MODEL", "DEFAULT_TITO_MODEL", "DEFAULT_MAX_RESIDUES", "SHIPPED_DIR", "available_models",
            "read_compiled_archive", "resolve_model_path", "save_model", "shipped_provenance"]
 
 #: The archive entry (a TorchScript "extra file") that holds a model's integrator settings.
@@ -28,6 +28,8 @@ SETTINGS_ENTRY = "timewarp.json"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trained")
 #: The model ``sample`` and ``openmm-timewarp sample`` use unless told otherwise.
 DEFAULT_MODEL = "dipeptides"
+#: The TITO model ``tito`` and ``openmm-timewarp tito`` use unless told otherwise.
+DEFAULT_TITO_MODEL = "dipeptides-tito"
 #: Residues between the caps a model supports when its metadata records no limit: the Timewarp
 #: models were trained and validated on di- to tetrapeptides (the 2AA and 4AA data sets).
 DEFAULT_MAX_RESIDUES = 4

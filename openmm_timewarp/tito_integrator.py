@@ -87,13 +87,21 @@ class TitoIntegrator(TimewarpIntegrator):
     chiral_centers
         ``(center, a, b, c)`` quadruplets whose handedness moves must keep; by default the
         C-alpha atoms of the topology's amino acids.
+    hmc_interval, hmc_steps, hmc_step_size
+        The relaxation: a hybrid Monte Carlo move of ``hmc_steps`` leapfrog steps of
+        ``hmc_step_size`` (ps if a float) after every ``hmc_interval`` steps, in the same
+        ``Context``; by default the model's recommendation (a torsion model, whose moves keep bond
+        lengths and angles, recommends one after every step; the Cartesian model none).
     """
 
     def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
                  temperature: Temperature = 310.0 * unit.kelvin, lag: Optional[Time] = None, *,
                  energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
-                 chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None):
+                 chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
+                 hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
+                 hmc_step_size: Optional[Time] = None):
         model_file, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond))
         super().__init__(model_file, topology, temperature, metropolis_hastings=False, proposals_per_batch=1,
                          adaptive_batch_size=False, exploration_energy_threshold=energy_threshold,
-                         random_seed=random_seed, chiral_centers=chiral_centers, hmc_interval=0)
+                         random_seed=random_seed, chiral_centers=chiral_centers, hmc_interval=hmc_interval,
+                         hmc_steps=hmc_steps, hmc_step_size=hmc_step_size)

@@ -22,7 +22,7 @@ from ..errors import InputError
 __all__ = ["MODULES", "build_parser", "main"]
 
 #: The modules of ``openmm_timewarp.cli`` whose subcommands make up the command, in help order.
-MODULES = ("sample", "md", "compare", "models", "generate_data", "train", "export", "reference")
+MODULES = ("sample", "tito", "md", "compare", "models", "generate_data", "train", "export", "reference")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,33 +120,58 @@ def _run_train_backbone(args: argparse.Namespace) -> int:
 
 
 def _add_train_tito(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train-tito", help="train a TITO transfer operator on generated trajectories",
-                              description="Train a TITO transfer operator by conditional flow matching.")
-    p.add_argument("--data", type=Path, nargs="+", required=True, help="directories of traj_*.npz shards")
+    p = subparsers.add_parser(
+        "train-tito", help="train a TITO transfer operator on generated trajectories",
+        description="Train a TITO transfer operator by conditional flow matching on MD trajectories. By default "
+                    "the torsion model: each residue's (phi, psi, chi1) at t + lag given those at t, the chemistry "
+                    "and the lag (trains on CPUs; TitoIntegrator relaxes bonds and angles with hybrid Monte "
+                    "Carlo). --cartesian trains the Cartesian equivariant model instead (every atom; needs a GPU "
+                    "to train to a usable accuracy). Unset options take the chosen model's defaults.")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="folders of traj_*.npz shards, or of one such folder per peptide")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and log")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--steps-per-epoch", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-lag-ps", type=float, default=10.0)
-    p.add_argument("--max-lag-ps", type=float, default=1000.0)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--base-scale-nm", type=float, default=0.05)
-    p.add_argument("--ode-steps", type=int, default=20, help="midpoint steps of the exported sampler")
+    p.add_argument("--cartesian", action="store_true", help="train the Cartesian model (GPU path)")
+    p.add_argument("--epochs", type=int, help="default 20")
+    p.add_argument("--steps-per-epoch", type=int, help="default 250 (torsion), 200 (Cartesian)")
+    p.add_argument("--batch-size", type=int, help="default 512 (torsion), 32 (Cartesian)")
+    p.add_argument("--lr", type=float, help="default 1e-3")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--min-lag-ps", type=float, help="default 10")
+    p.add_argument("--max-lag-ps", type=float, help="default 1000")
+    p.add_argument("--lag-ps", type=float, help="torsion model: the lag an export has unless told (default 1000)")
+    p.add_argument("--hidden", type=int, help="default 128 (torsion), 64 (Cartesian)")
+    p.add_argument("--layers", type=int, help="default 4")
+    p.add_argument("--base-scale-nm", type=float, help="Cartesian model: width of the base noise (default 0.05)")
+    p.add_argument("--base-scale-rad", type=float, help="torsion model: width of the base noise (default 0.5)")
+    p.add_argument("--jump-hidden", type=int, help="torsion model: width of the basin-jump network (default 32)")
+    p.add_argument("--time-reversal", action="store_true", help="torsion model: train on pairs backwards in time too "
+                   "(only for equilibrium data; generate-data starts trajectories in every basin, which is not)")
+    p.add_argument("--ode-steps", type=int, help="midpoint steps of the exported sampler (default 20)")
     p.add_argument("--elements", nargs="+", default=ELEMENTS)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--val-fraction", type=float, help="held-out end of each trajectory (default 0.1)")
+    p.add_argument("--val-data", type=Path, nargs="+", help="torsion model: validate on these folders' shards (other "
+                   "peptides, e.g. the validation split) instead of held-out trajectory ends")
+    p.add_argument("--threads", type=int, help="torch threads (default 0: torch's default)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_train_tito)
 
 
 def _run_train_tito(args: argparse.Namespace) -> int:
-    from ..training.tito import TitoTrainConfig, train
+    from ..errors import InputError
 
-    best = train(_config(TitoTrainConfig, "train-tito", args))
+    if args.cartesian:
+        from ..training.tito import TitoTrainConfig as config_class, train
+    else:
+        from ..training.tito_torsion import TorsionTitoTrainConfig as config_class, train_torsion_tito as train
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    wrong = [name for name in ("lag_ps", "base_scale_nm", "base_scale_rad", "val_data", "jump_hidden", "time_reversal")
+             if getattr(args, name) not in (None, False) and name not in fields]
+    if wrong:
+        raise InputError(f"--{wrong[0].replace('_', '-')} does not apply to the "
+                         f"{'Cartesian' if args.cartesian else 'torsion'} model")
+    chosen = argparse.Namespace(**{k: v for k, v in vars(args).items() if v is not None})
+    best = train(_config(config_class, "train-tito", chosen))
     print(f"best checkpoint: {best}\nexport: openmm-timewarp export {best} tito.pt --lag-ps LAG")
     return 0
 

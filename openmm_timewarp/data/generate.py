@@ -8,8 +8,9 @@ distribution), on the Reference platform (the fastest for small peptides on CPUs
 crossing close to the inertial regime that Timewarp's data (0.3/ps) had.
 
 Starts are spread over the metastable basins: trajectory i restrains every backbone (phi, psi)
-to a basin centre of :data:`START_CENTERS` (the first residue cycles through all of them, so
-alpha_L, C7ax and PII_L, which plain MD at 310 K rarely reaches, get their share), runs
+to a basin centre of :data:`START_CENTERS` (the first residue cycles through all of them, from a
+place that depends on the sequence, so that alpha_L, C7ax and PII_L, which plain MD at 310 K
+rarely reaches, get their share even in a data set of many peptides with few trajectories each), runs
 ``restraint_ps`` of restrained MD, then ``equilibrate_ps`` of free MD before frames are
 recorded.  Proline cannot reach phi > 0 and only gets the phi < 0 centres.  A trajectory that
 blows up (:func:`check_frame`) is rerun with fresh seeds, at most ``MAX_ATTEMPTS`` times.
@@ -40,6 +41,7 @@ import math
 import os
 import subprocess
 import time
+import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -135,10 +137,13 @@ def start_targets(topology: app.Topology, trajectory: int,
     """Basin centre (name, phi, psi) that trajectory ``trajectory`` restrains each residue to."""
     residues = [r for r in topology.residues() if r.name not in ("ACE", "NME")]
     names = list(START_CENTERS)
+    # The cycle starts at a place fixed by the sequence, so that a data set of many peptides with a
+    # few trajectories each still starts its first residues in every basin.
+    shift = zlib.crc32("-".join(r.name for r in residues).encode())
     targets = []
     for k, residue in enumerate(residues):
         allowed = [n for n in names if residue.name != "PRO" or START_CENTERS[n][0] < 0]
-        name = allowed[trajectory % len(allowed)] if k == 0 else allowed[rng.integers(len(allowed))]
+        name = allowed[(trajectory + shift) % len(allowed)] if k == 0 else allowed[rng.integers(len(allowed))]
         targets.append((name, *START_CENTERS[name]))
     return targets
 

@@ -13,6 +13,7 @@ from .kernel import ProposalKernel
 from .mixture import ProposalMixture
 from .side_chains import SideChainKernel
 from .tito import TitoModel
+from .tito_torsion import TorsionTito
 
 __all__ = ["KERNELS", "kernel_class", "kernel_from_config", "kernel_config"]
 
@@ -22,6 +23,7 @@ KERNELS: Dict[str, Type[ProposalKernel]] = {
     BackboneProposal.kind: BackboneProposal,
     SideChainKernel.kind: SideChainKernel,
     TitoModel.kind: TitoModel,
+    TorsionTito.kind: TorsionTito,
     ProposalMixture.kind: ProposalMixture,
 }
 """Kernel class of each ``kind``."""

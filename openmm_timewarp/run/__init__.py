@@ -5,7 +5,7 @@
 >>> result.acceptance, result.populations[0]["alpha_R"], result.trajectory.n_frames
 >>> result = resume("ala-timewarp")  # after an interruption (result.interrupted)
 
-One module per concept: :mod:`~.sampling` (:func:`sample`), :mod:`~.md` (:func:`run_md`),
+One module per concept: :mod:`~.sampling` (:func:`sample`), :mod:`~.tito` (:func:`tito`), :mod:`~.md` (:func:`run_md`),
 :mod:`~.results` (what they return), :mod:`~.recording` (what they share), :mod:`~.folder` and
 :mod:`~.writer` (the run folder they write and :func:`load_run` reads), :mod:`~.checkpoint` and
 :mod:`~.resume` (continuing a stopped run), :mod:`~.interrupt` (stopping one cleanly) and
@@ -17,6 +17,7 @@ from .md import run_md
 from .results import MDResult, RunResult, SamplingResult
 from .resume import resume
 from .sampling import sample
+from .tito import tito
 
-__all__ = ["sample", "run_md", "resume", "RunResult", "SamplingResult", "MDResult", "check_folder", "write_results",
+__all__ = ["sample", "tito", "run_md", "resume", "RunResult", "SamplingResult", "MDResult", "check_folder", "write_results",
            "load_run", "compare_runs", "write_comparison"]

@@ -18,6 +18,7 @@ import mdtraj as md
 import numpy as np
 
 from ..analysis import plot_free_energy
+from ..analysis.msm import plot_implied_timescales
 from ..errors import InputError
 
 __all__ = ["FILE_NAMES", "check_folder", "write_results", "load_run", "summary_text"]
@@ -72,7 +73,7 @@ def _population_lines(summary: Dict) -> List[str]:
 def _progress_line(summary: Dict) -> str:
     if summary.get("status") != "interrupted":
         return ""
-    command = "sample" if summary["command"] == "sample" else "md"
+    command = summary["command"]
     return (f"INTERRUPTED ({summary.get('interrupted_by', 'stopped')}) after {summary['steps_done']} of "
             f"{summary['steps']} steps: the statistics are those of the partial run; continue it with "
             f"'openmm-timewarp {command} --resume {summary.get('folder', 'FOLDER')}'")
@@ -84,7 +85,10 @@ def summary_text(summary: Dict) -> str:
              f"{summary['n_atoms']} atoms, termini: {summary.get('termini', 'ACE/NME caps')}) at "
              f"{summary['temperature_K']:g} K"]
     lines += [line for line in [_progress_line(summary)] if line]
-    if summary.get("biased"):
+    if summary.get("mode") == "tito-surrogate":
+        lines.append("TITO SURROGATE DYNAMICS: moves from a learned transfer operator, without Metropolis-Hastings; "
+                     "not an exact sampler of the Boltzmann distribution.")
+    elif summary.get("biased"):
         lines.append("EXPLORATION MODE: proposals accepted without Metropolis-Hastings; the frames are BIASED "
                      "and the populations below are NOT Boltzmann populations.")
     lines += [f"warning: {warning}" for warning in summary.get("domain_warnings", [])]
@@ -93,12 +97,30 @@ def summary_text(summary: Dict) -> str:
         lines.append(f"model {summary['model']} (lag {summary['lag_time_ps']:g} ps)")
         lines.append(f"acceptance {summary['acceptance']:.4g} ({summary['num_accepted']} of "
                      f"{summary['num_proposed']} proposals)")
+    elif summary["command"] == "tito":
+        lines.append(f"TITO model {summary['model']}, lag {summary['lag_time_ps']:g} ps per step; relaxation: a hybrid "
+                     f"Monte Carlo move of {summary['hmc_steps']} steps after every {summary['hmc_interval']} "
+                     f"(accepted {summary['hmc_acceptance']:.3g})")
+        lines.append(f"moves kept {summary['acceptance']:.4g} ({summary['num_accepted']} of {summary['num_proposed']}; "
+                     "the others raised the energy past the threshold or inverted a chiral centre)")
     else:
         lines.append(f"Langevin MD, step {summary['step_fs']:g} fs, friction {summary['friction_per_ps']:g}/ps")
     lines.append(f"{summary.get('steps_done', summary['steps'])} steps ({summary['simulated_time_ps']:g} ps), "
                  f"{summary['n_frames']} frames every {summary['frame_every']} steps, sampling wall time "
                  f"{summary['wall_time_s']:.2f} s")
-    return "\n".join(lines + _population_lines(summary)) + "\n"
+    return "\n".join(lines + _population_lines(summary) + _timescale_lines(summary)) + "\n"
+
+
+def _timescale_lines(summary: Dict) -> List[str]:
+    its = summary.get("implied_timescales")
+    if not its:
+        return []
+    lines = ["implied timescales of each residue's basin MSM, ps (t1 / t2) at MSM lags "
+             + ", ".join(f"{lag:g}" for lag in its["lags_ps"]) + " ps (implied_timescales.png):"]
+    for label, rows in zip(summary["residues"], its["timescales_ps"]):
+        lines.append(f"  {label:8s} " + "  ".join(" / ".join("-" if not math.isfinite(t) else f"{t:.4g}" for t in row)
+                                                  for row in rows))
+    return lines
 
 
 def write_results(out: PathLike, trajectory: md.Trajectory, phi: np.ndarray, psi: np.ndarray, summary: Dict,
@@ -126,6 +148,12 @@ def write_results(out: PathLike, trajectory: md.Trajectory, phi: np.ndarray, psi
         files[f"ramachandran_{label}"] = os.path.join(out, f"ramachandran_{label}.png")
         plot_free_energy(files[f"ramachandran_{label}"], phi[:, r], psi[:, r], temperature=summary["temperature_K"],
                          title=f"{label}: {title}, {trajectory.n_frames} frames")
+    if summary.get("implied_timescales"):
+        its = summary["implied_timescales"]
+        files["implied_timescales"] = os.path.join(out, "implied_timescales.png")
+        plot_implied_timescales(files["implied_timescales"], its["lags_ps"],
+                                {label: np.array(t) for label, t in zip(labels, its["timescales_ps"])},
+                                title=f"{title}: basin MSM of each residue")
     _write_csv(files["populations"], ["residue", "basin", "population", "standard_error"],
                [[label, name, p, e] for label, pops in zip(labels, summary["populations"])
                 for name, (p, e) in pops.items()])

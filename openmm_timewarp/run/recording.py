@@ -22,6 +22,7 @@ import openmm
 from openmm import app, unit
 
 from ..analysis import to_mdtraj
+from ..analysis.msm import residue_timescales
 from ..errors import InputError, ModelDomainWarning
 from ..peptide import Prepared, check_readable
 from ..systems import create_system, warn_if_slow
@@ -260,10 +261,12 @@ def base_summary(settings: Dict, prepared: Prepared) -> Dict:
 
 
 def finish(result_type: Type[Result], chain: Chain, recording: Recording, summary: Dict, out: Optional[PathLike],
-           dt_ps: float, **fields) -> Result:
+           dt_ps: float, kinetics: bool = False, **fields) -> Result:
     """The result of a recorded run, with its statistics added to ``summary``; its files written to ``out``.
 
     ``fields`` are the result type's own fields (acceptance, step size), recorded in the summary too.
+    With ``kinetics`` the summary gets each residue's implied timescales (``analysis.msm``), which
+    the folder plots: the frames are then a trajectory in time, not only samples.
     """
     topology = chain.prepared.topology
     start = to_mdtraj(recording.start_xyz, topology)
@@ -277,6 +280,8 @@ def finish(result_type: Type[Result], chain: Chain, recording: Recording, summar
                    simulated_time_ps=recording.step * dt_ps, wall_time_s=recording.wall_time_s,
                    notes=chain.prepared.notes, n_frames=trajectory.n_frames, residues=residues,
                    populations=populations, **fields)
+    if kinetics and trajectory.n_frames > 1:
+        summary["implied_timescales"] = residue_timescales(phi, psi, dt_ps * chain.settings["frame_every"])
     if interrupted:
         summary["interrupted_by"] = recording.interrupted_by
     files = {}

@@ -33,7 +33,7 @@ def resume(folder: PathLike, progress: bool = False, threads: int = 1, checkpoin
     progress, threads, checkpoint_every_s
         As for :func:`~openmm_timewarp.run.sample`: they do not change the chain.
     command
-        ``"sample"`` or ``"md"`` to refuse a folder of the other kind; None accepts either.
+        ``"sample"``, ``"tito"`` or ``"md"`` to refuse a folder of another kind; None accepts any.
 
     Raises
     ------

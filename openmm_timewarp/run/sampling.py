@@ -16,6 +16,7 @@ from openmm import app, unit
 
 from ..errors import InputError, ModelDomainWarning
 from ..integrator import TimewarpIntegrator
+from ..tito_integrator import TitoIntegrator
 from ..model_file import DEFAULT_MODEL, ModelFile, ModelLike
 from ..peptide import prepare_peptide
 from ..systems import thermalize
@@ -47,17 +48,25 @@ def model_digest(model: ModelFile) -> str:
 
 
 def _integrator(model: ModelFile, topology: app.Topology, settings: Dict) -> TimewarpIntegrator:
-    """The integrator, with the model's recommended hybrid Monte Carlo settings where not overridden."""
+    """The integrator (a ``TitoIntegrator`` for the ``tito`` command), with the model's recommended
+    hybrid Monte Carlo settings where not overridden."""
     recommended = model.integrator_settings
     # Domain and temperature are reported by the run (domain_reasons) as ModelDomainWarnings, once:
     # the integrator's own warnings about them are dropped, any other is passed on.
+    hmc = dict(hmc_interval=settings["hmc_interval"], hmc_steps=settings.get("hmc_steps", recommended["hmc_steps"]),
+               hmc_step_size=recommended["hmc_step_size_ps"] * unit.picosecond)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        integrator = TimewarpIntegrator(
-            model, topology, settings["temperature_K"], metropolis_hastings=not settings["explore"],
-            random_seed=settings["seed"], hmc_interval=settings["hmc_interval"],
-            hmc_steps=recommended["hmc_steps"], hmc_step_size=recommended["hmc_step_size_ps"] * unit.picosecond,
-            warn_outside_domain=False)
+        if settings["command"] == "tito":
+            try:
+                integrator = TitoIntegrator(model, topology, settings["temperature_K"],
+                                            settings["lag_ps"] * unit.picosecond, random_seed=settings["seed"], **hmc)
+            except ValueError as error:  # not a TITO model, or a lag outside its range
+                raise InputError(str(error).replace("TitoIntegrator: ", "")) from None
+        else:
+            integrator = TimewarpIntegrator(model, topology, settings["temperature_K"],
+                                            metropolis_hastings=not settings["explore"], random_seed=settings["seed"],
+                                            warn_outside_domain=False, **hmc)
     for warning in caught:
         if not (issubclass(warning.category, ModelDomainWarning) or "trained at" in str(warning.message)):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
@@ -79,9 +88,13 @@ def _chain(settings: Dict, pdb: str, model: ModelFile, fresh: bool) -> Tuple[Cha
         simulation.context.setPositions(thermalize(system, prepared.positions, settings["temperature_K"],
                                                    seed=settings["seed"]))
     explore = settings["explore"]
+    if settings["command"] == "tito":
+        desc, title = "tito", "TITO surrogate dynamics (not an exact sampler)"
+    else:
+        desc, title = "timewarp" + (" (explore)" if explore else ""), \
+            "Timewarp exploration (BIASED)" if explore else "Timewarp MH"
     chain = Chain(prepared, simulation, _LOG_COLUMNS, lambda state: round(integrator.getAcceptanceRate(), 6),
-                  settings, "timewarp" + (" (explore)" if explore else ""),
-                  "Timewarp exploration (BIASED)" if explore else "Timewarp MH")
+                  settings, desc, title)
     return chain, integrator
 
 
@@ -97,13 +110,15 @@ def run_sampling(settings: Dict, pdb: str, model: ModelFile, out: Optional[PathL
     chain, integrator = _chain(settings, pdb, model, fresh=resumed is None)
     recording = record(chain, out, overwrite, progress, checkpoint_every_s, resumed, input_pdb)
     summary = base_summary(settings, chain.prepared)
-    summary.update(hmc_interval=integrator.getHMCInterval(),
+    tito = settings["command"] == "tito"
+    lag_ps = integrator.getStepSize().value_in_unit(unit.picosecond)
+    summary.update(hmc_interval=integrator.getHMCInterval(), hmc_steps=integrator.getHMCSteps(),
                    hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6), model=model.name,
-                   model_path=model.path, lag_time_ps=model.lag_time_ps, model_temperature_K=model.temperature_K,
-                   mode="exploration" if settings["explore"] else "metropolis-hastings")
-    return finish(SamplingResult, chain, recording, summary, out, model.lag_time_ps,
+                   model_path=model.path, lag_time_ps=lag_ps, model_temperature_K=model.temperature_K,
+                   mode="tito-surrogate" if tito else "exploration" if settings["explore"] else "metropolis-hastings")
+    return finish(SamplingResult, chain, recording, summary, out, lag_ps, kinetics=tito,
                   acceptance=integrator.getAcceptanceRate(), num_accepted=integrator.getNumAccepted(),
-                  num_proposed=integrator.getNumProposed(), biased=settings["explore"])
+                  num_proposed=integrator.getNumProposed(), biased=settings["explore"] or tito)
 
 
 def _settings(pdb: PathLike, model: ModelFile, steps: int, frame_every: int, temperature_K: float, seed: int,

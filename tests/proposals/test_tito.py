@@ -106,7 +106,7 @@ def test_training_learns_the_lag_dependence_of_a_known_transfer_operator(tmp_pat
     ou_shards(tmp_path / "data")
     argv = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "4", "--steps-per-epoch",
             "300", "--lr", "3e-3", "--batch-size", "64", "--hidden", "32", "--layers", "2", "--min-lag-ps", "1", "--max-lag-ps", "50",
-            "--ode-steps", "10", "--seed", "0", "--no-progress", "--threads", "1"]
+            "--ode-steps", "10", "--seed", "0", "--no-progress", "--threads", "1", "--cartesian"]
     train(argv)
     model, info = load_checkpoint(tmp_path / "run" / "best.pt")
     assert info["lag_range_ps"] == [1.0, 50.0] and info["sequences"] == ["ou"]
