@@ -19,6 +19,7 @@ from openmm_timewarp.proposals.mixture import ProposalMixture
 from openmm_timewarp.proposals.rebuild import config_from_metadata, kernel_from_model_file
 from openmm_timewarp.proposals.side_chains import SideChainKernel
 from openmm_timewarp.proposals.tito import TitoModel
+from openmm_timewarp.proposals.tito_torsion import TorsionTito
 
 ELEMENTS = ["H", "C", "N", "O", "S"]
 torch.set_num_threads(1)
@@ -65,9 +66,12 @@ def configured_kernels() -> dict:
         side_chains_with_pivots=0.1, rotamer_crossing=0.9, rotamer_other=0.2, rotamer_width=0.25))
     tito = TitoModel(ELEMENTS, hidden=8, layers=1, num_steps=2)
     tito.set_lag_ps(250.0)  # a setter's state is part of the config
+    torsion_tito = TorsionTito(ELEMENTS, hidden=8, layers=1, min_lag_ps=20.0, max_lag_ps=800.0, num_steps=3,
+                               lag_ps=100.0, base_scale_rad=0.3, jump_hidden=6)
+    torsion_tito.set_lag_ps(400.0)
     kernels = {"cartesian": KERNELS["cartesian"](ELEMENTS, hidden=8, num_couplings=1, embed_dim=4),
                "internal": internal, "backbone": backbone, "side_chains": SideChainKernel(ELEMENTS, 0.7, 0.1),
-               "tito": tito}
+               "tito": tito, "tito-torsion": torsion_tito}
     kernels["mixture"] = ProposalMixture([backbone, kernels["side_chains"], internal], [0.5, 0.2, 0.3])
     return kernels
 

@@ -180,3 +180,12 @@ def _ala_pdb():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2] / "examples" / "data" / "ace-ala-nme.pdb"
+
+
+def test_jump_basins_are_the_analysis_basins():
+    from openmm_timewarp.analysis import assign_basins
+    from openmm_timewarp.proposals.tito_torsion import basins_of
+
+    angles = torch.tensor(np.random.default_rng(3).uniform(-math.pi, math.pi, (5000, 1, 3)))
+    expected = assign_basins(np.degrees(angles[:, 0, 0].numpy()), np.degrees(angles[:, 0, 1].numpy()))
+    assert np.array_equal(basins_of(angles)[:, 0].numpy(), expected)
