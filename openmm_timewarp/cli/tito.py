@@ -8,7 +8,6 @@ import argparse
 import sys
 
 from ..model_file import DEFAULT_TITO_MODEL
-from ..errors import InputError
 from .sample import add_run_options, check_resume, report, run_options
 
 __all__ = ["add_parsers"]
@@ -41,10 +40,6 @@ def _run(args: argparse.Namespace) -> int:
     from ..run import resume, tito
 
     if args.resume is not None:
-        given = [name for name in ("lag_ps", "hmc_steps") if getattr(args, name) is not None]
-        if given:
-            raise InputError(f"--resume continues {args.resume} with the settings it started with; drop "
-                             f"--{given[0].replace('_', '-')}")
         check_resume(args)
         return report(resume(args.resume, progress=args.progress, threads=args.threads,
                              checkpoint_every_s=args.checkpoint_every * 60.0, command="tito"))

@@ -8,6 +8,7 @@ import openmm
 from openmm import app, unit
 
 from ..errors import InputError
+from ..integrator import _value_in
 from ..peptide import prepare_peptide
 from .checkpoint import Checkpoint
 from .recording import Chain, base_summary, build_system, check_request, finish, kelvin, record
@@ -18,10 +19,6 @@ __all__ = ["run_md"]
 PathLike = Union[str, os.PathLike]
 _R = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
 _LOG_COLUMNS = ("step", "time_ps", "potential_energy_kJ_mol", "temperature_K")
-
-
-def _value_in(value: Union[float, unit.Quantity], units: unit.Unit) -> float:
-    return value.value_in_unit(units) if unit.is_quantity(value) else float(value)
 
 
 def _chain(settings: Dict, pdb: str, fresh: bool) -> Chain:

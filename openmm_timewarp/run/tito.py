@@ -16,6 +16,7 @@ from typing import Optional, Union
 from openmm import unit
 
 from ..errors import InputError
+from ..integrator import _value_in
 from ..model_file import DEFAULT_TITO_MODEL, ModelLike
 from .recording import check_request, kelvin
 from .results import SamplingResult
@@ -63,8 +64,7 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
     temperature_K = kelvin(temperature)
     check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s, seed)
     model_file = _open_model(model)
-    lag_ps = model_file.lag_time_ps if lag is None else float(
-        lag.value_in_unit(unit.picosecond) if isinstance(lag, unit.Quantity) else lag)
+    lag_ps = model_file.lag_time_ps if lag is None else _value_in(lag, unit.picosecond)
     if not lag_ps > 0:
         raise InputError(f"the lag must be positive (got {lag_ps:g} ps)")
     if hmc_steps is not None and hmc_steps < 1:

@@ -153,7 +153,7 @@ def test_export_and_integrator_relax_after_every_move(trained, tmp_path):
         TitoIntegrator(str(path), topology, lag=5000.0)
 
 
-def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tmp_path):
+def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tmp_path, capsys):
     from openmm_timewarp.cli import main
 
     root, _ = trained
@@ -169,6 +169,10 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
     assert summary["implied_timescales"]["lags_ps"] == [200.0, 400.0]
     assert (out / "implied_timescales.png").stat().st_size > 0
     assert "TITO SURROGATE DYNAMICS" in (out / "summary.txt").read_text()
+    # --resume keeps the run's own settings: a lag given with it is refused.
+    capsys.readouterr()
+    assert main(["tito", "--resume", str(out), "--lag-ps", "300"]) == 2
+    assert "drop --lag-ps" in capsys.readouterr().err
     # Not a TITO model, and a lag outside the range: one clear line each.
     assert main(["tito", str(_ala_pdb()), "--model", "ace-ala-nme", "--steps", "5", "--out",
                  str(tmp_path / "x"), "--no-progress"]) == 2
