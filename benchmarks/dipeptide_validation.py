@@ -31,47 +31,20 @@ import argparse
 import json
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 import numpy as np
 import torch
 
 from openmm_timewarp import analysis, systems
-from openmm_timewarp.benchmarking import (TEMPERATURE, basin_labels, fastest_platform, first_visit_all,
-                                          generous_ess_per_second, md_run, timewarp_run)
+from openmm_timewarp.benchmarking import (TEMPERATURE, basin_labels, bound, evaluate_run, fastest_platform,
+                                          first_visit_all, generous_ess_per_second, indicator_name, md_run,
+                                          required_basins, timewarp_run)
 from openmm_timewarp.model_file import DEFAULT_MODEL
 
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                      "dipeptide_split.json")
 TICA_LAG_FRAMES = 10
-
-
-def required_basins(reference: analysis.Reference, min_population: float) -> List[Tuple[int, str]]:
-    """(residue, basin) pairs the reference populates at ``min_population`` or more."""
-    return [(r, name) for r, pops in enumerate(reference.residue_populations)
-            for name, (p, _) in pops.items() if name in analysis.BASIN_NAMES and p >= min_population]
-
-
-def indicator_name(residue: int, basin: str, n_residues: int) -> str:
-    """The name :func:`analysis.observables` gives a basin indicator."""
-    return f"basin:{basin}" + ("" if n_residues == 1 else f":{residue}")
-
-
-def evaluate(run: Dict, topology, reference: analysis.Reference, tica_model, basins) -> Dict:
-    phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
-    n_res = phi.shape[1]
-    required = [indicator_name(r, b, n_res) for r, b in basins]
-    ess = analysis.ess_report(analysis.observables(phi, psi, tica_model), required)
-    visited = first_visit_all(analysis.assign_basins(phi, psi), basins)
-    return {
-        "frames": len(phi),
-        "ess": {k: v for k, v in ess.items() if k != "min"},
-        "ess_min": ess["min"],
-        "ess_per_second": ess["min"] / run["seconds"],
-        "jsd": [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
-                for r in range(n_res)],
-        "all_basins_seconds": float(run["times"][visited]) if visited is not None else None,
-    }
 
 
 def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
@@ -98,7 +71,7 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         raise SystemExit(f"{sequence}: the md run saved {len(phi_md)} frames, too few for TICA at a lag of "
                          f"{TICA_LAG_FRAMES} frames; raise --md-seconds or lower --frame-ps")
     tica_model = analysis.fit_tica(analysis.dihedral_features(phi_md, psi_md), lagtime=TICA_LAG_FRAMES)
-    results = {name: evaluate(run, topology, reference, tica_model, basins) for name, run in runs.items()}
+    results = {name: evaluate_run(run, topology, reference, tica_model, basins) for name, run in runs.items()}
     n_res = len(reference.histograms)
     required = [indicator_name(r, b, n_res) for r, b in basins]
     baseline = max(results[m]["ess_per_second"] for m in ("md", "md-hmr"))
@@ -143,10 +116,6 @@ def validation_sequences(split: str) -> List[str]:
         validation = json.load(f)["validation"]
     available = set(os.listdir(analysis.REFERENCE_DIR))
     return [s for s in validation if analysis.reference_name(s) + ".npz" in available]
-
-
-def bound(value: Optional[float], lower: bool) -> str:
-    return "never" if value is None else (">=" if lower else "") + f"{value:.1f}"
 
 
 def main() -> None:

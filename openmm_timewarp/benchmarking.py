@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmarks (``benchmarks/``): equal-wall-time runs of MD and Timewarp on one
-machine, and the bookkeeping that turns their frames into ESS per second and basin visits.
+"""Shared pieces of the benchmarks (``benchmarks/``): equal-wall-time runs of MD, replica exchange and
+Timewarp on one machine, and the bookkeeping that turns their frames into ESS per second and basin visits.
 
 Every run records positions after each advance until its wall-clock budget is spent, so methods
 compare at equal wall time on the same System.
@@ -7,6 +7,7 @@ compare at equal wall time on the same System.
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -16,11 +17,16 @@ from openmm import app, unit
 
 from . import analysis, systems
 
-__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "timewarp_run", "generous_ess_per_second",
-           "MISSED_BASIN_ENTRIES", "basin_labels", "first_visit_all"]
+__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "remd_run", "timewarp_run",
+           "generous_ess_per_second", "MISSED_BASIN_ENTRIES", "basin_labels", "first_visit_all", "required_basins",
+           "indicator_name", "evaluate_run", "bound"]
 
 #: Temperature of every benchmark: that of the shipped models and references.
 TEMPERATURE = 310.0 * unit.kelvin
+
+#: The practitioner's MD settings the HMR baselines and replica exchange use: HBonds, 4 amu hydrogens, 4 fs.
+USER_PRACTICE = {"constraints": app.HBonds, "hydrogen_mass": 4.0}
+USER_PRACTICE_STEP_FS = 4.0
 
 
 def fastest_platform(system: mm.System, positions) -> mm.Platform:
@@ -40,11 +46,15 @@ def fastest_platform(system: mm.System, positions) -> mm.Platform:
     return best
 
 
-def run_for(seconds: float, advance: Callable[[], None], context: mm.Context,
-            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 50) -> Dict:
+def run_for(seconds: float, advance: Callable[[], None], context: Optional[mm.Context],
+            stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 50,
+            record: Optional[Callable[[], np.ndarray]] = None, began: Optional[float] = None) -> Dict:
     """Call ``advance`` and record positions until ``seconds`` of wall time have passed.
 
     ``stop``, given the frames recorded so far every ``check_every`` frames, may end the run early.
+    ``record`` returns the frame to keep (nm) when it is not ``context``'s positions.  ``began``
+    (a ``time.perf_counter()`` value) starts the clock earlier, so that set-up such as loading a
+    model counts in the budget and in the times.
 
     Returns
     -------
@@ -52,10 +62,11 @@ def run_for(seconds: float, advance: Callable[[], None], context: mm.Context,
         ``frames`` (n, atoms, 3) nm, ``times`` (n,) s since the start, and ``seconds`` spent.
     """
     frames, times = [], []
-    start = time.perf_counter()
+    start = time.perf_counter() if began is None else began
     while (elapsed := time.perf_counter() - start) < seconds:
         advance()
-        frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+        frames.append(record() if record is not None else
+                      context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
         times.append(time.perf_counter() - start)
         if stop is not None and len(frames) % check_every == 0 and stop(np.array(frames)):
             elapsed = time.perf_counter() - start
@@ -71,7 +82,7 @@ def md_run(topology: app.Topology, positions, seconds: float, step_fs: float, fr
     would run), else it is the System Timewarp samples.  Returns :func:`run_for`'s dict with
     ``step_fs``, ``stride`` (steps per frame) and ``simulated_ns``.
     """
-    kwargs = {"constraints": app.HBonds, "hydrogen_mass": 4.0} if user_practice else {}
+    kwargs = USER_PRACTICE if user_practice else {}
     system = systems.create_system(topology, **kwargs)
     integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, step_fs * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
@@ -84,10 +95,98 @@ def md_run(topology: app.Topology, positions, seconds: float, step_fs: float, fr
     return result
 
 
+def temperature_ladder(system: mm.System, positions, platform: mm.Platform, t_max: float = 450.0,
+                       acceptance: float = 0.3, pilot_ps: float = 50.0, seed: int = 1) -> List[float]:
+    """A geometric temperature ladder from :data:`TEMPERATURE` to ``t_max`` (K) for replica exchange.
+
+    A Langevin pilot of ``pilot_ps`` at 310 K measures the standard deviation sigma of the potential
+    energy.  For Gaussian energies of constant heat capacity (sigma proportional to T), neighbours
+    exchange with probability erfc(d_beta sigma / 2); solving that for ``acceptance`` gives a
+    constant ratio T_(k+1) / T_k = 1 + 2 erfcinv(acceptance) R T / sigma, so the ladder is geometric
+    and its length follows from ``t_max``.
+
+    Returns
+    -------
+    list of float
+        Temperatures in K, the first 310.
+    """
+    from scipy.special import erfcinv
+
+    t0 = TEMPERATURE.value_in_unit(unit.kelvin)
+    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, USER_PRACTICE_STEP_FS * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    context = mm.Context(system, integrator, platform)
+    context.setPositions(positions)
+    context.applyConstraints(1e-6)
+    context.setVelocitiesToTemperature(TEMPERATURE, seed)
+    integrator.step(250)
+    energies = []
+    for _ in range(max(20, int(pilot_ps * 10))):  # every 0.1 ps
+        integrator.step(25)
+        energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    sigma = float(np.std(energies))
+    rt = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * t0
+    ratio = 1.0 + 2.0 * float(erfcinv(acceptance)) * rt / sigma
+    n = max(2, int(math.ceil(math.log(t_max / t0) / math.log(ratio))) + 1)
+    return [float(t) for t in np.geomspace(t0, t_max, n)]
+
+
+def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float, platform: mm.Platform, seed: int,
+             temperatures: List[float]) -> Dict:
+    """Temperature replica exchange (``openmm.app.ReplicaExchangeSampler``) for ``seconds`` of wall time.
+
+    Every replica runs the practitioner's MD (:data:`USER_PRACTICE`, Langevin, friction 1/ps) for
+    ``frame_ps`` per iteration, one after another in one Context, so all replicas' time is on the
+    clock; the frames are the 310 K state's conformation after each iteration's exchanges.
+
+    Returns
+    -------
+    dict
+        :func:`run_for`'s dict with ``temperatures``, ``iterations``, ``simulated_ns`` (all replicas),
+        ``state0_changes`` (fraction of iterations after which another replica holds 310 K) and
+        ``round_trips`` (replicas that went from 310 K to the top and back).
+    """
+    system = systems.create_system(topology, **USER_PRACTICE)
+    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, USER_PRACTICE_STEP_FS * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed)
+    simulation = app.Simulation(topology, system, integrator, platform)
+    simulation.context.setPositions(positions)
+    simulation.context.applyConstraints(1e-6)
+    simulation.context.setVelocitiesToTemperature(TEMPERATURE, seed)
+    random.seed(seed)  # the sampler draws its exchanges from Python's random module
+    steps = max(1, round(frame_ps * 1000 / USER_PRACTICE_STEP_FS))
+    sampler = app.ReplicaExchangeSampler([{"temperature": t * unit.kelvin} for t in temperatures], simulation, steps)
+    holders, top = [0], len(temperatures) - 1
+    # A round trip: a replica goes from 310 K to the top state and back.
+    reached_top, trips = [False] * len(temperatures), 0
+    left_bottom = [replica == 0 for replica in range(len(temperatures))]
+
+    def record() -> np.ndarray:
+        nonlocal trips
+        states = sampler.replicaStateIndex
+        for replica, state in enumerate(states):
+            left_bottom[replica] |= state == 0
+            reached_top[replica] |= state == top and left_bottom[replica]
+        holder = states.index(0)
+        if reached_top[holder]:
+            trips += 1
+            reached_top[holder] = False
+        holders.append(holder)
+        return sampler.replicaConformation[holder].getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+
+    result = run_for(seconds, lambda: sampler.simulate(1), None, record=record)
+    n = len(result["frames"])
+    result.update(temperatures=list(temperatures), iterations=n, step_fs=USER_PRACTICE_STEP_FS, stride=steps,
+                  simulated_ns=n * steps * USER_PRACTICE_STEP_FS * 1e-6 * len(temperatures),
+                  state0_changes=float(np.mean(np.diff(holders) != 0)) if n else 0.0, round_trips=trips)
+    return result
+
+
 def timewarp_run(model: str, topology: app.Topology, system: mm.System, positions, seconds: float, seed: int,
                  explore: bool = False, batch: int = 0, hmc_interval: Optional[int] = 1,
                  stop: Optional[Callable[[np.ndarray], bool]] = None) -> Dict:
-    """``TimewarpIntegrator`` on the Reference platform for ``seconds``, a frame every step.
+    """``TimewarpIntegrator`` on the Reference platform for ``seconds``, a frame every step; the clock
+    starts before the model loads, so loading and the Context's creation are in the budget.
 
     ``explore`` switches Metropolis-Hastings off (exploration mode); ``batch`` > 0 fixes the
     proposals per model call; ``hmc_interval`` None takes the model's recommendation.  Returns
@@ -95,12 +194,13 @@ def timewarp_run(model: str, topology: app.Topology, system: mm.System, position
     """
     from .integrator import TimewarpIntegrator
 
+    began = time.perf_counter()
     options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
     integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
                                     hmc_interval=hmc_interval, **options)
     context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
-    result = run_for(seconds, lambda: integrator.step(1), context, stop)
+    result = run_for(seconds, lambda: integrator.step(1), context, stop, began=began)
     result.update(acceptance=integrator.getAcceptanceRate(), proposals=integrator.getNumProposed(),
                   hmc_acceptance=integrator.getHMCAcceptanceRate())
     return result
@@ -135,3 +235,39 @@ def first_visit_all(labels: np.ndarray, basins: List[Tuple[int, str]]) -> Option
             return None
         last = max(last, int(hits[0]))
     return last
+
+
+def required_basins(reference: analysis.Reference, min_population: float) -> List[Tuple[int, str]]:
+    """(residue, basin) pairs the reference populates at ``min_population`` or more."""
+    return [(r, name) for r, pops in enumerate(reference.residue_populations)
+            for name, (p, _) in pops.items() if name in analysis.BASIN_NAMES and p >= min_population]
+
+
+def indicator_name(residue: int, basin: str, n_residues: int) -> str:
+    """The name :func:`analysis.observables` gives a basin indicator."""
+    return f"basin:{basin}" + ("" if n_residues == 1 else f":{residue}")
+
+
+def evaluate_run(run: Dict, topology: app.Topology, reference: analysis.Reference, tica_model,
+                 basins: List[Tuple[int, str]]) -> Dict:
+    """ESS (every observable, and the minimum per second), JSD per residue to ``reference`` and the wall
+    time by which every (residue, basin) of ``basins`` was visited (None if never) of one run."""
+    phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
+    n_res = phi.shape[1]
+    required = [indicator_name(r, b, n_res) for r, b in basins]
+    ess = analysis.ess_report(analysis.observables(phi, psi, tica_model), required)
+    visited = first_visit_all(analysis.assign_basins(phi, psi), basins)
+    return {
+        "frames": len(phi),
+        "ess": {k: v for k, v in ess.items() if k != "min"},
+        "ess_min": ess["min"],
+        "ess_per_second": ess["min"] / run["seconds"],
+        "jsd": [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
+                for r in range(n_res)],
+        "all_basins_seconds": float(run["times"][visited]) if visited is not None else None,
+    }
+
+
+def bound(value: Optional[float], lower: bool) -> str:
+    """A ratio or time for a table: ``never`` for None, ``>=`` before a lower bound."""
+    return "never" if value is None else (">=" if lower else "") + f"{value:.1f}"

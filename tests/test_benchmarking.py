@@ -1,6 +1,8 @@
-"""Helpers the benchmarks share: the bound a baseline gets for a basin it never entered."""
+"""Helpers the benchmarks share: the bound a baseline gets for a basin it never entered, and the
+replica-exchange baseline (its temperature ladder, and that its samples are the 310 K state's)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from openmm_timewarp.benchmarking import MISSED_BASIN_ENTRIES, generous_ess_per_second
@@ -16,3 +18,61 @@ def test_a_missed_basin_is_credited_three_entries_and_an_entered_one_its_own():
     once = {"ess": {"sin_phi": 40.0, "basin:beta": 12.0, "basin:alpha_L": 1.0, "basin:other": 0.0}}
     assert generous_ess_per_second(once, 300.0, required) == pytest.approx(1.0 / 300.0)
     assert generous_ess_per_second({"ess": {"sin_phi": 2.0, "basin:alpha_L": 0.0}}, 10.0, required) == 0.2
+
+
+@pytest.fixture(scope="module")
+def alanine():
+    import openmm as mm
+
+    from openmm_timewarp import systems
+
+    topology, positions = systems.peptide_from_sequence("A")
+    start = systems.thermalize(systems.create_system(topology), positions, 310.0, picoseconds=2.0)
+    return topology, start, mm.Platform.getPlatformByName("Reference")
+
+
+def test_temperature_ladder_is_geometric_and_denser_for_a_higher_exchange_target(alanine):
+    from openmm_timewarp import systems
+    from openmm_timewarp.benchmarking import USER_PRACTICE, temperature_ladder
+
+    topology, start, platform = alanine
+    system = systems.create_system(topology, **USER_PRACTICE)
+    sparse = temperature_ladder(system, start, platform, t_max=450.0, acceptance=0.1, pilot_ps=10.0)
+    dense = temperature_ladder(system, start, platform, t_max=450.0, acceptance=0.6, pilot_ps=10.0)
+    for ladder in (sparse, dense):
+        assert ladder[0] == pytest.approx(310.0) and ladder[-1] == pytest.approx(450.0)
+        ratios = np.array(ladder[1:]) / np.array(ladder[:-1])
+        assert np.allclose(ratios, ratios[0])
+    assert len(dense) > len(sparse)
+
+
+def test_replica_exchange_keeps_the_310_K_state_samples(alanine):
+    """The frames are the 310 K state's: their potential energy matches MD at 310 K, far from 600 K's,
+    although every replica visits both temperatures (a wrong replica would mix the two)."""
+    import openmm as mm
+    from openmm import unit
+
+    from openmm_timewarp import systems
+    from openmm_timewarp.benchmarking import USER_PRACTICE, md_run, remd_run
+
+    topology, start, platform = alanine
+    system = systems.create_system(topology, **USER_PRACTICE)
+    context = mm.Context(system, mm.VerletIntegrator(0.001), platform)
+
+    def energies(frames):
+        out = []
+        for x in frames:
+            context.setPositions(x)
+            out.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+        return np.array(out)
+
+    remd = remd_run(topology, start, 6.0, 1.0, platform, 3, [310.0, 600.0])
+    md = md_run(topology, start, 3.0, 4.0, 1.0, platform, 3, True)
+    assert remd["round_trips"] >= 3 and remd["state0_changes"] > 0.01
+    assert remd["simulated_ns"] == pytest.approx(2 * len(remd["frames"]) * 1e-3)
+    remd_energy, md_energy = energies(remd["frames"][20:]), energies(md["frames"][20:])
+    hot = remd_run(topology, start, 3.0, 1.0, platform, 3, [600.0, 600.0])
+    hot_energy = energies(hot["frames"][20:])
+    # 310 K and 600 K differ by about 100 kJ/mol here; the spread of a mean is about 1.
+    assert hot_energy.mean() - md_energy.mean() > 50.0
+    assert abs(remd_energy.mean() - md_energy.mean()) < 12.0

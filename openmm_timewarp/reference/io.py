@@ -55,7 +55,8 @@ def available_references() -> List[str]:
 
 
 def load_reference(name: str = "ace-ala-nme_310K") -> Reference:
-    """Load ``<name>.npz`` from :data:`REFERENCE_DIR`.
+    """Load ``<name>.npz`` from :data:`REFERENCE_DIR`, or the file ``name`` if it ends in ``.npz``
+    (e.g. a reference ``make-reference --out`` wrote elsewhere).
 
     Returns
     -------
@@ -68,7 +69,7 @@ def load_reference(name: str = "ace-ala-nme_310K") -> Reference:
     FileNotFoundError
         If there is no such reference (``openmm-timewarp make-reference`` makes one).
     """
-    path = os.path.join(REFERENCE_DIR, name + ".npz")
+    path = name if name.endswith(".npz") else os.path.join(REFERENCE_DIR, name + ".npz")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no reference {path}; make it with 'openmm-timewarp make-reference'")
     with np.load(path) as data:
