@@ -36,8 +36,9 @@ its own force group) at its value in the state being minimised; bond lengths, an
 are free.  "Local" frees only the atoms of the pivoted residue and its two neighbours (the others
 get mass 0, which OpenMM's minimiser keeps in place); "side chains turned" restrains only the
 backbone torsions (about N-CA, CA-C and C-N), so side-chain torsions relax too.  Reported: beta dU
-of the rigid pivot, and of the relaxed pairs (unrestrained energies of the minimised pivot and the
-minimised start, minimised alike).
+of the rigid pivot; of the pivot with the best shift of its N-CA-C angle within 12 degrees (chosen
+knowing the energy: a bound for any deterministic angle correction); and of the relaxed pairs
+(unrestrained energies of the minimised pivot and the minimised start, minimised alike).
 
     python -u benchmarks/relaxed_pivots.py --sequence IELT --protocols 1x0 4x5 8x5 8x10 16x10
 """
@@ -119,6 +120,20 @@ class Pivots:
         for s in range(2):
             mask = self.sides[r, s]
             y[mask] = relative[mask] @ turns[s].T
+        return (y + centre).numpy()
+
+    def bend(self, x: np.ndarray, r: int, delta: float) -> np.ndarray:
+        """Open residue r's N-CA-C angle by ``delta``: C's side turns about the normal of the N-CA-C plane
+        through C-alpha."""
+        xt = torch.tensor(x)
+        atoms = self.backbone[r]
+        centre = xt[atoms[2]]
+        normal = torch.linalg.cross(xt[atoms[1]] - centre, xt[atoms[3]] - centre)
+        turn = rotation_matrices((normal / torch.linalg.norm(normal))[None], torch.tensor([delta], dtype=torch.float64))
+        relative = xt - centre
+        y = relative.clone()
+        mask = self.sides[r, 1]
+        y[mask] = relative[mask] @ turn[0].T
         return (y + centre).numpy()
 
 
@@ -258,8 +273,12 @@ def relaxation_bound(system: mm.System, topology, pivots: Pivots, states, propos
             tried += 1
             # Topology residue of pivot r: the C-alpha's residue.
             residue = relax.residue_of[int(pivots.backbone[r, 2])]
+            u0 = relax.energy(x0)
+            # The best shift of one bond angle, N-CA-C of the pivoted residue, chosen knowing the energy.
+            bent = min(relax.energy(pivots.bend(x1, r, math.radians(d))) for d in range(-12, 13))
             rows.append({"to": analysis.BASIN_NAMES[labels[1]],
-                         "rigid": (relax.energy(x1) - relax.energy(x0)) / KT,
+                         "rigid": (relax.energy(x1) - u0) / KT,
+                         "angle": (bent - u0) / KT,
                          "local": (relax.relaxed_energy(x1, residue) - relax.relaxed_energy(x0, residue)) / KT,
                          "full": (relax.relaxed_energy(x1) - relax.relaxed_energy(x0)) / KT,
                          "side_chains": (relax.relaxed_energy(x1, backbone_only=True)
@@ -345,10 +364,12 @@ def main() -> None:
     bound = None
     if args.relaxation_proposals > 0:
         bound = relaxation_bound(system, topology, pivots, states, args.relaxation_proposals, args.seed)
-        values = {k: np.array([p[k] for p in bound["proposals"]]) for k in ("rigid", "local", "full", "side_chains")}
+        values = {k: np.array([p[k] for p in bound["proposals"]])
+                  for k in ("rigid", "angle", "local", "full", "side_chains")}
         print(f"\nrigid pivots into another basin ({len(values['rigid'])}), beta dU: median [quartiles]; share "
               f"with beta dU < 3 ({bound['torsions_restrained']} heavy-atom torsions restrained when relaxed)", flush=True)
-        for k, label in (("rigid", "as proposed"), ("local", "relaxed around the pivot"),
+        for k, label in (("rigid", "as proposed"), ("angle", "best N-CA-C shift (+-12)"),
+                         ("local", "relaxed around the pivot"),
                          ("full", "relaxed everywhere"),
                          ("side_chains", "and side chains turned")):
             q = np.percentile(values[k], [25, 50, 75])
