@@ -159,14 +159,14 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
     holders, top = [0], len(temperatures) - 1
     # A round trip: a replica goes from 310 K to the top state and back.
     reached_top, trips = [False] * len(temperatures), 0
-    left_bottom = [replica == 0 for replica in range(len(temperatures))]
+    been_bottom = [replica == 0 for replica in range(len(temperatures))]
 
     def record() -> np.ndarray:
         nonlocal trips
         states = sampler.replicaStateIndex
         for replica, state in enumerate(states):
-            left_bottom[replica] |= state == 0
-            reached_top[replica] |= state == top and left_bottom[replica]
+            been_bottom[replica] |= state == 0
+            reached_top[replica] |= state == top and been_bottom[replica]
         holder = states.index(0)
         if reached_top[holder]:
             trips += 1
