@@ -28,6 +28,7 @@ the goals of issue 20 (ESS/s ratio >= 10, every JSD <= 0.03, exploration >= 100x
 
     python -u benchmarks/tetrapeptide_validation.py --sequences CHRN IELT --references runs/reference \\
         --reference-runs runs/reference --json tetra.json --dihedrals tetra-dihedrals.npz
+    python benchmarks/tetrapeptide_validation.py --rescore tetra-dihedrals.npz --references runs/reference
 """
 from __future__ import annotations
 
@@ -162,6 +163,20 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
     }
 
 
+def rescore(path: str, sequences: Optional[List[str]], references: Optional[str]) -> None:
+    """JSD per residue of saved Timewarp dihedrals (``--dihedrals``) to the current references."""
+    with np.load(path) as saved:
+        angles = {key: saved[key] for key in saved.files}
+    for sequence in sequences or sorted({key.rsplit("_", 1)[0] for key in angles}):
+        reference = analysis.load_reference(reference_path(sequence, references))
+        phi, psi = angles[f"{sequence}_phi"], angles[f"{sequence}_psi"]
+        jsd = [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
+               for r in range(phi.shape[1])]
+        own = reference.metadata.get("jsd_between_halves") or []
+        print(f"{sequence}: JSD per residue {' '.join(f'{j:.4f}' for j in jsd)} (reference's own "
+              f"{' '.join(f'{j:.3f}' for j in own) or 'unknown'})")
+
+
 def default_sequences(split: str, references: Optional[str]) -> List[str]:
     """The split's validation sequences that have a reference file."""
     with open(split) as f:
@@ -191,7 +206,12 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here (after every peptide)")
     parser.add_argument("--dihedrals", help="write the timewarp runs' phi and psi (degrees) here, .npz with "
                                             "<SEQ>_phi and <SEQ>_psi: JSDs to a later reference need no rerun")
+    parser.add_argument("--rescore", metavar="DIHEDRALS.npz", help="run nothing: score a --dihedrals file of an "
+                                                                   "earlier run against the current references")
     args = parser.parse_args()
+    if args.rescore:
+        rescore(args.rescore, [s.upper() for s in args.sequences] if args.sequences else None, args.references)
+        return
     torch.set_num_threads(args.threads)
     sequences = [s.upper() for s in args.sequences] if args.sequences else default_sequences(args.split,
                                                                                            args.references)
