@@ -44,9 +44,8 @@ import torch
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import (TEMPERATURE, USER_PRACTICE, basin_labels, bound, evaluate_run,
-                                          fastest_platform, first_visit_all, generous_ess_per_second,
-                                          indicator_name, md_run, remd_run, required_basins, temperature_ladder,
-                                          timewarp_run)
+                                          fastest_platform, first_visit_all, indicator_name, md_run, remd_run,
+                                          required_basins, strongest_baseline, temperature_ladder, timewarp_run)
 from openmm_timewarp.model_file import DEFAULT_MODEL
 
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
@@ -117,12 +116,8 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         tica_model, tica_source = analysis.fit_tica(features, lagtime=TICA_LAG_FRAMES), "baselines pooled"
     results = {name: evaluate_run(run, topology, reference, tica_model, basins) for name, run in runs.items()}
     required = [indicator_name(r, b, len(reference.histograms)) for r, b in basins]
-    # The strongest baseline by ESS/s; if none entered every basin, by its 95% Poisson bound.
-    measured = {m: results[m]["ess_per_second"] for m in BASELINES}
-    bounded = {m: generous_ess_per_second(results[m], runs[m]["seconds"], required) for m in BASELINES}
-    strongest = max(BASELINES, key=lambda m: (measured[m], bounded[m]))
-    lower = measured[strongest] == 0
-    baseline = bounded[strongest] if lower else measured[strongest]
+    strongest, baseline, lower = strongest_baseline({m: results[m] for m in BASELINES},
+                                                   {m: runs[m]["seconds"] for m in BASELINES}, required)
     tw = results["timewarp"]["ess_per_second"]
     visits = {m: results[m]["all_basins_seconds"] for m in BASELINES if results[m]["all_basins_seconds"]}
     explore_time = results["explore"]["all_basins_seconds"]

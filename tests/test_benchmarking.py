@@ -76,3 +76,18 @@ def test_replica_exchange_keeps_the_310_K_state_samples(alanine):
     # 310 K and 600 K differ by about 100 kJ/mol here; the spread of a mean is about 1.
     assert hot_energy.mean() - md_energy.mean() > 50.0
     assert abs(remd_energy.mean() - md_energy.mean()) < 12.0
+
+
+def test_the_strongest_baseline_is_measured_when_one_entered_every_basin_else_a_bound():
+    from openmm_timewarp.benchmarking import strongest_baseline
+
+    required = ["basin:beta", "basin:alpha_L"]
+    seconds = {"md": 600.0, "remd": 600.0}
+    entered = {"ess_per_second": 0.02, "ess": {"sin_phi": 50.0, "basin:beta": 12.0, "basin:alpha_L": 12.0}}
+    missed = {"ess_per_second": 0.0, "ess": {"sin_phi": 90.0, "basin:beta": 40.0, "basin:alpha_L": 0.0}}
+    # A baseline that entered every basin beats one whose bound (three entries: 0.005/s) is lower.
+    assert strongest_baseline({"md": missed, "remd": entered}, seconds, required) == ("remd", 0.02, False)
+    # Neither entered alpha_L: the higher bound is returned, and marked as a bound.
+    worse = {"ess_per_second": 0.0, "ess": {"sin_phi": 1.0, "basin:beta": 40.0, "basin:alpha_L": 0.0}}
+    name, value, is_bound = strongest_baseline({"md": worse, "remd": missed}, seconds, required)
+    assert (name, is_bound) == ("remd", True) and value == pytest.approx(3.0 / 600.0)
