@@ -1,7 +1,8 @@
 """A model on capped peptides longer than it was trained on (issue 20, point 7: reported, not a goal).
 
 For random sequences of 5, 6 and 8 residues (held out: the splits hold 2- and 4-residue peptides
-only), drawn with ``--seed``, on one core:
+only), drawn with ``--seed``, on one core (``OPENMM_CPU_THREADS=1``) and the platform, Reference or
+CPU, that runs the System's MD faster:
 
 * ``timewarp``: ``TimewarpIntegrator`` with Metropolis-Hastings for ``--seconds`` (model loading
   included): acceptance, hybrid Monte Carlo acceptance, steps per second, and the wall time until
@@ -25,12 +26,12 @@ import warnings
 from typing import Dict, List, Tuple
 
 import numpy as np
-import openmm as mm
 import torch
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.analysis.acceptance import AcceptanceSettings, basin_acceptance
-from openmm_timewarp.benchmarking import TEMPERATURE, basin_labels, first_visit_all, md_run, timewarp_run
+from openmm_timewarp.benchmarking import (TEMPERATURE, basin_labels, fastest_platform, first_visit_all, md_run,
+                                          timewarp_run)
 from openmm_timewarp.domain import ModelDomainWarning
 from openmm_timewarp.model_file import DEFAULT_MODEL
 
@@ -57,13 +58,14 @@ def measure(sequence: str, args: argparse.Namespace) -> Dict:
     system = systems.create_system(topology)
     start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
     basins = every_basin(sequence)
-    reference = mm.Platform.getPlatformByName("Reference")
+    platform = fastest_platform(system, start)
     explored = (lambda frames: first_visit_all(basin_labels(frames, topology), basins) is not None)
-    tw = timewarp_run(args.model, topology, system, start, args.seconds, args.seed, hmc_interval=None)
+    tw = timewarp_run(args.model, topology, system, start, args.seconds, args.seed, hmc_interval=None,
+                      platform=platform)
     explore = timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True,
-                           hmc_interval=None, stop=explored)
-    md = md_run(topology, start, args.seconds, 4.0, 1.0, reference, args.seed, True)
-    row = {"sequence": sequence, "atoms": topology.getNumAtoms(), "basins": len(basins),
+                           hmc_interval=None, stop=explored, platform=platform)
+    md = md_run(topology, start, args.seconds, 4.0, 1.0, platform, args.seed, True)
+    row = {"sequence": sequence, "atoms": topology.getNumAtoms(), "basins": len(basins), "platform": platform.getName(),
            "acceptance": tw["acceptance"], "hmc_acceptance": tw["hmc_acceptance"],
            "steps_per_second": tw["proposals"] / tw["seconds"]}
     for name, run in (("timewarp", tw), ("explore", explore), ("md-hmr", md)):
@@ -97,7 +99,7 @@ def main() -> None:
     for sequence in sequences:
         row = measure(sequence, args)
         rows.append(row)
-        print(f"{sequence} ({row['atoms']} atoms, {row['basins']} basins): acceptance {row['acceptance']:.3f}, "
+        print(f"{sequence} ({row['atoms']} atoms, {row['basins']} basins, {row['platform']}): acceptance {row['acceptance']:.3f}, "
               f"HMC {row['hmc_acceptance']:.3f}, {row['steps_per_second']:.0f} steps/s; every basin after "
               + ", ".join(f"{m} {row[f'{m}_all_basins_s']:.0f} s ({row[f'{m}_basins_seen']}/{row['basins']})"
                           for m in ("timewarp", "explore", "md-hmr")), flush=True)

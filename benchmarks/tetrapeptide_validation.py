@@ -1,7 +1,9 @@
 """A model on validation tetrapeptides against the strongest of three baselines (issue 20), in one run.
 
 For every capped peptide given (by default the ``validation`` tetrapeptides of
-``tetrapeptide_split.json`` whose reference is in ``--references``), on the same cores:
+``tetrapeptide_split.json`` whose reference is in ``--references``), on the same cores and on the
+platform (Reference or CPU; set ``OPENMM_CPU_THREADS=1`` for one core) that runs this System's MD
+faster:
 
 * ``md``: ``LangevinMiddleIntegrator`` on the System the model samples (no constraints, 1 fs);
 * ``md-hmr``: what a user would run: HBonds constraints, hydrogen mass 4 amu, 4 fs;
@@ -105,9 +107,10 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         "md": md_run(topology, start, args.baseline_seconds, 1.0, args.frame_ps, platform, args.seed, False),
         "md-hmr": md_run(topology, start, args.baseline_seconds, 4.0, args.frame_ps, platform, args.seed, True),
         "remd": remd_run(topology, start, args.baseline_seconds, args.frame_ps, platform, args.seed, ladder),
-        "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, hmc_interval=None),
+        "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, hmc_interval=None,
+                                 platform=platform),
         "explore": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True,
-                                hmc_interval=None, stop=explored),
+                                hmc_interval=None, stop=explored, platform=platform),
     }
     tica_model, tica_source = tica_from_reference_runs(sequence, args.reference_runs), "reference runs"
     if tica_model is None:

@@ -184,9 +184,9 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
 
 def timewarp_run(model: str, topology: app.Topology, system: mm.System, positions, seconds: float, seed: int,
                  explore: bool = False, batch: int = 0, hmc_interval: Optional[int] = 1,
-                 stop: Optional[Callable[[np.ndarray], bool]] = None) -> Dict:
-    """``TimewarpIntegrator`` on the Reference platform for ``seconds``, a frame every step; the clock
-    starts before the model loads, so loading and the Context's creation are in the budget.
+                 stop: Optional[Callable[[np.ndarray], bool]] = None, platform: Optional[mm.Platform] = None) -> Dict:
+    """``TimewarpIntegrator`` on ``platform`` (default Reference) for ``seconds``, a frame every step; the
+    clock starts before the model loads, so loading and the Context's creation are in the budget.
 
     ``explore`` switches Metropolis-Hastings off (exploration mode); ``batch`` > 0 fixes the
     proposals per model call; ``hmc_interval`` None takes the model's recommendation.  Returns
@@ -198,7 +198,7 @@ def timewarp_run(model: str, topology: app.Topology, system: mm.System, position
     options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
     integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
                                     hmc_interval=hmc_interval, **options)
-    context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
+    context = mm.Context(system, integrator, platform or mm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
     result = run_for(seconds, lambda: integrator.step(1), context, stop, began=began)
     result.update(acceptance=integrator.getAcceptanceRate(), proposals=integrator.getNumProposed(),
