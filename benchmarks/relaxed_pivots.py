@@ -233,7 +233,7 @@ class Relaxation:
         backbone torsions, side chains free); ``residue`` >= 0 (topology index) frees only that residue
         and its neighbours."""
         system = mm.XmlSerializer.clone(self.system)
-        restraint = mm.CustomTorsionForce("0.5*k*(1 - cos(theta - theta0))*2")
+        restraint = mm.CustomTorsionForce("k*(1 - cos(theta - theta0))")  # k/2 dtheta^2 near theta0
         restraint.addGlobalParameter("k", 1000.0)
         restraint.addPerTorsionParameter("theta0")
         xt = torch.tensor(x)
