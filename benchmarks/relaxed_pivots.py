@@ -142,16 +142,9 @@ class Dynamics:
 
     def __init__(self, system: mm.System, topology, hydrogen_mass: float) -> None:
         self.context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
-        masses = [system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())]
-        # Hydrogens get hydrogen_mass, taken from their bonded heavy atom, as HMR does.
-        for bond in topology.bonds():
-            a, b = bond
-            if b.element is not None and b.element.symbol == "H":
-                a, b = b, a
-            if a.element is not None and a.element.symbol == "H" and b.element.symbol != "H":
-                extra = hydrogen_mass - masses[a.index]
-                masses[a.index] += extra
-                masses[b.index] -= extra
+        # Hydrogens get hydrogen_mass, taken from their bonded heavy atom: the System's own HMR.
+        heavy_h = systems.create_system(topology, hydrogen_mass=hydrogen_mass)
+        masses = [heavy_h.getParticleMass(i).value_in_unit(unit.dalton) for i in range(heavy_h.getNumParticles())]
         self.masses = np.array(masses)[:, None]
         self.evaluations = 0
 

@@ -43,12 +43,14 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from openmm import unit
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import (TEMPERATURE, USER_PRACTICE, basin_labels, bound, evaluate_run,
                                           fastest_platform, first_visit_all, indicator_name, md_run, remd_run,
                                           required_basins, strongest_baseline, temperature_ladder, timewarp_run)
 from openmm_timewarp.model_file import DEFAULT_MODEL
+from openmm_timewarp.reference.production import load_production
 
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                      "tetrapeptide_split.json")
@@ -74,14 +76,9 @@ def tica_from_reference_runs(sequence: str, runs: Optional[str]):
         return None
     features = []
     for work in sorted(glob.glob(os.path.join(runs, analysis.reference_name(sequence) + "*"))):
-        chunks = sorted(glob.glob(os.path.join(work, "chunk_*.npz")))
-        if not chunks:
-            continue
-        data = [np.load(c) for c in chunks]
-        n = sum(len(d["bias"]) for d in data)
-        phi = np.concatenate([d["phi"] for d in data]).reshape(n, -1)
-        psi = np.concatenate([d["psi"] for d in data]).reshape(n, -1)
-        features.append(analysis.dihedral_features(phi, psi))
+        phi, psi, _, chunks = load_production(work, TEMPERATURE.value_in_unit(unit.kelvin))
+        if chunks:
+            features.append(analysis.dihedral_features(phi, psi))
     if not features:
         return None
     return analysis.fit_tica(features, lagtime=TICA_LAG_FRAMES)
