@@ -64,6 +64,7 @@ from openmm_timewarp.proposals.backbone import BackboneProposal
 from openmm_timewarp.proposals.geometry import dihedral, rotation_matrices, wrap_angle
 from openmm_timewarp.proposals.rebuild import kernel_from_model_file
 from openmm_timewarp.proposals.residues import backbone_angles
+from openmm_timewarp.proposals.side_chains import turn_torsion_rows
 
 KT = (unit.MOLAR_GAS_CONSTANT_R * TEMPERATURE).value_in_unit(unit.kilojoule_per_mole)
 
@@ -109,18 +110,12 @@ class Pivots:
 
     def turn(self, x: np.ndarray, r: int, d_phi: float, d_psi: float) -> np.ndarray:
         """Turn N's side of N-CA by -d_phi and C's side of CA-C by +d_psi: phi += d_phi, psi += d_psi."""
-        xt = torch.tensor(x)
         atoms = self.backbone[r]
-        centre = xt[atoms[2]]
-        axes = torch.stack([centre - xt[atoms[1]], xt[atoms[3]] - centre])
-        turns = rotation_matrices(axes / torch.linalg.norm(axes, dim=-1, keepdim=True),
-                                  torch.tensor([-d_phi, d_psi], dtype=torch.float64))
-        relative = xt - centre
-        y = relative.clone()
-        for s in range(2):
-            mask = self.sides[r, s]
-            y[mask] = relative[mask] @ turns[s].T
-        return (y + centre).numpy()
+        y = torch.tensor(x)[None]
+        for bond, side, angle in (((1, 2), 0, -d_phi), ((2, 3), 1, d_psi)):
+            y = turn_torsion_rows(y, atoms[list(bond)][None], self.sides[r, side][None],
+                                  torch.tensor([angle], dtype=torch.float64))
+        return y[0].numpy()
 
     def bend(self, x: np.ndarray, r: int, delta: float) -> np.ndarray:
         """Open residue r's N-CA-C angle by ``delta``: C's side turns about the normal of the N-CA-C plane
