@@ -184,18 +184,21 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
 
 def timewarp_run(model: str, topology: app.Topology, system: mm.System, positions, seconds: float, seed: int,
                  explore: bool = False, batch: int = 0, hmc_interval: Optional[int] = 1,
-                 stop: Optional[Callable[[np.ndarray], bool]] = None, platform: Optional[mm.Platform] = None) -> Dict:
+                 stop: Optional[Callable[[np.ndarray], bool]] = None, platform: Optional[mm.Platform] = None,
+                 hmc: Optional[Dict] = None) -> Dict:
     """``TimewarpIntegrator`` on ``platform`` (default Reference) for ``seconds``, a frame every step; the
     clock starts before the model loads, so loading and the Context's creation are in the budget.
 
     ``explore`` switches Metropolis-Hastings off (exploration mode); ``batch`` > 0 fixes the
-    proposals per model call; ``hmc_interval`` None takes the model's recommendation.  Returns
-    :func:`run_for`'s dict with ``acceptance``, ``proposals`` and ``hmc_acceptance``.
+    proposals per model call; ``hmc_interval`` None takes the model's recommendation, and ``hmc``
+    (``hmc_steps``, ``hmc_step_size``, ``hmc_minimum_mass``) overrides its other hybrid Monte Carlo
+    settings.  Returns :func:`run_for`'s dict with ``acceptance``, ``proposals`` and ``hmc_acceptance``.
     """
     from .integrator import TimewarpIntegrator
 
     began = time.perf_counter()
     options = {"proposals_per_batch": batch, "adaptive_batch_size": False} if batch > 0 else {}
+    options.update(hmc or {})
     integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, metropolis_hastings=not explore,
                                     hmc_interval=hmc_interval, **options)
     context = mm.Context(system, integrator, platform or mm.Platform.getPlatformByName("Reference"))

@@ -16,6 +16,7 @@ from .model_file import ModelFile
 Temperature = Union[float, unit.Quantity]
 Energy = Union[float, unit.Quantity]
 Time = Union[float, unit.Quantity]
+Mass = Union[float, unit.Quantity]
 ModelLike = Union[str, os.PathLike, ModelFile]
 
 
@@ -118,6 +119,11 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
     hmc_step_size
         Velocity Verlet step size of hybrid Monte Carlo moves (ps if a float); None for the
         model's recommendation.
+    hmc_minimum_mass
+        Smallest particle mass in hybrid Monte Carlo moves (daltons if a float): lighter particles
+        (hydrogens) move with this mass, which allows longer steps and leaves the sampled
+        distribution of positions unchanged (the masses are only the kinetic energy's metric).
+        0 uses the System's masses; None the model's recommendation.
     chiral_centers
         ``(center, a, b, c)`` atom index quadruplets whose handedness exploration mode keeps. By
         default the C-alpha atoms of the topology's amino acids.
@@ -141,12 +147,13 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
                  exploration_energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
                  hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
-                 hmc_step_size: Optional[Time] = None, warn_outside_domain: bool = True):
+                 hmc_step_size: Optional[Time] = None, hmc_minimum_mass: Optional[Mass] = None,
+                 warn_outside_domain: bool = True):
         kelvin = _temperature_kelvin(temperature)
         model_file = ModelFile.open(model)
         # The C++ object loads the bytes once and applies the model's recommended HMC settings.
         super().__init__(model_file.data, _element_symbols(topology), kelvin, model_file.path)
-        self._apply_hmc_settings(model_file, hmc_interval, hmc_steps, hmc_step_size)
+        self._apply_hmc_settings(model_file, hmc_interval, hmc_steps, hmc_step_size, hmc_minimum_mass)
         self.setProposalsPerBatch(proposals_per_batch)
         self.setAdaptiveBatchSize(adaptive_batch_size)
         self.setExplorationEnergyThreshold(_value_in(exploration_energy_threshold, unit.kilojoule_per_mole))
@@ -176,7 +183,7 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
         super().step(steps)
 
     def _apply_hmc_settings(self, model_file: ModelFile, interval: Optional[int], steps: Optional[int],
-                            step_size: Optional[Time]) -> None:
+                            step_size: Optional[Time], minimum_mass: Optional[Mass] = None) -> None:
         """Override the model's recommended hybrid Monte Carlo settings where given; warn if the
         chain is then not ergodic."""
         if interval is not None:
@@ -185,6 +192,8 @@ class TimewarpIntegrator(_plugin.TimewarpIntegrator):
             self.setHMCSteps(steps)
         if step_size is not None:
             self.setHMCStepSize(_value_in(step_size, unit.picosecond))
+        if minimum_mass is not None:
+            self.setHMCMinimumMass(_value_in(minimum_mass, unit.dalton))
         if model_file.needs_fast_coordinate_moves and self.getHMCInterval() == 0:
             recommended = self.getModelRecommendedHMCInterval()
             advice = f"use the model's recommended hmc_interval ({recommended})" if recommended > 0 else \

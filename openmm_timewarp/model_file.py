@@ -34,7 +34,7 @@ DEFAULT_TITO_MODEL = "dipeptides-tito"
 #: models were trained and validated on di- to tetrapeptides (the 2AA and 4AA data sets).
 DEFAULT_MAX_RESIDUES = 4
 #: Integrator settings a model may recommend, with the defaults of a model that recommends none.
-INTEGRATOR_DEFAULTS = {"hmc_interval": 0, "hmc_steps": 10, "hmc_step_size_ps": 0.001}
+INTEGRATOR_DEFAULTS = {"hmc_interval": 0, "hmc_steps": 10, "hmc_step_size_ps": 0.001, "hmc_minimum_mass_amu": 0.0}
 
 ModelLike = Union[str, os.PathLike, "ModelFile"]
 
@@ -238,7 +238,7 @@ class ModelFile:
     @property
     def integrator_settings(self) -> Dict[str, Any]:
         """The integrator settings the model recommends (``hmc_interval``, ``hmc_steps``,
-        ``hmc_step_size_ps``), with the defaults for those it does not set."""
+        ``hmc_step_size_ps``, ``hmc_minimum_mass_amu``), with the defaults for those it does not set."""
         return dict(INTEGRATOR_DEFAULTS, **self.settings.get("integrator", {}))
 
     @property

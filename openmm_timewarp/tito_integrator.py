@@ -6,7 +6,7 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from openmm import app, unit
 
-from .integrator import Energy, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
+from .integrator import Energy, Mass, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
 from .model_file import ModelFile, save_model
 
 __all__ = ["TitoIntegrator", "tito_model_at_lag"]
@@ -87,11 +87,12 @@ class TitoIntegrator(TimewarpIntegrator):
     chiral_centers
         ``(center, a, b, c)`` quadruplets whose handedness moves must keep; by default the
         C-alpha atoms of the topology's amino acids.
-    hmc_interval, hmc_steps, hmc_step_size
+    hmc_interval, hmc_steps, hmc_step_size, hmc_minimum_mass
         The relaxation: a hybrid Monte Carlo move of ``hmc_steps`` leapfrog steps of
         ``hmc_step_size`` (ps if a float) after every ``hmc_interval`` steps, in the same
-        ``Context``; by default the model's recommendation (a torsion model, whose moves keep bond
-        lengths and angles, recommends one after every step; the Cartesian model none).
+        ``Context``, with particles lighter than ``hmc_minimum_mass`` (daltons if a float) moving
+        with that mass; by default the model's recommendation (a torsion model, whose moves keep
+        bond lengths and angles, recommends one after every step; the Cartesian model none).
     """
 
     def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
@@ -99,9 +100,10 @@ class TitoIntegrator(TimewarpIntegrator):
                  energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
                  hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
-                 hmc_step_size: Optional[Time] = None):
+                 hmc_step_size: Optional[Time] = None, hmc_minimum_mass: Optional[Mass] = None):
         model_file, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond))
         super().__init__(model_file, topology, temperature, metropolis_hastings=False, proposals_per_batch=1,
                          adaptive_batch_size=False, exploration_energy_threshold=energy_threshold,
                          random_seed=random_seed, chiral_centers=chiral_centers, hmc_interval=hmc_interval,
-                         hmc_steps=hmc_steps, hmc_step_size=hmc_step_size)
+                         hmc_steps=hmc_steps, hmc_step_size=hmc_step_size,
+                         hmc_minimum_mass=hmc_minimum_mass)

@@ -82,6 +82,12 @@ from openmm import unit
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getModelRecommendedHMCStepSize() const %{
     val = unit.Quantity(val, unit.picosecond)
 %}
+%pythonappend TimewarpPlugin::TimewarpIntegrator::getHMCMinimumMass() const %{
+    val = unit.Quantity(val, unit.dalton)
+%}
+%pythonappend TimewarpPlugin::TimewarpIntegrator::getModelRecommendedHMCMinimumMass() const %{
+    val = unit.Quantity(val, unit.dalton)
+%}
 %pythonappend TimewarpPlugin::TimewarpIntegrator::getExplorationEnergyThreshold() const %{
     val = unit.Quantity(val, unit.kilojoule_per_mole)
 %}
@@ -114,6 +120,8 @@ public:
     void setHMCSteps(int steps);
     double getHMCStepSize() const;
     void setHMCStepSize(double stepSize);
+    double getHMCMinimumMass() const;
+    void setHMCMinimumMass(double mass);
     int addChiralCenter(int center, int atom1, int atom2, int atom3);
     int getNumChiralCenters() const;
     void getChiralCenterParameters(int index, int& center, int& atom1, int& atom2, int& atom3) const;
@@ -133,6 +141,7 @@ public:
     int getModelRecommendedHMCInterval() const;
     int getModelRecommendedHMCSteps() const;
     double getModelRecommendedHMCStepSize() const;
+    double getModelRecommendedHMCMinimumMass() const;
     bool getModelNeedsFastCoordinateMoves() const;
     bool getSystemHasCustomGBForce() const;
     virtual void step(int steps);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -50,11 +51,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="largest peptide (residues, caps included) the model is meant for; the command line "
                         "refuses larger ones")
     p.add_argument("--lag-ps", type=float, help="TITO: the lag of the exported moves (within the trained range)")
-    p.add_argument("--hmc-interval", type=int,
-                   help="recommended hybrid Monte Carlo interval (default: 2 when the moves keep bond lengths and "
-                        "angles, else 0)")
-    p.add_argument("--hmc-steps", type=int, help="recommended velocity Verlet steps per hybrid Monte Carlo move")
-    p.add_argument("--hmc-step-size-ps", type=float, help="their recommended step size, ps")
+    _add_integrator_options(p, "default: 2 when the moves keep bond lengths and angles, else 0")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
 
@@ -69,8 +66,34 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--native-simd", action="store_true",
                    help="let the compiled code use the widest vector instructions of this CPU (e.g. AVX-512), "
                         "which other machines may lack; by default it uses AVX2")
+    _add_integrator_options(c, "default: the model file's")
     c.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     c.set_defaults(run=run_compile)
+
+
+def _add_integrator_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """The options that set the integrator settings the written file recommends (its timewarp.json)."""
+    parser.add_argument("--hmc-interval", type=int, help=f"recommended hybrid Monte Carlo interval ({default})")
+    parser.add_argument("--hmc-steps", type=int, help="recommended velocity Verlet steps per hybrid Monte Carlo move")
+    parser.add_argument("--hmc-step-size-ps", type=float, help="their recommended step size, ps")
+    parser.add_argument("--hmc-minimum-mass-amu", type=float,
+                        help="recommended smallest particle mass in those moves, daltons (hydrogens move with it, "
+                             "which allows longer steps; 0: the System's masses)")
+
+
+def _integrator_overrides(args: argparse.Namespace) -> dict:
+    """The integrator settings given on the command line, checked as the C++ loader will check them."""
+    valid = {"hmc_interval": (lambda v: v >= 0, "at least 0"), "hmc_steps": (lambda v: v >= 1, "at least 1"),
+             "hmc_step_size_ps": (lambda v: 0 < v < math.inf, "positive"),
+             "hmc_minimum_mass_amu": (lambda v: 0 <= v < math.inf, "at least 0")}
+    overrides = {}
+    for key, (check, requirement) in valid.items():
+        value = getattr(args, key)
+        if value is not None:
+            if not check(value):
+                raise InputError(f"--{key.replace('_', '-')} must be {requirement}, got {value}")
+            overrides[key] = value
+    return overrides
 
 
 def _backbone(args: argparse.Namespace):
@@ -128,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite:
         raise InputError(f"{args.out} exists; pass --overwrite to replace it")
     kernel, info = build_kernel(args)
-    overrides = {k: v for k, v in (("hmc_interval", args.hmc_interval), ("hmc_steps", args.hmc_steps),
-                                   ("hmc_step_size_ps", args.hmc_step_size_ps)) if v is not None}
+    overrides = _integrator_overrides(args)
     metadata = {k: v for k, v in info.items() if k not in ("lag_ps", "temperature_K")}
     if args.out.suffix == ".pt2":
         from ..proposals.compiled import export_compiled
@@ -161,6 +183,7 @@ def run_compile(args: argparse.Namespace) -> int:
         raise InputError(f"{source.name} is already a compiled (contract v{source.contract_version}) file")
     kernel, metadata, lag, temperature = kernel_from_model_file(source.path)
     settings = {k: source.settings[k] for k in ("integrator", "needs_fast_coordinate_moves") if k in source.settings}
+    settings["integrator"] = dict(settings.get("integrator", {}), **_integrator_overrides(args))
     metadata = dict(metadata, compiled_from=dict(file=source.name, command="openmm-timewarp compile " + args.model))
     entry = export_compiled(kernel, args.out, lag_ps=lag, temperature_K=temperature, settings=settings,
                             metadata=metadata, simd_bits=0 if args.native_simd else 256)

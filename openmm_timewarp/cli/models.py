@@ -34,7 +34,8 @@ def _text(d: Dict) -> str:
              f"  file {d['path']} (" + ("compiled, contract v2" if d["contract_version"] == 2
                                          else f"TorchScript, contract v{d['contract_version']}") + ")",
              f"  recommended integrator settings: hmc_interval {settings['hmc_interval']}, hmc_steps "
-             f"{settings['hmc_steps']}, hmc_step_size {settings['hmc_step_size_ps'] * 1000:g} fs",
+             f"{settings['hmc_steps']}, hmc_step_size {settings['hmc_step_size_ps'] * 1000:g} fs" +
+             (f", hmc_minimum_mass {settings['hmc_minimum_mass_amu']:g} amu" if settings["hmc_minimum_mass_amu"] else ""),
              "  needs fast-coordinate moves: " + ("yes (its moves leave bond lengths and angles unchanged: keep "
                                                   "hmc_interval > 0)" if d["needs_fast_coordinate_moves"] else "no")]
     lines += [f"  {key}: {d['provenance'][key]}" for key in _KEYS if key in d["provenance"]]

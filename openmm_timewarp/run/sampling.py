@@ -113,6 +113,7 @@ def run_sampling(settings: Dict, pdb: str, model: ModelFile, out: Optional[PathL
     tito = settings["command"] == "tito"
     lag_ps = integrator.getStepSize().value_in_unit(unit.picosecond)
     summary.update(hmc_interval=integrator.getHMCInterval(), hmc_steps=integrator.getHMCSteps(),
+                   hmc_minimum_mass_amu=integrator.getHMCMinimumMass().value_in_unit(unit.dalton),
                    hmc_acceptance=round(integrator.getHMCAcceptanceRate(), 6), model=model.name,
                    model_path=model.path, lag_time_ps=lag_ps, model_temperature_K=model.temperature_K,
                    mode="tito-surrogate" if tito else "exploration" if settings["explore"] else "metropolis-hastings")

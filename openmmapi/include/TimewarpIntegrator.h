@@ -41,7 +41,10 @@ class ProposalModel;
  * resonances) with the integration force groups, and a Metropolis test
  * on the total energy.  Such a move is exact on its own and cheap for the fast coordinates (bonds,
  * angles, rotors) that large learned moves mix poorly, so interleaving it keeps the chain exact and
- * lets it mix them.
+ * lets it mix them.  Its masses are only the metric of its kinetic energy, so they may differ from
+ * the System's without changing the sampled distribution of positions: with getHMCMinimumMass() > 0
+ * every particle lighter than that (in practice, hydrogens) moves as if it had that mass, which
+ * allows steps about twice as long, as hydrogen mass repartitioning does for MD.
  *
  * By default the hybrid Monte Carlo settings are those the model file recommends (its timewarp.json
  * entry, see docs/model-contract.md); the setters override them.
@@ -148,6 +151,18 @@ public:
     }
     /** Set the velocity Verlet step size of hybrid Monte Carlo moves, in ps. */
     void setHMCStepSize(double stepSize);
+    /** Get the smallest mass a particle has in hybrid Monte Carlo moves, in Daltons (0: the System's masses). */
+    double getHMCMinimumMass() const {
+        return hmcMinimumMass;
+    }
+    /**
+     * Set the smallest mass a particle has in hybrid Monte Carlo moves, in Daltons: a particle whose
+     * mass in the System is lower (but not zero) moves with this mass instead.  Only the kinetic
+     * energy of the moves changes, so the chain still samples the Boltzmann distribution of
+     * positions; 0 uses the System's masses.  The default is the model's recommendation
+     * (getModelRecommendedHMCMinimumMass()).
+     */
+    void setHMCMinimumMass(double mass);
     /**
      * Register a chiral centre that exploration mode must not invert: the sign of the triple product
      * of the vectors from center to atom1, atom2 and atom3 must not change.
@@ -199,6 +214,8 @@ public:
     int getModelRecommendedHMCSteps() const;
     /** Get the hybrid Monte Carlo step size the model file recommends, in ps. */
     double getModelRecommendedHMCStepSize() const;
+    /** Get the smallest hybrid Monte Carlo mass the model file recommends, in Daltons (0: the System's masses). */
+    double getModelRecommendedHMCMinimumMass() const;
     /**
      * Get whether the model's moves never change some coordinates (bond lengths, angles), so that the
      * chain is ergodic only with hybrid Monte Carlo moves (getHMCInterval() > 0).
@@ -244,7 +261,7 @@ private:
     std::vector<std::string> elements;
     std::vector<int64_t> atomTypes;
     std::shared_ptr<ProposalModel> model;
-    double temperature, explorationThreshold, hmcStepSize;
+    double temperature, explorationThreshold, hmcStepSize, hmcMinimumMass;
     bool metropolisHastings, adaptiveBatchSize, systemHasCustomGB;
     int proposalsPerBatch, randomNumberSeed, hmcInterval, hmcSteps;
     std::vector<int> chiralCenters;

@@ -187,6 +187,12 @@ ModelSettings ModelSettings::parse(const string& json, const string& source) {
             invalid(source, "integrator.hmc_step_size_ps", "positive and finite");
         settings.hmcStepSize = stepSize;
     }
+    double minimumMass = numberAt(values, "integrator.hmc_minimum_mass_amu", source, found);
+    if (found) {
+        if (!(minimumMass >= 0 && isfinite(minimumMass)))
+            invalid(source, "integrator.hmc_minimum_mass_amu", "non-negative and finite");
+        settings.hmcMinimumMass = minimumMass;
+    }
     auto fast = values.find("needs_fast_coordinate_moves");
     if (fast != values.end()) {
         if (fast->second.kind != 'b')

@@ -53,6 +53,7 @@ void TimewarpIntegrator::loadModel() {
     hmcInterval = recommended.hmcInterval;
     hmcSteps = recommended.hmcSteps;
     hmcStepSize = recommended.hmcStepSize;
+    hmcMinimumMass = recommended.hmcMinimumMass;
 }
 
 TimewarpIntegrator::~TimewarpIntegrator() {
@@ -102,6 +103,12 @@ void TimewarpIntegrator::setHMCStepSize(double stepSize) {
     if (!(stepSize > 0) || !isfinite(stepSize))
         fail("the hybrid Monte Carlo step size must be positive and finite");
     hmcStepSize = stepSize;
+}
+
+void TimewarpIntegrator::setHMCMinimumMass(double mass) {
+    if (!(mass >= 0) || !isfinite(mass))
+        fail("the smallest hybrid Monte Carlo mass must be 0 (the System's masses) or positive and finite");
+    hmcMinimumMass = mass;
 }
 
 int TimewarpIntegrator::addChiralCenter(int center, int atom1, int atom2, int atom3) {
@@ -183,6 +190,10 @@ int TimewarpIntegrator::getModelRecommendedHMCSteps() const {
 
 double TimewarpIntegrator::getModelRecommendedHMCStepSize() const {
     return model->getSettings().hmcStepSize;
+}
+
+double TimewarpIntegrator::getModelRecommendedHMCMinimumMass() const {
+    return model->getSettings().hmcMinimumMass;
 }
 
 bool TimewarpIntegrator::getModelNeedsFastCoordinateMoves() const {

@@ -35,6 +35,7 @@ void TimewarpIntegratorProxy::serialize(const void* object, SerializationNode& n
     node.setIntProperty("hmcInterval", integrator.getHMCInterval());
     node.setIntProperty("hmcSteps", integrator.getHMCSteps());
     node.setDoubleProperty("hmcStepSize", integrator.getHMCStepSize());
+    node.setDoubleProperty("hmcMinimumMass", integrator.getHMCMinimumMass());
     node.setIntProperty("integrationForceGroups", integrator.getIntegrationForceGroups());
     SerializationNode& centers = node.createChildNode("ChiralCenters");
     for (int i = 0; i < integrator.getNumChiralCenters(); i++) {
@@ -68,6 +69,7 @@ void* TimewarpIntegratorProxy::deserialize(const SerializationNode& node) const 
         integrator->setHMCInterval(node.getIntProperty("hmcInterval", 0));
         integrator->setHMCSteps(node.getIntProperty("hmcSteps", 10));
         integrator->setHMCStepSize(node.getDoubleProperty("hmcStepSize", 0.001));
+        integrator->setHMCMinimumMass(node.getDoubleProperty("hmcMinimumMass", 0.0));
         integrator->setIntegrationForceGroups(node.getIntProperty("integrationForceGroups"));
         for (const SerializationNode& center : node.getChildNode("ChiralCenters").getChildren())
             integrator->addChiralCenter(center.getIntProperty("center"), center.getIntProperty("a"), center.getIntProperty("b"), center.getIntProperty("c"));

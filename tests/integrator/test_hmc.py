@@ -44,6 +44,25 @@ def test_hmc_alone_samples_the_harmonic_well_exactly(reject_all, platform):
     assert harmonic_z_scores(x, SIGMA / math.sqrt(1 - 0.88**2 / 4)).max() > Z_LIMIT
 
 
+def test_minimum_mass_allows_longer_steps_and_stays_exact(reject_all, platform):
+    """Argon with a minimum mass of four argon masses: at omega dt = 2.6 for argon's own mass
+    leapfrog is unstable (with the 20% variation, omega dt > 2: nothing is accepted); with the
+    minimum mass it runs at omega dt = 1.3 and must sample the exact moments, told apart from the
+    distribution leapfrog alone would give (at omega dt >= 1.04, at least 1.37x too wide)."""
+    argon = 39.948
+    integrator, context = make_chain(reject_all, harmonic_system(), platform, hmc_interval=1, hmc_steps=4,
+                                     hmc_step_size=leapfrog_step_for(2.6), hmc_minimum_mass=4 * argon * unit.dalton)
+    assert integrator.getHMCMinimumMass().value_in_unit(unit.dalton) == pytest.approx(4 * argon)
+    x = record(integrator, context, 12000)
+    assert 0.3 < integrator.getHMCAcceptanceRate() < 0.97
+    assert harmonic_z_scores(x, SIGMA).max() < Z_LIMIT
+    assert harmonic_z_scores(x, SIGMA / math.sqrt(1 - 1.04**2 / 4)).max() > Z_LIMIT
+    integrator.setHMCMinimumMass(0.0)  # argon's own mass: the same steps are unstable
+    integrator.resetStatistics()
+    integrator.step(500)
+    assert integrator.getHMCAcceptanceRate() < 0.05
+
+
 def test_interval_counts_steps_and_statistics_reset(drift_model, platform):
     integrator, context = make_chain(drift_model, harmonic_system(), platform, hmc_interval=3)
     integrator.step(10)
@@ -61,18 +80,23 @@ def test_settings_units_and_errors(drift_model):
     assert integrator.getHMCInterval() == 2 and integrator.getHMCSteps() == 7
     assert integrator.getHMCStepSize().value_in_unit(unit.femtosecond) == pytest.approx(2.0)
     assert TimewarpIntegrator(drift_model, ["Ar"], 300.0).getHMCInterval() == 0  # a model file: none by default
+    assert integrator.getHMCMinimumMass().value_in_unit(unit.dalton) == 0.0  # the file recommends none
+    integrator.setHMCMinimumMass(4.0)
+    assert integrator.getHMCMinimumMass().value_in_unit(unit.dalton) == pytest.approx(4.0)
     for setter, value, message in ((integrator.setHMCInterval, -1, "interval"), (integrator.setHMCSteps, 0, "at least one"),
-                                   (integrator.setHMCStepSize, 0.0, "step size")):
+                                   (integrator.setHMCStepSize, 0.0, "step size"),
+                                   (integrator.setHMCMinimumMass, -1.0, "smallest hybrid Monte Carlo mass")):
         with pytest.raises(mm.OpenMMException, match=message):
             setter(value)
 
 
 def test_serialization_and_checkpoint_keep_hmc(drift_model):
     integrator = TimewarpIntegrator(drift_model, ["Ar"], 300.0, random_seed=4, hmc_interval=2, hmc_steps=5,
-                                    hmc_step_size=0.003)
+                                    hmc_step_size=0.003, hmc_minimum_mass=50.0)
     deserialized = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(integrator))  # owns what cast() returns
     copy = TimewarpIntegrator.cast(deserialized)
     assert (copy.getHMCInterval(), copy.getHMCSteps()) == (2, 5)
+    assert copy.getHMCMinimumMass().value_in_unit(unit.dalton) == pytest.approx(50.0)
     assert copy.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.003)
     context = mm.Context(harmonic_system(), integrator, mm.Platform.getPlatformByName("Reference"))
     context.setPositions([mm.Vec3(0, 0, 0)])
@@ -102,9 +126,12 @@ def test_model_recommendation_sets_the_default(drift_model, tmp_path):
         assert integrator.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.001)
         assert integrator.getModelRecommendedHMCInterval() == 2 and integrator.getModelNeedsFastCoordinateMoves()
     own = proposals.save(proposals.GaussianDriftProposal(0.2, 0.4, ["Ar"]), tmp_path / "own.pt",
-                         {"integrator": {"hmc_interval": 4, "hmc_steps": 6, "hmc_step_size_ps": 0.0005}})
+                         {"integrator": {"hmc_interval": 4, "hmc_steps": 6, "hmc_step_size_ps": 0.0005,
+                                         "hmc_minimum_mass_amu": 60.0}})
     integrator = TimewarpIntegrator(own, ["Ar"], 300.0)
     assert (integrator.getHMCInterval(), integrator.getHMCSteps()) == (4, 6)
+    assert integrator.getHMCMinimumMass().value_in_unit(unit.dalton) == pytest.approx(60.0)
+    assert integrator.getModelRecommendedHMCMinimumMass().value_in_unit(unit.dalton) == pytest.approx(60.0)
     assert integrator.getHMCStepSize().value_in_unit(unit.picosecond) == pytest.approx(0.0005)
     integrator = TimewarpIntegrator(own, ["Ar"], 300.0, hmc_interval=1, hmc_steps=3, hmc_step_size=0.002)
     assert (integrator.getHMCInterval(), integrator.getHMCSteps()) == (1, 3)

@@ -113,9 +113,12 @@ def test_export_cli_from_checkpoint(trained_like_flow, tmp_path):
     assert model.lag_time_ps() == 1.0 and model.temperature_kelvin() == 300.0
     entry = settings_entry(out)  # a Cartesian flow moves every coordinate: no hybrid Monte Carlo needed
     assert not entry["needs_fast_coordinate_moves"] and entry["integrator"]["hmc_interval"] == 0
-    assert run_cli(["export", str(checkpoint), str(tmp_path / "hmc.pt"), "--hmc-interval", "3", "--hmc-steps", "5"]) == 0
+    assert run_cli(["export", str(checkpoint), str(tmp_path / "hmc.pt"), "--hmc-interval", "3", "--hmc-steps", "5",
+                    "--hmc-minimum-mass-amu", "4"]) == 0
     assert settings_entry(tmp_path / "hmc.pt")["integrator"] == {"hmc_interval": 3, "hmc_steps": 5,
-                                                                 "hmc_step_size_ps": 0.001}
+                                                                 "hmc_step_size_ps": 0.001, "hmc_minimum_mass_amu": 4.0}
+    with pytest.raises(InputError, match="--hmc-minimum-mass-amu must be at least 0"):
+        run_cli(["export", str(checkpoint), str(tmp_path / "bad.pt"), "--hmc-minimum-mass-amu", "-1"])
     with pytest.raises(InputError, match="exists"):
         run_cli(["export", str(checkpoint), str(out)])
     with pytest.raises(InputError, match="internal architecture"):

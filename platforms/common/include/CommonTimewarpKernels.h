@@ -137,6 +137,15 @@ protected:
     const std::vector<double>& getMasses() const {
         return masses;
     }
+    /**
+     * The masses of the particles in the current hybrid Monte Carlo move, in Daltons: the System's,
+     * raised to the integrator's getHMCMinimumMass().
+     */
+    const std::vector<double>& getHMCMasses() const {
+        return hmcMasses;
+    }
+    /** The kinetic energy of velocities with these masses. */
+    static double kineticEnergy(const std::vector<OpenMM::Vec3>& velocities, const std::vector<double>& particleMasses);
     /** The non-energy part of the log MH ratio of each pending proposal. */
     std::vector<double> pendingLogRatios;
 private:
@@ -151,10 +160,12 @@ private:
     void hybridMonteCarloMove(OpenMM::ContextImpl& context, const TimewarpIntegrator& integrator, double& currentEnergy);
     double velocityVerlet(OpenMM::ContextImpl& context, int groups, int steps, double dt, std::vector<OpenMM::Vec3>& x,
                           std::vector<OpenMM::Vec3>& v);
-    double kineticEnergy(const std::vector<OpenMM::Vec3>& velocities) const;
+    void setHMCMasses(double minimumMass);
     ProposalModel* model;
     std::mt19937_64 random;
-    std::vector<double> masses;
+    std::vector<double> masses, hmcMasses;
+    // The minimum mass hmcMasses were computed for.
+    double hmcMinimumMass;
     bool removeCenterOfMassMotion;
     long long numProposed, numAccepted;
     // Acceptance counts that drive the adaptive batch size; unlike the statistics, users cannot reset them.

@@ -68,6 +68,8 @@ void CommonIntegrateTimewarpStepKernel::initialize(const System& system, const T
     masses.resize(system.getNumParticles());
     for (int i = 0; i < system.getNumParticles(); i++)
         masses[i] = system.getParticleMass(i);
+    hmcMasses.clear();
+    hmcMinimumMass = 0;
     removeCenterOfMassMotion = false;
     for (int i = 0; i < system.getNumForces(); i++)
         if (dynamic_cast<const CMMotionRemover*>(&system.getForce(i)) != NULL)
@@ -182,14 +184,17 @@ void CommonIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& contex
     // Velocity Verlet from fresh Maxwell-Boltzmann velocities, accepted on the change of the total
     // energy: exact for the Boltzmann distribution of the integration force groups.  The step size
     // varies by up to 20% from move to move, independently of the state, so that no vibration whose
-    // period the trajectory length matches stays frozen (a resonance of fixed-length HMC).
+    // period the trajectory length matches stays frozen (a resonance of fixed-length HMC).  The
+    // masses are the metric of the kinetic energy only; raising the lightest ones slows the fastest
+    // vibrations (hydrogens) and leaves the distribution of positions unchanged.
     double kT = BOLTZMANN * integrator.getTemperature();
     double dt = integrator.getHMCStepSize() * (0.8 + 0.4 * uniform());
+    setHMCMasses(integrator.getHMCMinimumMass());
     int numParticles = masses.size();
     vector<Vec3> v(numParticles);
     for (int i = 0; i < numParticles; i++)
-        v[i] = Vec3(gaussian(), gaussian(), gaussian()) * sqrt(kT / masses[i]);
-    double initial = currentEnergy + kineticEnergy(v);
+        v[i] = Vec3(gaussian(), gaussian(), gaussian()) * sqrt(kT / hmcMasses[i]);
+    double initial = currentEnergy + kineticEnergy(v, hmcMasses);
     double finalKinetic;
     double potential = integrateTrajectory(context, integrator.getIntegrationForceGroups(), integrator.getHMCSteps(), dt, v,
                                            finalKinetic);
@@ -205,11 +210,20 @@ void CommonIntegrateTimewarpStepKernel::hybridMonteCarloMove(ContextImpl& contex
         restoreCurrentState(context);
 }
 
+void CommonIntegrateTimewarpStepKernel::setHMCMasses(double minimumMass) {
+    if (hmcMasses.size() == masses.size() && minimumMass == hmcMinimumMass)
+        return;
+    hmcMinimumMass = minimumMass;
+    hmcMasses.resize(masses.size());
+    for (int i = 0; i < (int) masses.size(); i++)
+        hmcMasses[i] = max(masses[i], minimumMass);
+}
+
 double CommonIntegrateTimewarpStepKernel::integrateTrajectory(ContextImpl& context, int groups, int steps, double dt,
                                                               const vector<Vec3>& v0, double& finalKinetic) {
     vector<Vec3> x = current, v = v0;
     double potential = velocityVerlet(context, groups, steps, dt, x, v);
-    finalKinetic = kineticEnergy(v);
+    finalKinetic = kineticEnergy(v, hmcMasses);
     trajectoryEnd.swap(x);
     return potential;
 }
@@ -221,14 +235,17 @@ void CommonIntegrateTimewarpStepKernel::acceptTrajectory(ContextImpl& context) {
 double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, int groups, int steps, double dt, vector<Vec3>& x,
                                                          vector<Vec3>& v) {
     // The Context holds x on entry, so its forces are those of the first half kick.
-    int numParticles = masses.size();
+    int numParticles = hmcMasses.size();
+    vector<double> halfKick(numParticles);
+    for (int i = 0; i < numParticles; i++)
+        halfKick[i] = 0.5 * dt / hmcMasses[i];
     vector<Vec3> f;
     context.calcForcesAndEnergy(true, false, groups);
     context.getForces(f);
     double potential = NAN;
     for (int step = 0; step < steps; step++) {
         for (int i = 0; i < numParticles; i++) {
-            v[i] += f[i] * (0.5 * dt / masses[i]);
+            v[i] += f[i] * halfKick[i];
             x[i] += v[i] * dt;
         }
         context.setPositions(x);
@@ -242,15 +259,15 @@ double CommonIntegrateTimewarpStepKernel::velocityVerlet(ContextImpl& context, i
             break;
         context.getForces(f);
         for (int i = 0; i < numParticles; i++)
-            v[i] += f[i] * (0.5 * dt / masses[i]);
+            v[i] += f[i] * halfKick[i];
     }
     return potential;
 }
 
-double CommonIntegrateTimewarpStepKernel::kineticEnergy(const vector<Vec3>& velocities) const {
+double CommonIntegrateTimewarpStepKernel::kineticEnergy(const vector<Vec3>& velocities, const vector<double>& particleMasses) {
     double energy = 0;
-    for (int i = 0; i < (int) masses.size(); i++)
-        energy += 0.5 * masses[i] * velocities[i].dot(velocities[i]);
+    for (int i = 0; i < (int) particleMasses.size(); i++)
+        energy += 0.5 * particleMasses[i] * velocities[i].dot(velocities[i]);
     return energy;
 }
 
@@ -282,7 +299,7 @@ void CommonIntegrateTimewarpStepKernel::resampleVelocities(ContextImpl& context,
 double CommonIntegrateTimewarpStepKernel::computeKineticEnergy(ContextImpl& context, const TimewarpIntegrator& integrator) {
     vector<Vec3> velocities;
     getVelocities(context, velocities);
-    return kineticEnergy(velocities);
+    return kineticEnergy(velocities, masses);
 }
 
 ProposalModel& CommonIntegrateTimewarpStepKernel::selectModel(const TimewarpIntegrator& integrator) {

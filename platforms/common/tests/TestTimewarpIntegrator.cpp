@@ -114,6 +114,31 @@ static void testHybridMonteCarlo() {
     ASSERT(integrator.getNumHMCAccepted() > 0 && integrator.getNumHMCAccepted() < integrator.getNumHMCProposed());
 }
 
+/**
+ * With a minimum mass of four argon masses, leapfrog at omega dt = 2.6 for argon's own mass (unstable:
+ * every move would be rejected) runs at omega dt = 1.3: moves are accepted and the chain stays exact.
+ */
+static void testHybridMonteCarloMinimumMass() {
+    const double sigma = 0.5, argon = 39.948;
+    const int batches = 50, perBatch = 400;
+    unique_ptr<System> system(harmonicSystem(sigma));
+    TimewarpIntegrator integrator(modelFile, {"Ar"}, 300.0);
+    integrator.setRandomNumberSeed(29);
+    integrator.setHMCInterval(1);
+    integrator.setHMCSteps(5);
+    integrator.setHMCStepSize(2.6 / sqrt(KT / (sigma * sigma) / argon));
+    integrator.setHMCMinimumMass(4 * argon);
+    Context context(*system, integrator, *platform);
+    context.setPositions({Vec3()});
+    checkHarmonicMoments(integrator, context, sigma, batches, perBatch);
+    double rate = integrator.getHMCAcceptanceRate();
+    ASSERT(rate > 0.3 && rate < 0.97);
+    integrator.setHMCMinimumMass(0);
+    integrator.resetStatistics();
+    integrator.step(200);
+    ASSERT(integrator.getHMCAcceptanceRate() < 0.05);
+}
+
 /** A chain restarted from a checkpoint continues bit for bit. */
 static void testCheckpoint() {
     unique_ptr<System> system(harmonicSystem(0.5));
@@ -151,6 +176,7 @@ static void testSerialization() {
     integrator.setHMCInterval(3);
     integrator.setHMCSteps(4);
     integrator.setHMCStepSize(0.002);
+    integrator.setHMCMinimumMass(4.0);
     stringstream xml;
     XmlSerializer::serialize<Integrator>(&integrator, "Integrator", xml);
     unique_ptr<Integrator> copy(XmlSerializer::deserialize<Integrator>(xml));
@@ -162,6 +188,7 @@ static void testSerialization() {
     ASSERT(restored.getExplorationEnergyThreshold() == 123.0 && restored.getRandomNumberSeed() == 42);
     ASSERT(restored.getNumChiralCenters() == 1);
     ASSERT(restored.getHMCInterval() == 3 && restored.getHMCSteps() == 4 && restored.getHMCStepSize() == 0.002);
+    ASSERT(restored.getHMCMinimumMass() == 4.0);
     ASSERT(restored.getStepSize() == 100.0);
 }
 
@@ -222,6 +249,7 @@ static void testVersion1Serialization() {
 static void testModelSettings() {
     TimewarpIntegrator plain(modelFile, {"Ar"}, 300.0);
     ASSERT(plain.getHMCInterval() == 0 && plain.getHMCSteps() == 10 && plain.getHMCStepSize() == 0.001);
+    ASSERT(plain.getHMCMinimumMass() == 0 && plain.getModelRecommendedHMCMinimumMass() == 0);
     ASSERT(!plain.getModelNeedsFastCoordinateMoves());
     TimewarpIntegrator recommended(settingsModelFile, {"Ar"}, 300.0);
     ASSERT(recommended.getHMCInterval() == 3 && recommended.getHMCSteps() == 4 && recommended.getHMCStepSize() == 0.002);
@@ -233,6 +261,8 @@ static void testModelSettings() {
             "{\"other\": [1, {\"a\": null}], \"integrator\": {\"hmc_interval\": 2, \"hmc_step_size_ps\": 5e-4}, "
             "\"needs_fast_coordinate_moves\": false}", "m.pt");
     ASSERT(parsed.hmcInterval == 2 && parsed.hmcSteps == 10 && parsed.hmcStepSize == 5e-4 && !parsed.needsFastCoordinateMoves);
+    ASSERT(parsed.hmcMinimumMass == 0);
+    ASSERT(ModelSettings::parse("{\"integrator\": {\"hmc_minimum_mass_amu\": 4}}", "m.pt").hmcMinimumMass == 4.0);
     auto message = [](const string& json) -> string {
         try {
             ModelSettings::parse(json, "m.pt");
@@ -246,6 +276,7 @@ static void testModelSettings() {
     ASSERT(message("{\"integrator\": {\"hmc_interval\": 1.5}}").find("hmc_interval must be a non-negative integer") != string::npos);
     ASSERT(message("{\"integrator\": {\"hmc_steps\": \"4\"}}").find("hmc_steps must be a number") != string::npos);
     ASSERT(message("{\"needs_fast_coordinate_moves\": 1}").find("must be true or false") != string::npos);
+    ASSERT(message("{\"integrator\": {\"hmc_minimum_mass_amu\": -1}}").find("hmc_minimum_mass_amu must be non-negative") != string::npos);
 }
 
 /** A platform without kernels of its own, standing in for CUDA, OpenCL or HIP, which cannot run here. */
@@ -341,6 +372,7 @@ int main(int argc, char* argv[]) {
         platform = &Platform::getPlatformByName(argv[2]);
         testHarmonicSampling();
         testHybridMonteCarlo();
+        testHybridMonteCarloMinimumMass();
         testCheckpoint();
         testSerialization();
         testFromBytes();

@@ -41,7 +41,7 @@ public:
     ~CudaIntegrateTimewarpStepKernel();
     /**
      * Initialize the kernel: load the model onto the Context's device, compile the kernels, upload
-     * the atom types and masses.
+     * the atom types.
      *
      * @param system      the System this kernel will be applied to
      * @param integrator  the TimewarpIntegrator this kernel will be used for
@@ -92,9 +92,12 @@ private:
     CUcontext primaryContext;
     std::shared_ptr<ProposalModel> deviceModel;
     CUfunction gatherPositionsKernel, scatterPositionsKernel, gatherForcesKernel;
-    // On the device: atom types (N,), masses (N, 1), the current state (N, 3), the pending batch
-    // (B, N, 3) and the chiral centres (K, 4).  The end point of a trajectory is in the Context.
-    at::Tensor atomTypes, masses, current, pending, chiralCenters;
+    // On the device: atom types (N,), the masses of hybrid Monte Carlo moves (N, 1), the current
+    // state (N, 3), the pending batch (B, N, 3) and the chiral centres (K, 4).  The end point of a
+    // trajectory is in the Context.
+    at::Tensor atomTypes, moveMasses, current, pending, chiralCenters;
+    // The host copy of moveMasses, to upload them again only when they change.
+    std::vector<double> uploadedMoveMasses;
     // On the host, one entry per pending proposal: whether all its coordinates are finite.
     std::vector<bool> pendingFinite;
 };

@@ -88,7 +88,7 @@ CudaIntegrateTimewarpStepKernel::~CudaIntegrateTimewarpStepKernel() {
         // Tensors are freed by torch's allocator, which expects its own context.
         TorchScope scope(primaryContext);
         deviceModel.reset();
-        atomTypes = masses = current = pending = chiralCenters = at::Tensor();
+        atomTypes = moveMasses = current = pending = chiralCenters = at::Tensor();
     }
     driver().primaryCtxRelease(cu.getDevice());
 }
@@ -105,7 +105,6 @@ void CudaIntegrateTimewarpStepKernel::initialize(const System& system, const Tim
     at::TensorOptions options = at::TensorOptions().device(at::kCUDA, cu.getDeviceIndex());
     const vector<int64_t>& types = integrator.getAtomTypes();
     atomTypes = at::tensor(at::ArrayRef<int64_t>(types), at::kLong).to(options.device());
-    masses = at::tensor(at::ArrayRef<double>(getMasses()), at::kDouble).to(options.device()).reshape({-1, 1});
     synchronizeTorch();
     ContextSelector selector(cu);
     CUmodule module = cu.createModule(CudaTimewarpKernelSources::timewarp);
@@ -269,7 +268,13 @@ double CudaIntegrateTimewarpStepKernel::integrateTrajectory(ContextImpl& context
     at::TensorOptions options = at::TensorOptions().dtype(at::kDouble).device(current.device());
     at::Tensor v = at::from_blob((void*) v0.data(), {(int64_t) v0.size(), 3}, at::kDouble).to(options.device());
     at::Tensor x = current.clone();
-    at::Tensor halfKick = (0.5 * dt) / masses;
+    // The masses of this move (the System's raised to the minimum mass), uploaded again only when
+    // the minimum mass changed.
+    if (getHMCMasses() != uploadedMoveMasses) {
+        uploadedMoveMasses = getHMCMasses();
+        moveMasses = at::tensor(at::ArrayRef<double>(uploadedMoveMasses), at::kDouble).to(options.device()).reshape({-1, 1});
+    }
+    at::Tensor halfKick = (0.5 * dt) / moveMasses;
     context.calcForcesAndEnergy(true, false, groups);
     at::Tensor f = gatherForces();
     double potential = NAN;
@@ -289,7 +294,7 @@ double CudaIntegrateTimewarpStepKernel::integrateTrajectory(ContextImpl& context
         f = gatherForces();
         v += f * halfKick;
     }
-    finalKinetic = (0.5 * masses * v * v).sum().item<double>();
+    finalKinetic = (0.5 * moveMasses * v * v).sum().item<double>();
     return potential;
 }
 
