@@ -157,9 +157,9 @@ public:
     }
     /**
      * Set the smallest mass a particle has in hybrid Monte Carlo moves, in Daltons: a particle whose
-     * mass in the System is lower (but not zero) moves with this mass instead.  Only the kinetic
-     * energy of the moves changes, so the chain still samples the Boltzmann distribution of
-     * positions; 0 uses the System's masses.  The default is the model's recommendation
+     * mass in the System is lower moves with this mass instead.  Only the kinetic energy of the
+     * moves changes, so the chain still samples the Boltzmann distribution of positions; 0 uses
+     * the System's masses.  The default is the model's recommendation
      * (getModelRecommendedHMCMinimumMass()).
      */
     void setHMCMinimumMass(double mass);
