@@ -42,13 +42,15 @@ import os
 from typing import Dict, List, Optional
 
 import numpy as np
+import openmm as mm
 import torch
 from openmm import unit
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import (TEMPERATURE, USER_PRACTICE, basin_labels, bound, evaluate_run,
                                           fastest_platform, first_visit_all, indicator_name, md_run, remd_run,
-                                          required_basins, strongest_baseline, temperature_ladder, timewarp_run)
+                                          required_basins, strongest_baseline, temperature_ladder, timewarp_remd_run,
+                                          timewarp_run)
 from openmm_timewarp.model_file import DEFAULT_MODEL
 from openmm_timewarp.reference.production import load_production
 
@@ -90,7 +92,7 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
     basins = required_basins(reference, args.min_population)
     topology, positions = systems.peptide_from_sequence(sequence, seed=args.seed)
     system = systems.create_system(topology)
-    platform = fastest_platform(system, positions)
+    platform = (mm.Platform.getPlatformByName(args.platform) if args.platform else fastest_platform(system, positions))
     start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
     ladder = temperature_ladder(systems.create_system(topology, **USER_PRACTICE), start, platform, args.t_max,
                                 args.exchange, seed=args.seed)
@@ -100,6 +102,15 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
     def explored(frames: np.ndarray) -> bool:
         return first_visit_all(basin_labels(frames, topology), basins) is not None
 
+    tempered = {}
+    if args.timewarp_remd:
+        # Without constraints the energy fluctuates more than with HBonds, so the ladder is sized on
+        # the System Timewarp samples (4 amu hydrogens and 2 fs for the pilot: masses leave the
+        # distribution unchanged).
+        tempered["ladder"] = temperature_ladder(systems.create_system(topology, hydrogen_mass=4.0), start, platform,
+                                                args.t_max, args.exchange, seed=args.seed, step_fs=2.0)
+        print(f"  Timewarp replica exchange ladder {', '.join(f'{t:.0f}' for t in tempered['ladder'])} K, "
+              f"{args.timewarp_remd} steps per replica and iteration", flush=True)
     runs = {
         "md": md_run(topology, start, args.baseline_seconds, 1.0, args.frame_ps, platform, args.seed, False),
         "md-hmr": md_run(topology, start, args.baseline_seconds, 4.0, args.frame_ps, platform, args.seed, True),
@@ -109,6 +120,9 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         "explore": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, explore=True,
                                 hmc_interval=None, stop=explored, platform=platform),
     }
+    if args.timewarp_remd:
+        runs["timewarp-remd"] = timewarp_remd_run(args.model, topology, system, start, args.seconds, args.seed,
+                                                  tempered["ladder"], args.timewarp_remd, platform)
     tica_model, tica_source = tica_from_reference_runs(sequence, args.reference_runs), "reference runs"
     if tica_model is None:
         features = [analysis.dihedral_features(*analysis.backbone_dihedrals(runs[m]["frames"], topology))
@@ -134,6 +148,14 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         "basins": [f"{b}:{r}" for r, b in basins],
         "ladder_K": ladder,
         "remd": {k: runs["remd"][k] for k in ("iterations", "state0_changes", "round_trips")},
+        "timewarp_remd": ({k: runs["timewarp-remd"][k] for k in ("temperatures", "iterations", "state0_changes",
+                                                                 "round_trips", "acceptance", "hmc_acceptance")}
+                          if args.timewarp_remd else None),
+        "timewarp_remd_ratio": (results["timewarp-remd"]["ess_per_second"] / baseline
+                                if args.timewarp_remd and baseline > 0 else None),
+        "timewarp_remd_ratio_lower_bound": bool(args.timewarp_remd and lower
+                                                and results["timewarp-remd"]["ess_per_second"] > 0),
+        "timewarp_remd_jsd": results["timewarp-remd"]["jsd"] if args.timewarp_remd else None,
         "tica_fitted_on": tica_source,
         "acceptance": runs["timewarp"]["acceptance"],
         "hmc_acceptance": runs["timewarp"]["hmc_acceptance"],
@@ -196,6 +218,11 @@ def main() -> None:
     parser.add_argument("--frame-ps", type=float, default=1.0, help="frame interval of the baselines")
     parser.add_argument("--min-population", type=float, default=1e-3,
                         help="reference population from which a basin must be visited")
+    parser.add_argument("--platform", choices=("Reference", "CPU"),
+                        help="platform of every run (default: whichever runs the peptide's MD faster, measured)")
+    parser.add_argument("--timewarp-remd", type=int, default=0, metavar="STEPS",
+                        help="also run Timewarp inside replica exchange for --seconds, STEPS Timewarp steps per replica "
+                             "and iteration (0: not)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     parser.add_argument("--json", help="write the results here (after every peptide)")
@@ -236,6 +263,13 @@ def main() -> None:
               + f"\n  replica exchange: {len(row['ladder_K'])} replicas, 310 K held by another replica after "
               + f"{row['remd']['state0_changes']:.2f} of iterations, {row['remd']['round_trips']} round trips; "
               + f"TICA fitted on {row['tica_fitted_on']}", flush=True)
+        if row["timewarp_remd"]:
+            tr = row["timewarp_remd"]
+            print(f"  Timewarp in replica exchange ({len(tr['temperatures'])} replicas, {tr['iterations']} iterations, "
+                  f"{tr['round_trips']} round trips, acceptance {tr['acceptance']:.3f}): ESS/s "
+                  f"{ess['timewarp-remd']:.4f}, ratio {bound(row['timewarp_remd_ratio'], row['timewarp_remd_ratio_lower_bound'])}; "
+                  f"without basin indicators {row['smooth_ess_per_second']['timewarp-remd']:.4f}; JSD per residue "
+                  f"{' '.join(f'{j:.4f}' for j in row['timewarp_remd_jsd'])}", flush=True)
         if row["timewarp_missed"]:
             print(f"  Timewarp with MH never entered {', '.join(row['timewarp_missed'])}", flush=True)
         if args.json:  # after every peptide, so that a long run can be read while it goes

@@ -17,7 +17,8 @@ from openmm import app, unit
 
 from . import analysis, systems
 
-__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "remd_run", "timewarp_run",
+__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "remd_run", "timewarp_remd_run",
+           "replica_exchange", "timewarp_run",
            "generous_ess_per_second", "strongest_baseline", "MISSED_BASIN_ENTRIES", "basin_labels", "first_visit_all", "required_basins",
            "indicator_name", "evaluate_run", "bound"]
 
@@ -96,14 +97,16 @@ def md_run(topology: app.Topology, positions, seconds: float, step_fs: float, fr
 
 
 def temperature_ladder(system: mm.System, positions, platform: mm.Platform, t_max: float = 450.0,
-                       acceptance: float = 0.3, pilot_ps: float = 50.0, seed: int = 1) -> List[float]:
+                       acceptance: float = 0.3, pilot_ps: float = 50.0, seed: int = 1,
+                       step_fs: float = USER_PRACTICE_STEP_FS) -> List[float]:
     """A geometric temperature ladder from :data:`TEMPERATURE` to ``t_max`` (K) for replica exchange.
 
     A Langevin pilot of ``pilot_ps`` at 310 K measures the standard deviation sigma of the potential
     energy.  For Gaussian energies of constant heat capacity (sigma proportional to T), neighbours
     exchange with probability erfc(d_beta sigma / 2); solving that for ``acceptance`` gives a
     constant ratio T_(k+1) / T_k = 1 + 2 erfcinv(acceptance) R T / sigma, so the ladder is geometric
-    and its length follows from ``t_max``.
+    and its length follows from ``t_max``.  ``step_fs`` is the pilot's time step, which must suit
+    ``system`` (4 fs for :data:`USER_PRACTICE`, 2 fs without constraints but with 4 amu hydrogens).
 
     Returns
     -------
@@ -113,16 +116,16 @@ def temperature_ladder(system: mm.System, positions, platform: mm.Platform, t_ma
     from scipy.special import erfcinv
 
     t0 = TEMPERATURE.value_in_unit(unit.kelvin)
-    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, USER_PRACTICE_STEP_FS * unit.femtosecond)
+    integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, step_fs * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
     context = mm.Context(system, integrator, platform)
     context.setPositions(positions)
     context.applyConstraints(1e-6)
     context.setVelocitiesToTemperature(TEMPERATURE, seed)
-    integrator.step(250)
+    integrator.step(max(1, round(1000 / step_fs)))  # 1 ps
     energies = []
     for _ in range(max(20, int(pilot_ps * 10))):  # every 0.1 ps
-        integrator.step(25)
+        integrator.step(max(1, round(100 / step_fs)))
         energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
     sigma = float(np.std(energies))
     rt = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * t0
@@ -136,15 +139,7 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
     """Temperature replica exchange (``openmm.app.ReplicaExchangeSampler``) for ``seconds`` of wall time.
 
     Every replica runs the practitioner's MD (:data:`USER_PRACTICE`, Langevin, friction 1/ps) for
-    ``frame_ps`` per iteration, one after another in one Context, so all replicas' time is on the
-    clock; the frames are the 310 K state's conformation after each iteration's exchanges.
-
-    Returns
-    -------
-    dict
-        :func:`run_for`'s dict with ``temperatures``, ``iterations``, ``simulated_ns`` (all replicas),
-        ``state0_changes`` (fraction of iterations after which another replica holds 310 K) and
-        ``round_trips`` (replicas that went from 310 K to the top and back).
+    ``frame_ps`` per iteration; see :func:`replica_exchange` for the samples and the bookkeeping.
     """
     system = systems.create_system(topology, **USER_PRACTICE)
     integrator = mm.LangevinMiddleIntegrator(TEMPERATURE, 1 / unit.picosecond, USER_PRACTICE_STEP_FS * unit.femtosecond)
@@ -153,8 +148,50 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
     simulation.context.setPositions(positions)
     simulation.context.applyConstraints(1e-6)
     simulation.context.setVelocitiesToTemperature(TEMPERATURE, seed)
-    random.seed(seed)  # the sampler draws its exchanges from Python's random module
     steps = max(1, round(frame_ps * 1000 / USER_PRACTICE_STEP_FS))
+    result = replica_exchange(simulation, temperatures, steps, seconds, seed)
+    result.update(step_fs=USER_PRACTICE_STEP_FS, simulated_ns=result["iterations"] * steps * USER_PRACTICE_STEP_FS * 1e-6
+                  * len(temperatures))
+    return result
+
+
+def timewarp_remd_run(model: str, topology: app.Topology, system: mm.System, positions, seconds: float, seed: int,
+                      temperatures: List[float], steps: int, platform: Optional[mm.Platform] = None) -> Dict:
+    """Temperature replica exchange with ``TimewarpIntegrator`` as every replica's move: OpenMM's own
+    ``ReplicaExchangeSampler`` around an unchanged Simulation, ``steps`` Timewarp steps (Metropolis-
+    Hastings at the replica's temperature, and the model's hybrid Monte Carlo) per replica and
+    iteration.  Each replica's moves are exact at its temperature and the exchanges are exact, so the
+    310 K state samples the Boltzmann distribution.  The clock starts before the model loads.
+    See :func:`replica_exchange` for the samples and the bookkeeping; also returns ``acceptance``.
+    """
+    from .integrator import TimewarpIntegrator
+
+    began = time.perf_counter()
+    integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, hmc_interval=None)
+    simulation = app.Simulation(topology, system, integrator, platform or mm.Platform.getPlatformByName("Reference"))
+    simulation.context.setPositions(positions)
+    result = replica_exchange(simulation, temperatures, steps, seconds, seed, began)
+    result.update(acceptance=integrator.getAcceptanceRate(), hmc_acceptance=integrator.getHMCAcceptanceRate(),
+                  proposals=integrator.getNumProposed())
+    return result
+
+
+def replica_exchange(simulation: app.Simulation, temperatures: List[float], steps: int, seconds: float, seed: int,
+                     began: Optional[float] = None) -> Dict:
+    """Run ``app.ReplicaExchangeSampler`` over ``temperatures`` (K) with ``steps`` of ``simulation``'s
+    integrator per replica and iteration, for ``seconds`` of wall time (from ``began``, if given).
+
+    The replicas run one after another in one Context, so all replicas' time is on the clock; the
+    frames are the 310 K state's conformation after each iteration's exchanges.
+
+    Returns
+    -------
+    dict
+        :func:`run_for`'s dict with ``temperatures``, ``iterations``, ``stride`` (steps per iteration),
+        ``state0_changes`` (fraction of iterations after which another replica holds 310 K) and
+        ``round_trips`` (replicas that went from 310 K to the top and back).
+    """
+    random.seed(seed)  # the sampler draws its exchanges from Python's random module
     sampler = app.ReplicaExchangeSampler([{"temperature": t * unit.kelvin} for t in temperatures], simulation, steps)
     holders, top = [0], len(temperatures) - 1
     # A round trip: a replica goes from 310 K to the top state and back.
@@ -174,10 +211,9 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
         holders.append(holder)
         return sampler.replicaConformation[holder].getPositions(asNumpy=True).value_in_unit(unit.nanometer)
 
-    result = run_for(seconds, lambda: sampler.simulate(1), None, record=record)
+    result = run_for(seconds, lambda: sampler.simulate(1), None, record=record, began=began)
     n = len(result["frames"])
-    result.update(temperatures=list(temperatures), iterations=n, step_fs=USER_PRACTICE_STEP_FS, stride=steps,
-                  simulated_ns=n * steps * USER_PRACTICE_STEP_FS * 1e-6 * len(temperatures),
+    result.update(temperatures=list(temperatures), iterations=n, stride=steps,
                   state0_changes=float(np.mean(np.diff(holders) != 0)) if n else 0.0, round_trips=trips)
     return result
 

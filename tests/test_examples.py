@@ -80,3 +80,16 @@ def test_tito_trajectory_example(tmp_path):
         assert (out / name).stat().st_size > 0
     times = np.loadtxt(out / "log.csv", delimiter=",", usecols=1, skiprows=1, ndmin=1)
     assert times[-1] == 5000.0  # ps: the reporters' clock runs at one lag per step
+
+
+def test_replica_exchange_example_runs_timewarp_in_openmms_sampler(tmp_path):
+    out = tmp_path / "remd"
+    result = run_example("replica_exchange_with_timewarp.py", "--replicas", "2", "--iterations", "6", "--steps", "5",
+                         "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = np.load(out / "states.npz")
+    assert data["phi"].shape == (6, 1) and data["holder"].shape == (6,)
+    assert np.allclose(data["temperatures"], [310.0, 450.0])
+    assert "alpha_R" in result.stdout and "iterations in" in result.stdout
+    again = run_example("replica_exchange_with_timewarp.py", "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr
