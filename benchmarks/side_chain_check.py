@@ -34,6 +34,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=300.0, help="wall time of each run")
     parser.add_argument("--phi-below", type=float, default=-110.0, help="the region: phi below this (deg) ...")
     parser.add_argument("--psi-range", type=float, nargs=2, default=(-120.0, 50.0), help="... and psi in this range")
+    parser.add_argument("--runs", nargs="+", choices=("md-hmr", "timewarp"), default=["md-hmr", "timewarp"])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="write the numbers here")
     return parser.parse_args()
@@ -52,13 +53,17 @@ def describe(frames: np.ndarray, topology, residue: int, args: argparse.Namespac
     n = len(inside)
     result = {"frames": n, "region": float(inside.mean()),
               "halves": [float(inside[: n // 2].mean()), float(inside[n // 2:].mean())]}
+    halves = {}
     trajectory = md.Trajectory(frames, md.Topology.from_openmm(topology))
     target = [r for r in trajectory.topology.residues if r.name not in ("ACE", "NME")][residue]
     for k, compute in enumerate(CHI_FUNCTIONS, 1):
         indices, angles = compute(trajectory)
         for j, quad in enumerate(indices):
             if trajectory.topology.atom(quad[1]).residue == target:
-                result[f"chi{k}"] = rotamers(np.degrees(angles[:, j]))
+                chi = np.degrees(angles[:, j])
+                result[f"chi{k}"] = rotamers(chi)
+                halves[f"chi{k}"] = [rotamers(chi[: n // 2]), rotamers(chi[n // 2:])]
+    result["chi_halves"] = halves
     return result
 
 
@@ -68,16 +73,20 @@ def main() -> None:
     topology, positions = systems.peptide_from_sequence(args.sequence, seed=args.seed)
     system = systems.create_system(topology)
     start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
-    runs = {"md-hmr": md_run(topology, start, args.seconds, USER_PRACTICE_STEP_FS, 1.0,
-                             mm.Platform.getPlatformByName("CPU"), args.seed, True),
-            "timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed)}
+    launch = {"md-hmr": lambda: md_run(topology, start, args.seconds, USER_PRACTICE_STEP_FS, 1.0,
+                                       mm.Platform.getPlatformByName("CPU"), args.seed, True),
+              "timewarp": lambda: timewarp_run(args.model, topology, system, start, args.seconds, args.seed)}
+    runs = {name: launch[name]() for name in args.runs}
     results = {}
     for name, run in runs.items():
         frames = run["frames"]
         frames = frames[:: max(1, len(frames) // 60000)]  # at most about 60,000 frames for mdtraj
         results[name] = describe(frames, topology, args.residue, args)
         r = results[name]
-        chis = "  ".join(f"{k} " + "/".join(f"{r[k][s]:.2f}" for s in ("g-", "t", "g+")) for k in sorted(r) if k.startswith("chi"))
+        chis = "  ".join(f"{k} " + "/".join(f"{r[k][s]:.2f}" for s in ("g-", "t", "g+"))
+                         + " (halves " + ", ".join("/".join(f"{h[s]:.2f}" for s in ("g-", "t", "g+"))
+                                                   for h in r["chi_halves"][k]) + ")"
+                         for k in sorted(r) if k.startswith("chi") and k != "chi_halves")
         print(f"{name}: {r['frames']} frames, region {r['region']:.3f} (halves {r['halves'][0]:.3f}, "
               f"{r['halves'][1]:.3f});  g-/t/g+: {chis}", flush=True)
     if args.json:
