@@ -122,7 +122,8 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
     }
     if args.timewarp_remd:
         runs["timewarp-remd"] = timewarp_remd_run(args.model, topology, system, start, args.seconds, args.seed,
-                                                  tempered["ladder"], args.timewarp_remd, platform)
+                                                  tempered["ladder"], args.timewarp_remd, platform,
+                                                  every_step=args.every_step)
     tica_model, tica_source = tica_from_reference_runs(sequence, args.reference_runs), "reference runs"
     if tica_model is None:
         features = [analysis.dihedral_features(*analysis.backbone_dihedrals(runs[m]["frames"], topology))
@@ -223,6 +224,9 @@ def main() -> None:
     parser.add_argument("--timewarp-remd", type=int, default=0, metavar="STEPS",
                         help="also run Timewarp inside replica exchange for --seconds, STEPS Timewarp steps per replica "
                              "and iteration (0: not)")
+    parser.add_argument("--every-step", action="store_true",
+                        help="with --timewarp-remd: keep every step of the replica at 310 K (default: its conformation "
+                             "after each iteration)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     parser.add_argument("--json", help="write the results here (after every peptide)")

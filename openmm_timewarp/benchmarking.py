@@ -49,11 +49,13 @@ def fastest_platform(system: mm.System, positions) -> mm.Platform:
 
 def run_for(seconds: float, advance: Callable[[], None], context: Optional[mm.Context],
             stop: Optional[Callable[[np.ndarray], bool]] = None, check_every: int = 50,
-            record: Optional[Callable[[], np.ndarray]] = None, began: Optional[float] = None) -> Dict:
+            record: Optional[Callable[[], np.ndarray]] = None, began: Optional[float] = None,
+            many: bool = False) -> Dict:
     """Call ``advance`` and record positions until ``seconds`` of wall time have passed.
 
     ``stop``, given the frames recorded so far every ``check_every`` frames, may end the run early.
-    ``record`` returns the frame to keep (nm) when it is not ``context``'s positions.  ``began``
+    ``record`` returns the frame to keep (nm) when it is not ``context``'s positions, or with
+    ``many`` the frames (k, atoms, 3) of this advance, all stamped with its end time.  ``began``
     (a ``time.perf_counter()`` value) starts the clock earlier, so that set-up such as loading a
     model counts in the budget and in the times.
 
@@ -66,9 +68,15 @@ def run_for(seconds: float, advance: Callable[[], None], context: Optional[mm.Co
     start = time.perf_counter() if began is None else began
     while (elapsed := time.perf_counter() - start) < seconds:
         advance()
+        now = time.perf_counter() - start
+        if many:
+            got = list(record())
+            frames.extend(got)
+            times.extend([now] * len(got))
+            continue
         frames.append(record() if record is not None else
                       context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-        times.append(time.perf_counter() - start)
+        times.append(now)
         if stop is not None and len(frames) % check_every == 0 and stop(np.array(frames)):
             elapsed = time.perf_counter() - start
             break
@@ -156,13 +164,15 @@ def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float,
 
 
 def timewarp_remd_run(model: str, topology: app.Topology, system: mm.System, positions, seconds: float, seed: int,
-                      temperatures: List[float], steps: int, platform: Optional[mm.Platform] = None) -> Dict:
+                      temperatures: List[float], steps: int, platform: Optional[mm.Platform] = None,
+                      every_step: bool = False) -> Dict:
     """Temperature replica exchange with ``TimewarpIntegrator`` as every replica's move: OpenMM's own
     ``ReplicaExchangeSampler`` around an unchanged Simulation, ``steps`` Timewarp steps (Metropolis-
     Hastings at the replica's temperature, and the model's hybrid Monte Carlo) per replica and
     iteration.  Each replica's moves are exact at its temperature and the exchanges are exact, so the
     310 K state samples the Boltzmann distribution.  The clock starts before the model loads.
-    See :func:`replica_exchange` for the samples and the bookkeeping; also returns ``acceptance``.
+    See :func:`replica_exchange` for the samples (``every_step``) and the bookkeeping; also returns
+    ``acceptance``.
     """
     from .integrator import TimewarpIntegrator
 
@@ -170,19 +180,34 @@ def timewarp_remd_run(model: str, topology: app.Topology, system: mm.System, pos
     integrator = TimewarpIntegrator(model, topology, TEMPERATURE, random_seed=seed, hmc_interval=None)
     simulation = app.Simulation(topology, system, integrator, platform or mm.Platform.getPlatformByName("Reference"))
     simulation.context.setPositions(positions)
-    result = replica_exchange(simulation, temperatures, steps, seconds, seed, began)
+    result = replica_exchange(simulation, temperatures, steps, seconds, seed, began, every_step)
     result.update(acceptance=integrator.getAcceptanceRate(), hmc_acceptance=integrator.getHMCAcceptanceRate(),
                   proposals=integrator.getNumProposed())
     return result
 
 
+class _StateZeroRecorder(app.ReplicaExchangeSampler):
+    """The sampler, unchanged, except that the replica holding state 0 is advanced one step at a time
+    and its conformation kept after every step (``frames``): each is a sample of state 0."""
+
+    frames: List[np.ndarray]
+
+    def simulateReplica(self, index: int, steps: Optional[int] = None):
+        if self.replicaStateIndex[index] != 0:
+            return super().simulateReplica(index, steps)
+        for _ in range(self.stepsPerIteration if steps is None else steps):
+            super().simulateReplica(index, 1)
+            self.frames.append(self.replicaConformation[index].getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+
+
 def replica_exchange(simulation: app.Simulation, temperatures: List[float], steps: int, seconds: float, seed: int,
-                     began: Optional[float] = None) -> Dict:
+                     began: Optional[float] = None, every_step: bool = False) -> Dict:
     """Run ``app.ReplicaExchangeSampler`` over ``temperatures`` (K) with ``steps`` of ``simulation``'s
     integrator per replica and iteration, for ``seconds`` of wall time (from ``began``, if given).
 
     The replicas run one after another in one Context, so all replicas' time is on the clock; the
-    frames are the 310 K state's conformation after each iteration's exchanges.
+    frames are the 310 K state's conformation after each iteration's exchanges, or with
+    ``every_step`` after every step of the replica that holds 310 K (``steps`` frames per iteration).
 
     Returns
     -------
@@ -192,7 +217,9 @@ def replica_exchange(simulation: app.Simulation, temperatures: List[float], step
         ``round_trips`` (replicas that went from 310 K to the top and back).
     """
     random.seed(seed)  # the sampler draws its exchanges from Python's random module
-    sampler = app.ReplicaExchangeSampler([{"temperature": t * unit.kelvin} for t in temperatures], simulation, steps)
+    kind = _StateZeroRecorder if every_step else app.ReplicaExchangeSampler
+    sampler = kind([{"temperature": t * unit.kelvin} for t in temperatures], simulation, steps)
+    sampler.frames = []
     holders, top = [0], len(temperatures) - 1
     # A round trip: a replica goes from 310 K to the top state and back.
     reached_top, trips = [False] * len(temperatures), 0
@@ -209,10 +236,13 @@ def replica_exchange(simulation: app.Simulation, temperatures: List[float], step
             trips += 1
             reached_top[holder] = False
         holders.append(holder)
+        if every_step:
+            frames, sampler.frames = sampler.frames, []
+            return np.array(frames)
         return sampler.replicaConformation[holder].getPositions(asNumpy=True).value_in_unit(unit.nanometer)
 
-    result = run_for(seconds, lambda: sampler.simulate(1), None, record=record, began=began)
-    n = len(result["frames"])
+    result = run_for(seconds, lambda: sampler.simulate(1), None, record=record, began=began, many=every_step)
+    n = len(holders) - 1
     result.update(temperatures=list(temperatures), iterations=n, stride=steps,
                   state0_changes=float(np.mean(np.diff(holders) != 0)) if n else 0.0, round_trips=trips)
     return result

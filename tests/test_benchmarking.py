@@ -91,3 +91,28 @@ def test_the_strongest_baseline_is_measured_when_one_entered_every_basin_else_a_
     worse = {"ess_per_second": 0.0, "ess": {"sin_phi": 1.0, "basin:beta": 40.0, "basin:alpha_L": 0.0}}
     name, value, is_bound = strongest_baseline({"md": worse, "remd": missed}, seconds, required)
     assert (name, is_bound) == ("remd", True) and value == pytest.approx(3.0 / 600.0)
+
+
+def test_timewarp_replica_exchange_keeps_every_step_of_the_cold_state(tmp_path):
+    """With ``every_step`` the frames are the conformations after every step of the replica that
+    holds the first state (argon in a harmonic well at 300 K, with 600 K beside it): ``steps`` frames
+    per iteration, with the 300 K moments and not the 600 K ones."""
+    import math
+
+    import openmm as mm
+    from openmm import app
+
+    import known_proposals as proposals
+    from conftest import Z_LIMIT, harmonic_system, harmonic_z_scores
+    from openmm_timewarp.benchmarking import timewarp_remd_run
+
+    model = proposals.save(proposals.GaussianDriftProposal(0.1, 0.4, ["Ar"]), tmp_path / "drift.pt")
+    topology = app.Topology()
+    topology.addAtom("AR", app.Element.getBySymbol("Ar"), topology.addResidue("AR", topology.addChain()))
+    run = timewarp_remd_run(model, topology, harmonic_system(), [mm.Vec3(0.0, 0.0, 0.0)], 8.0, 5, [300.0, 600.0], 4,
+                            mm.Platform.getPlatformByName("Reference"), every_step=True)
+    x = run["frames"][:, 0]
+    assert len(x) == 4 * run["iterations"] and len(run["times"]) == len(x)
+    assert run["state0_changes"] > 0.05 and len(x) > 4000
+    assert harmonic_z_scores(x, 0.5).max() < Z_LIMIT
+    assert harmonic_z_scores(x, 0.5 * math.sqrt(2.0)).max() > Z_LIMIT
