@@ -19,7 +19,6 @@ for the residue, with the spread of the region's share over ``--blocks`` blocks.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ from openmm import unit
 
 from openmm_timewarp import systems
 from openmm_timewarp.benchmarking import TEMPERATURE
+from openmm_timewarp.reference.production import chunk_paths
 from openmm_timewarp.reference.simulation import save_atomic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,10 +57,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def chunks(work: str) -> list:
-    return sorted(p for p in glob.glob(os.path.join(work, "chunk_*.npz")) if not p.endswith(".tmp.npz"))
-
-
 def run(args: argparse.Namespace) -> None:
     os.makedirs(args.work, exist_ok=True)
     topology, positions = systems.peptide_from_sequence(args.sequence, seed=args.seed)
@@ -69,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
     integrator.setRandomNumberSeed(args.seed)
     platform = mm.Platform.getPlatformByName(args.platform)
     context = mm.Context(system, integrator, platform, {"Threads": "1"} if args.platform == "CPU" else {})
-    done = chunks(args.work)
+    done = chunk_paths(args.work)
     if done:
         context.loadCheckpoint(np.load(done[-1])["checkpoint"].tobytes())
     else:
@@ -99,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    paths = chunks(args.work)
+    paths = chunk_paths(args.work)
     if not paths:
         raise SystemExit(f"no chunks in {args.work}")
     topology, _ = systems.peptide_from_sequence(args.sequence, seed=args.seed)

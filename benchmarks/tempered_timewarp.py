@@ -22,8 +22,8 @@ import openmm as mm
 import torch
 
 from openmm_timewarp import analysis, systems
-from openmm_timewarp.benchmarking import (TEMPERATURE, evaluate_run, required_basins, temperature_ladder,
-                                          timewarp_remd_run, timewarp_run)
+from openmm_timewarp.benchmarking import (TEMPERATURE, evaluate_run, required_basins, timewarp_remd_run, timewarp_run,
+                                          timewarp_temperature_ladder)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tetrapeptide_validation import reference_path, tica_from_reference_runs  # noqa: E402  (a sibling script)
@@ -51,8 +51,7 @@ def main() -> None:
     system = systems.create_system(topology)
     platform = mm.Platform.getPlatformByName(args.platform)
     start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
-    ladder = temperature_ladder(systems.create_system(topology, hydrogen_mass=4.0), start, platform, args.t_max,
-                                args.exchange, seed=args.seed, step_fs=2.0)
+    ladder = timewarp_temperature_ladder(topology, start, platform, args.t_max, args.exchange, args.seed)
     print(f"{args.sequence}: ladder {', '.join(f'{t:.0f}' for t in ladder)} K, {args.steps} steps per replica "
           f"and iteration", flush=True)
     runs = {"timewarp": timewarp_run(args.model, topology, system, start, args.seconds, args.seed, hmc_interval=None,
@@ -65,7 +64,7 @@ def main() -> None:
     rows = {}
     for name, run in runs.items():
         result = evaluate_run(run, topology, reference, tica, basins)
-        smooth = min(v for k, v in result["ess"].items() if not k.startswith("basin:")) / run["seconds"]
+        smooth = result["smooth_ess_per_second"]
         rows[name] = {"frames": len(run["frames"]), "ess_per_second": result["ess_per_second"],
                       "smooth_ess_per_second": smooth, "jsd": result["jsd"], "acceptance": run["acceptance"],
                       **{k: run[k] for k in ("iterations", "round_trips", "state0_changes") if k in run}}

@@ -49,8 +49,8 @@ from openmm import unit
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import (TEMPERATURE, USER_PRACTICE, basin_labels, bound, evaluate_run,
                                           fastest_platform, first_visit_all, indicator_name, md_run, remd_run,
-                                          required_basins, strongest_baseline, temperature_ladder, timewarp_remd_run,
-                                          timewarp_run)
+                                          required_basins, strongest_baseline, temperature_ladder,
+                                          timewarp_remd_run, timewarp_run, timewarp_temperature_ladder)
 from openmm_timewarp.model_file import DEFAULT_MODEL
 from openmm_timewarp.reference.production import load_production
 
@@ -104,11 +104,7 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
 
     tempered = {}
     if args.timewarp_remd:
-        # Without constraints the energy fluctuates more than with HBonds, so the ladder is sized on
-        # the System Timewarp samples (4 amu hydrogens and 2 fs for the pilot: masses leave the
-        # distribution unchanged).
-        tempered["ladder"] = temperature_ladder(systems.create_system(topology, hydrogen_mass=4.0), start, platform,
-                                                args.t_max, args.exchange, seed=args.seed, step_fs=2.0)
+        tempered["ladder"] = timewarp_temperature_ladder(topology, start, platform, args.t_max, args.exchange, args.seed)
         print(f"  Timewarp replica exchange ladder {', '.join(f'{t:.0f}' for t in tempered['ladder'])} K, "
               f"{args.timewarp_remd} steps per replica and iteration", flush=True)
     runs = {
@@ -163,8 +159,7 @@ def benchmark_peptide(sequence: str, args: argparse.Namespace) -> Dict:
         "steps": runs["timewarp"]["proposals"],
         "ess_per_second": {m: r["ess_per_second"] for m, r in results.items()},
         # Without the basin indicators: sin/cos of phi and psi and TICA-1, which every run samples.
-        "smooth_ess_per_second": {m: min(v for k, v in r["ess"].items() if not k.startswith("basin:"))
-                                  / runs[m]["seconds"] for m, r in results.items()},
+        "smooth_ess_per_second": {m: r["smooth_ess_per_second"] for m, r in results.items()},
         "strongest_baseline": strongest,
         "ess_ratio": tw / baseline if baseline > 0 else math.inf,
         "ess_ratio_lower_bound": lower and tw > 0,

@@ -17,7 +17,7 @@ from openmm import app, unit
 
 from . import analysis, systems
 
-__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "remd_run", "timewarp_remd_run",
+__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "timewarp_temperature_ladder", "remd_run", "timewarp_remd_run",
            "replica_exchange", "timewarp_run",
            "generous_ess_per_second", "strongest_baseline", "MISSED_BASIN_ENTRIES", "basin_labels", "first_visit_all", "required_basins",
            "indicator_name", "evaluate_run", "bound"]
@@ -142,6 +142,15 @@ def temperature_ladder(system: mm.System, positions, platform: mm.Platform, t_ma
     return [float(t) for t in np.geomspace(t0, t_max, n)]
 
 
+def timewarp_temperature_ladder(topology: app.Topology, positions, platform: mm.Platform, t_max: float = 450.0,
+                                acceptance: float = 0.3, seed: int = 1) -> List[float]:
+    """:func:`temperature_ladder` sized on the System Timewarp samples (no constraints), whose energy
+    fluctuates more than with HBonds; the pilot uses 4 amu hydrogens and 2 fs steps, masses leaving
+    the distribution unchanged."""
+    return temperature_ladder(systems.create_system(topology, hydrogen_mass=4.0), positions, platform, t_max,
+                              acceptance, seed=seed, step_fs=2.0)
+
+
 def remd_run(topology: app.Topology, positions, seconds: float, frame_ps: float, platform: mm.Platform, seed: int,
              temperatures: List[float]) -> Dict:
     """Temperature replica exchange (``openmm.app.ReplicaExchangeSampler``) for ``seconds`` of wall time.
@@ -190,7 +199,9 @@ class _StateZeroRecorder(app.ReplicaExchangeSampler):
     """The sampler, unchanged, except that the replica holding state 0 is advanced one step at a time
     and its conformation kept after every step (``frames``): each is a sample of state 0."""
 
-    frames: List[np.ndarray]
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.frames: List[np.ndarray] = []
 
     def simulateReplica(self, index: int, steps: Optional[int] = None):
         if self.replicaStateIndex[index] != 0:
@@ -219,7 +230,6 @@ def replica_exchange(simulation: app.Simulation, temperatures: List[float], step
     random.seed(seed)  # the sampler draws its exchanges from Python's random module
     kind = _StateZeroRecorder if every_step else app.ReplicaExchangeSampler
     sampler = kind([{"temperature": t * unit.kelvin} for t in temperatures], simulation, steps)
-    sampler.frames = []
     holders, top = [0], len(temperatures) - 1
     # A round trip: a replica goes from 310 K to the top state and back.
     reached_top, trips = [False] * len(temperatures), 0
@@ -335,8 +345,9 @@ def indicator_name(residue: int, basin: str, n_residues: int) -> str:
 
 def evaluate_run(run: Dict, topology: app.Topology, reference: analysis.Reference, tica_model,
                  basins: List[Tuple[int, str]]) -> Dict:
-    """ESS (every observable, and the minimum per second), JSD per residue to ``reference`` and the wall
-    time by which every (residue, basin) of ``basins`` was visited (None if never) of one run."""
+    """ESS (every observable, and the minimum per second, also without the basin indicators), JSD per
+    residue to ``reference`` and the wall time by which every (residue, basin) of ``basins`` was visited
+    (None if never) of one run."""
     phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
     n_res = phi.shape[1]
     required = [indicator_name(r, b, n_res) for r, b in basins]
@@ -347,6 +358,9 @@ def evaluate_run(run: Dict, topology: app.Topology, reference: analysis.Referenc
         "ess": {k: v for k, v in ess.items() if k != "min"},
         "ess_min": ess["min"],
         "ess_per_second": ess["min"] / run["seconds"],
+        # sin/cos of phi and psi and TICA-1, which every run samples
+        "smooth_ess_per_second": min(v for k, v in ess.items() if k != "min" and not k.startswith("basin:"))
+        / run["seconds"],
         "jsd": [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
                 for r in range(n_res)],
         "all_basins_seconds": float(run["times"][visited]) if visited is not None else None,
