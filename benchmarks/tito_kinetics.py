@@ -6,9 +6,13 @@ For every peptide of ``--sequences`` (amber14 + built-in OBC2, no constraints, 3
   basin Markov state models (deeptime, reversible maximum likelihood, each residue's four basins)
   at the MSM lags of ``--msm-lags-ps`` give the two slowest implied timescales and mean first
   passage times between the main basins;
+* ``equilibrium``: an exact Timewarp chain (the default model) for ``--equilibrium-seconds``, whose
+  basin populations both TITO runs are told to keep (``TitoIntegrator(basin_populations=...)``,
+  as ``openmm-timewarp tito`` does); its wall time counts in TITO's speed;
 * ``production``: ``TitoIntegrator`` at ``--lag-ps`` for ``--tito-seconds``: the stationary
-  (phi, psi) distribution (JSD to the shipped reference, per residue) and simulated ns per
-  wall-clock second, model loading and Context creation included;
+  (phi, psi) distribution (JSD to the shipped reference, per residue, with the JSD a perfect
+  sampler would have with as many independent frames) and simulated ns per wall-clock second,
+  model loading, Context creation and the equilibrium chain included;
 * MD at 1 fs (the System TITO runs on) and MD with HBonds + hydrogen mass 4 amu at 4 fs (what a
   practitioner runs) for ``--md-seconds`` each on the faster platform: simulated ns per second.
 
@@ -41,8 +45,11 @@ from openmm import unit
 
 from openmm_timewarp import TitoIntegrator, analysis, systems
 from openmm_timewarp.analysis.msm import implied_timescales, mean_first_passage_ps, plot_implied_timescales
-from openmm_timewarp.benchmarking import TEMPERATURE, basin_labels, fastest_platform, md_run, run_for
+from openmm_timewarp.benchmarking import TEMPERATURE, basin_labels, fastest_platform, md_run, run_for, timewarp_run
 from openmm_timewarp.data.storage import iter_shards, read_shard
+from openmm_timewarp.model_file import DEFAULT_MODEL
+from openmm_timewarp.run.results import residue_populations
+from openmm_timewarp.run.tito import basin_table
 
 PASSAGES = (("beta", "alpha_R"), ("alpha_R", "beta"), ("beta", "alpha_L"), ("alpha_L", "beta"))
 """Mean first passage times reported: within phi < 0, and the phi flip both ways."""
@@ -62,10 +69,30 @@ def md_data(folder: str, topology) -> Dict:
             "ns": sum(len(s["frames"]) - 1 for s in shards) * step / 1000.0}
 
 
-def tito_run(model: str, topology, system, positions, seconds: float, lag_ps: float, seed: int) -> Dict:
+def equilibrium_run(topology, system, positions, seconds: float, seed: int) -> Dict:
+    """An exact Timewarp chain of the default model for ``seconds`` (loading included): its frames'
+    basin populations as ``openmm-timewarp tito`` takes them (:func:`~openmm_timewarp.run.tito.basin_table`)."""
+    run = timewarp_run(DEFAULT_MODEL, topology, system, positions, seconds, seed, hmc_interval=None)
+    phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
+    run["basin_populations"] = basin_table(residue_populations(phi, psi), len(run["frames"]))
+    return run
+
+
+def jsd_floor(histogram: np.ndarray, frames: int, seed: int, draws: int = 20) -> float:
+    """Mean JSD to ``histogram`` of histograms of ``frames`` independent draws from it: what a
+    perfect sampler would score with that many uncorrelated frames."""
+    rng = np.random.default_rng(seed)
+    p = histogram.ravel() / histogram.sum()
+    return float(np.mean([analysis.jensen_shannon(rng.multinomial(frames, p).astype(float), p)
+                          for _ in range(draws)]))
+
+
+def tito_run(model: str, topology, system, positions, seconds: float, lag_ps: float, seed: int,
+             basin_populations=None) -> Dict:
     """A TITO trajectory for ``seconds`` of stepping; ``load_s`` is the set-up (model loading, Context)."""
     began = time.perf_counter()
-    integrator = TitoIntegrator(model, topology, TEMPERATURE, lag_ps * unit.picosecond, random_seed=seed)
+    integrator = TitoIntegrator(model, topology, TEMPERATURE, lag_ps * unit.picosecond, random_seed=seed,
+                                basin_populations=basin_populations)
     context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
     integrator.step(1)
@@ -114,6 +141,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tito-seconds", type=float, default=60.0)
     parser.add_argument("--kinetics-seconds", type=float, default=60.0)
     parser.add_argument("--md-seconds", type=float, default=20.0)
+    parser.add_argument("--equilibrium-seconds", type=float, default=20.0,
+                        help="exact Timewarp chain whose basin populations TITO keeps (0: none, the model's own)")
     parser.add_argument("--bootstrap", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plots", help="folder for the implied-timescale plots")
@@ -134,19 +163,26 @@ def main() -> None:
         reference = analysis.load_reference(analysis.reference_name(sequence))
         platform = fastest_platform(system, positions)
         runs = {"md": md_run(topology, start, args.md_seconds, 1.0, 1.0, platform, args.seed, False),
-                "md-hmr": md_run(topology, start, args.md_seconds, 4.0, 1.0, platform, args.seed, True),
-                "production": tito_run(args.model, topology, system, start, args.tito_seconds, args.lag_ps, args.seed),
-                "kinetics": tito_run(args.model, topology, system, start, args.kinetics_seconds, args.kinetics_lag_ps,
-                                     args.seed + 1)}
+                "md-hmr": md_run(topology, start, args.md_seconds, 4.0, 1.0, platform, args.seed, True)}
+        pi, equilibrium_s = None, 0.0
+        if args.equilibrium_seconds > 0:
+            equilibrium = equilibrium_run(topology, system, start, args.equilibrium_seconds, args.seed)
+            pi, equilibrium_s = equilibrium["basin_populations"], equilibrium["seconds"]
+        runs["production"] = tito_run(args.model, topology, system, start, args.tito_seconds, args.lag_ps, args.seed, pi)
+        runs["kinetics"] = tito_run(args.model, topology, system, start, args.kinetics_seconds, args.kinetics_lag_ps,
+                                    args.seed + 1, pi)
         speed = {name: runs[name]["simulated_ns"] / runs[name]["seconds"] for name in ("md", "md-hmr")}
         production = runs["production"]
-        speed["tito"] = production["simulated_ns"] / (production["seconds"] + production["load_s"])
+        speed["tito"] = production["simulated_ns"] / (production["seconds"] + production["load_s"] + equilibrium_s)
         phi, psi = analysis.backbone_dihedrals(production["frames"], topology)
         row: Dict = {"speed_ns_per_s": speed, "speed_ratio": speed["tito"] / max(speed["md"], speed["md-hmr"]),
                      "md_platform": platform.getName(), "tito_steps": len(production["frames"]),
                      "tito_kept": production["acceptance"], "relaxation_acceptance": production["hmc_acceptance"],
                      "jsd": [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]),
                                                      reference.histograms[r]) for r in range(phi.shape[1])],
+                     "jsd_perfect_sampler": [jsd_floor(reference.histograms[r], len(phi), args.seed)
+                                             for r in range(phi.shape[1])],
+                     "equilibrium": {"seconds": equilibrium_s, "basin_populations": pi},
                      "populations": [analysis.basin_populations(phi[:, r], psi[:, r]) for r in range(phi.shape[1])],
                      "residues": []}
         md = md_data(os.path.join(args.md_data, sequence), topology)
@@ -155,7 +191,9 @@ def main() -> None:
         print(f"\n{sequence}: simulated ns per second MD {speed['md']:.3f}, MD HBonds+HMR 4 fs {speed['md-hmr']:.3f} "
               f"({platform.getName()}), TITO {speed['tito']:.1f} at {args.lag_ps:g} ps per step with loading: "
               f"{row['speed_ratio']:.0f}x (goal 1000x); moves kept {production['acceptance']:.3f}, relaxation "
-              f"accepted {production['hmc_acceptance']:.3f}; JSD {np.round(row['jsd'], 4).tolist()} (goal <= 0.03)",
+              f"accepted {production['hmc_acceptance']:.3f}; JSD {np.round(row['jsd'], 4).tolist()} (goal <= 0.03; a "
+              f"perfect sampler with {len(phi)} independent frames: {np.round(row['jsd_perfect_sampler'], 4).tolist()})"
+              f"; exact chain for the basin populations {equilibrium_s:.1f} s: {np.round(pi, 3).tolist() if pi else '-'}",
               flush=True)
         curves = {}
         for r, populations in enumerate(reference.residue_populations):

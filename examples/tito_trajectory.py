@@ -2,7 +2,9 @@
 
     python examples/tito_trajectory.py --lag-ps 1000 --steps 2000 --out alanine-tito
 
-Each step is one move of ``--lag-ps`` drawn from the TITO model, so the reporters' time axis is
+First an exact Timewarp chain (``--equilibrium-steps`` of the default model) gives the basin
+populations the TITO chain is made to keep (``basin_populations``; ``docs/tito.md``). Then each
+step is one move of ``--lag-ps`` drawn from the TITO model, so the reporters' time axis is
 simulated time (here 2 microseconds for 2,000 steps), and a hybrid Monte Carlo move after each
 relaxes bonds and angles.  The shipped ``dipeptides-tito`` model is used unless ``--model`` names
 another (``docs/tito.md``; its measured quality is in the README).  Writes ``trajectory.dcd``, ``log.csv`` and
@@ -17,6 +19,8 @@ import openmm as mm
 from openmm import app, unit
 
 from openmm_timewarp import TitoIntegrator, analysis, systems
+from openmm_timewarp.run import sample
+from openmm_timewarp.run.tito import basin_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPERATURE = 310 * unit.kelvin
@@ -29,14 +33,22 @@ parser.add_argument("--lag-ps", type=float, default=1000.0, help="simulated time
 parser.add_argument("--steps", type=int, default=2000)
 parser.add_argument("--out", default="alanine-tito")
 parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--equilibrium-steps", type=int, default=20000,
+                    help="steps of the exact chain for the basin populations (0: the model's own)")
 args = parser.parse_args()
 if os.path.exists(args.out):
     parser.error(f"{args.out} exists; choose another --out (nothing is overwritten)")
 os.makedirs(args.out)
 
+populations = None
+if args.equilibrium_steps > 0:
+    exact = sample(args.pdb, steps=args.equilibrium_steps, frame_every=1, seed=args.seed)
+    populations = basin_table(exact.populations, exact.summary["n_frames"])
+    print(f"exact chain of {args.equilibrium_steps} steps: basin populations {populations}")
 pdb = app.PDBFile(args.pdb)
 system = systems.create_system(pdb.topology)
-integrator = TitoIntegrator(args.model, pdb.topology, TEMPERATURE, args.lag_ps * unit.picosecond, random_seed=args.seed)
+integrator = TitoIntegrator(args.model, pdb.topology, TEMPERATURE, args.lag_ps * unit.picosecond, random_seed=args.seed,
+                            basin_populations=populations)
 simulation = app.Simulation(pdb.topology, system, integrator, mm.Platform.getPlatformByName("Reference"))
 simulation.context.setPositions(systems.thermalize(system, pdb.positions, TEMPERATURE, seed=args.seed))
 simulation.reporters.append(app.DCDReporter(os.path.join(args.out, "trajectory.dcd"), 1))

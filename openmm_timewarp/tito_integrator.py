@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
+import numpy as np
+import torch
 from openmm import app, unit
 
 from .integrator import Energy, Mass, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
@@ -11,13 +13,19 @@ from .model_file import ModelFile, save_model
 
 __all__ = ["TitoIntegrator", "tito_model_at_lag"]
 
+BasinPopulations = Union[Sequence[Sequence[float]], np.ndarray]
+"""Equilibrium basin populations, one row (beta, alpha_R, alpha_L, PII_L) per residue."""
 
-def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple[ModelFile, float]:
-    """A TITO model whose moves have lag ``lag_ps`` (the model itself at its own lag).
 
-    Another lag gives a new model held in memory: the module with ``set_lag_ps(lag_ps)`` applied,
-    saved with the original's settings entry. Nothing is written to disk; the integrator (and its
-    XML serialization) keep the bytes.
+def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None,
+                      basin_populations: Optional[BasinPopulations] = None) -> Tuple[ModelFile, float]:
+    """A TITO model whose moves have lag ``lag_ps`` (the model itself at its own lag), optionally
+    told each residue's equilibrium basin populations.
+
+    Another lag, or populations, give a new model held in memory: the module with
+    ``set_lag_ps(lag_ps)`` and ``set_basin_populations`` applied, saved with the original's
+    settings entry. Nothing is written to disk; the integrator (and its XML serialization) keep the
+    bytes, populations included.
 
     Parameters
     ----------
@@ -25,6 +33,10 @@ def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple
         A shipped name, a path or an open :class:`~openmm_timewarp.model_file.ModelFile`.
     lag_ps
         The lag, ps, within the model's trained range; None for the lag the file was exported with.
+    basin_populations
+        (residues, 4) populations of beta, alpha_R, alpha_L and PII_L (``analysis.BASIN_NAMES``),
+        e.g. from an exact ``sample`` run; the model then keeps a residue's basin change with a
+        probability that makes its basin populations these (``docs/tito.md``).
 
     Returns
     -------
@@ -34,23 +46,50 @@ def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None) -> Tuple
     ------
     ValueError
         If the file cannot be read (an :class:`~openmm_timewarp.errors.InputError`), is not a TITO
-        model, or ``lag_ps`` is outside its trained range.
+        model, ``lag_ps`` is outside its trained range, or the model takes no basin populations or
+        they are malformed.
     """
     model_file = ModelFile.open(model)
     if not hasattr(model_file.module, "set_lag_ps"):
         raise ValueError(f"TitoIntegrator: {model_file.path or model_file.name} is not a TITO model (it has no "
                          "set_lag_ps method); use TimewarpIntegrator for Timewarp models")
     low, high = model_file.module.lag_range_ps()
-    if lag_ps is None or lag_ps == model_file.lag_time_ps:
+    same_lag = lag_ps is None or lag_ps == model_file.lag_time_ps
+    if same_lag and basin_populations is None:
         return model_file, model_file.lag_time_ps
-    if not low <= lag_ps <= high:
+    if not same_lag and not low <= lag_ps <= high:
         raise ValueError(f"TitoIntegrator: lag {lag_ps:g} ps is outside the range the model was trained for, "
                          f"[{low:g}, {high:g}] ps")
     module = model_file.fresh_module()
-    module.set_lag_ps(float(lag_ps))
+    name = model_file.name
+    if not same_lag:
+        module.set_lag_ps(float(lag_ps))
+        name += f" at lag {lag_ps:g} ps"
+    if basin_populations is not None:
+        if not hasattr(module, "set_basin_populations"):
+            raise ValueError(f"TitoIntegrator: {name} takes no basin populations (only torsion TITO models do)")
+        table = np.asarray(basin_populations, dtype=np.float64)
+        try:
+            module.set_basin_populations(torch.from_numpy(table))
+        except (RuntimeError, torch.jit.Error) as error:  # the module's ValueError, raised through TorchScript
+            message = str(error).strip().splitlines()[-1].replace("builtins.ValueError: ", "")
+            raise ValueError(f"TitoIntegrator: {message}") from None
+        name += " with basin populations"
     buffer = io.BytesIO()
     save_model(module, buffer, model_file.settings)
-    return ModelFile.from_bytes(buffer.getvalue(), name=f"{model_file.name} at lag {lag_ps:g} ps"), float(lag_ps)
+    lag = model_file.lag_time_ps if same_lag else float(lag_ps)
+    return ModelFile.from_bytes(buffer.getvalue(), name=name), lag
+
+
+def _residues_with_phi_and_psi(topology: app.Topology) -> int:
+    """How many residues have both backbone torsions: the rows of a run's basin populations."""
+    import mdtraj
+
+    trajectory = mdtraj.Trajectory(np.zeros((1, topology.getNumAtoms(), 3)), mdtraj.Topology.from_openmm(topology))
+    phi, _ = mdtraj.compute_phi(trajectory)
+    psi, _ = mdtraj.compute_psi(trajectory)
+    return len({trajectory.topology.atom(int(q[2])).residue.index for q in phi}
+               & {trajectory.topology.atom(int(q[1])).residue.index for q in psi})
 
 
 class TitoIntegrator(TimewarpIntegrator):
@@ -80,6 +119,11 @@ class TitoIntegrator(TimewarpIntegrator):
     lag
         Lag of each step (ps if a float), within the model's trained range; by default the lag
         the file was exported with.
+    basin_populations
+        Each residue's equilibrium populations of beta, alpha_R, alpha_L and PII_L, e.g. the
+        ``populations`` of an exact :func:`~openmm_timewarp.run.sample` run of the same peptide;
+        the model then keeps a residue's basin change with the probability that gives
+        its basin chain these populations (``docs/tito.md``). None: the model's own populations.
     energy_threshold
         Largest energy increase a move may bring (kJ/mol if a float).
     random_seed
@@ -97,11 +141,17 @@ class TitoIntegrator(TimewarpIntegrator):
 
     def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
                  temperature: Temperature = 310.0 * unit.kelvin, lag: Optional[Time] = None, *,
-                 energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
+                 basin_populations: Optional[BasinPopulations] = None, energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
                  hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
                  hmc_step_size: Optional[Time] = None, hmc_minimum_mass: Optional[Mass] = None):
-        model_file, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond))
+        if basin_populations is not None and isinstance(topology, app.Topology):
+            rows, expected = np.asarray(basin_populations).shape[0], _residues_with_phi_and_psi(topology)
+            if np.ndim(basin_populations) == 2 and rows != expected:
+                raise ValueError(f"TitoIntegrator: basin populations for {rows} residues, but the topology has "
+                                 f"{expected} residues with both phi and psi")
+        model_file, _ = tito_model_at_lag(model, None if lag is None else _value_in(lag, unit.picosecond),
+                                          basin_populations)
         super().__init__(model_file, topology, temperature, metropolis_hastings=False, proposals_per_batch=1,
                          adaptive_batch_size=False, exploration_energy_threshold=energy_threshold,
                          random_seed=random_seed, chiral_centers=chiral_centers, hmc_interval=hmc_interval,

@@ -17,5 +17,5 @@ openmm-timewarp generate-data --sequence A --out "$work/data/A" --pairs 800 --la
 if [ -f "$work/run/last.pt" ]; then resume=--resume; else resume=; fi
 openmm-timewarp train-tito --data "$work/data" --out "$work/run" --epochs 24 --steps-per-epoch 250 \
     --max-lag-ps 1500 --lag-ps 1000 --seed 0 --threads 2 $resume
-openmm-timewarp export "$work/run/best.pt" "$out" --lag-ps 1000 --hmc-interval 1 --hmc-steps 50 \
-    --max-residues 2 --overwrite
+openmm-timewarp export "$work/run/best.pt" "$out" --lag-ps 1000 --tito-sampling 10 4 --hmc-interval 1 \
+    --hmc-steps 60 --hmc-step-size-ps 0.002 --hmc-minimum-mass-amu 4 --max-residues 2 --overwrite

@@ -73,9 +73,11 @@ def test_restraint_example_holds_psi_with_the_shipped_model(tmp_path):
 def test_tito_trajectory_example(tmp_path):
     # The shipped TITO model: the example's plumbing (its quality: benchmarks/tito_kinetics.py).
     out = tmp_path / "tito"
-    result = run_example("tito_trajectory.py", "--lag-ps", "250", "--steps", "20", "--out", str(out), cwd=tmp_path)
+    result = run_example("tito_trajectory.py", "--lag-ps", "250", "--steps", "20", "--equilibrium-steps", "200",
+                         "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "20 steps of 250 ps (5 ns)" in result.stdout and "alpha_R" in result.stdout
+    assert "exact chain of 200 steps: basin populations" in result.stdout
     for name in ("trajectory.dcd", "log.csv", "ramachandran.png"):
         assert (out / name).stat().st_size > 0
     times = np.loadtxt(out / "log.csv", delimiter=",", usecols=1, skiprows=1, ndmin=1)

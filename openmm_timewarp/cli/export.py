@@ -51,6 +51,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="largest peptide (residues, caps included) the model is meant for; the command line "
                         "refuses larger ones")
     p.add_argument("--lag-ps", type=float, help="TITO: the lag of the exported moves (within the trained range)")
+    p.add_argument("--tito-sampling", type=int, nargs=2, metavar=("ODE_STEPS", "CANDIDATES"),
+                   help="torsion TITO: midpoint steps of the sampling ODE and samples drawn at once per move "
+                        "(default: the checkpoint's; fewer make a move cheaper and coarser)")
     _add_integrator_options(p, "default: 2 when the moves keep bond lengths and angles, else 0")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
@@ -129,6 +132,18 @@ def build_kernel(args: argparse.Namespace) -> Tuple[Any, Dict[str, Any]]:
             raise InputError("--lag-ps applies to TITO models only (a Timewarp flow has the lag of its data)")
         flow.set_lag_ps(args.lag_ps)
         info = dict(info, lag_ps=args.lag_ps)
+    if args.tito_sampling is not None:
+        if "candidates" not in dataclasses.asdict(flow.to_config()):
+            raise InputError("--tito-sampling applies to torsion TITO models only")
+        steps, candidates = args.tito_sampling
+        try:
+            configured = type(flow).from_config(dataclasses.replace(flow.to_config(), num_steps=steps,
+                                                                    candidates=candidates))
+        except ValueError as error:
+            raise InputError(f"--tito-sampling: {error}") from None
+        configured.load_state_dict(flow.state_dict())
+        flow = configured.eval()
+        info = dict(info, tito_sampling=dict(ode_steps=steps, candidates=candidates))
     if args.kernels is not None:
         if "kernel_weights" not in dataclasses.asdict(flow.to_config()):
             raise InputError("--kernels applies to the internal architecture only")

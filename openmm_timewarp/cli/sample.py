@@ -52,7 +52,7 @@ def add_run_options(parser: argparse.ArgumentParser, defaults: Dict) -> None:
 #: Options of ``sample``/``md``/``tito`` that define the chain: ``--resume`` takes them from the folder.
 CHAIN_OPTIONS = ("input", "steps", "frame_every", "temperature", "seed", "out", "overwrite", "strip_solvent",
                  "cap_termini", "platform", "model", "explore", "hmc_interval", "step_fs", "friction", "lag_ps",
-                 "hmc_steps")
+                 "hmc_steps", "equilibrium", "equilibrium_steps")
 
 
 def check_resume(args: argparse.Namespace) -> None:

@@ -12,6 +12,8 @@ from .sample import add_run_options, check_resume, report, run_options
 
 __all__ = ["add_parsers"]
 
+EQUILIBRIUM_STEPS = 20_000
+"""Steps of the exact chain whose basin populations a new TITO run keeps (``--equilibrium-steps``)."""
 _DEFAULTS = dict(steps=2_000, frame_every=1, temperature=310.0, seed=1, out="tito-run", platform="Reference")
 
 
@@ -21,7 +23,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "tito", help="TITO surrogate dynamics: a trajectory one learned lag per step (not an exact sampler)",
         description="Prepare INPUT.pdb as 'sample' does and generate a trajectory with a TITO transfer operator: "
                     "each step moves the torsions by one learned jump of --lag-ps and relaxes bonds and angles with "
-                    "a hybrid Monte Carlo move in the same Context. Writes trajectory.dcd (one frame per lag), "
+                    "a hybrid Monte Carlo move in the same Context. An exact Timewarp chain run first (or "
+                    "--equilibrium) gives each residue's basin populations, which the TITO chain is made to keep. "
+                    "Writes trajectory.dcd (one frame per lag), "
                     "log.csv, ramachandran_*.png, populations.csv, implied_timescales.png (a basin Markov state "
                     "model per residue), summary.txt and summary.json. The result is a surrogate of the dynamics, "
                     "not a Boltzmann sampler: use 'sample' for exact populations. Ctrl-C stops the run cleanly "
@@ -32,6 +36,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the model's)")
     parser.add_argument("--hmc-steps", type=int, help="leapfrog steps of the relaxation after each move "
                         "(default: the model's recommendation)")
+    parser.add_argument("--equilibrium", metavar="FOLDER",
+                        help="take each residue's equilibrium basin populations from this earlier exact 'sample' run "
+                             "of the same peptide (default: run an exact chain first, see --equilibrium-steps)")
+    parser.add_argument("--equilibrium-steps", type=int,
+                        help="steps of the exact Timewarp chain (default model) run first for the basin populations "
+                             "the TITO chain is made to keep (default 20000, a frame every step; 0: none, the "
+                             "model's own populations)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     parser.set_defaults(run=_run)
 
@@ -45,5 +56,7 @@ def _run(args: argparse.Namespace) -> int:
                              checkpoint_every_s=args.checkpoint_every * 60.0, command="tito"))
     print("TITO: surrogate dynamics from a learned transfer operator; not an exact sampler", file=sys.stderr)
     result = tito(args.input, model=args.model or DEFAULT_TITO_MODEL, lag=args.lag_ps, hmc_steps=args.hmc_steps,
-                  threads=args.threads, **run_options(args, _DEFAULTS))
+                  threads=args.threads, equilibrium=args.equilibrium,
+                  equilibrium_steps=EQUILIBRIUM_STEPS if args.equilibrium_steps is None else args.equilibrium_steps,
+                  **run_options(args, _DEFAULTS))
     return report(result)

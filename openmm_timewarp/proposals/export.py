@@ -18,7 +18,7 @@ from ..model_file import INTEGRATOR_DEFAULTS, save_model
 from .kernel import ProposalKernel
 from .registry import kernel_class, kernel_config
 
-__all__ = ["ContractFacts", "ExportedProposal", "ExportedTito", "export_model", "recommended_settings", "load_checkpoint",
+__all__ = ["ContractFacts", "ExportedProposal", "ExportedTito", "ExportedBasinTito", "export_model", "recommended_settings", "load_checkpoint",
            "save_checkpoint"]
 
 SHIPPED_HMC_INTERVAL = 2
@@ -135,6 +135,22 @@ class ExportedTito(ExportedProposal):
         return [self.kernel.min_lag_ps, self.kernel.max_lag_ps]
 
 
+class ExportedBasinTito(ExportedTito):
+    """A TITO kernel that also takes each residue's equilibrium basin populations
+    (:meth:`~openmm_timewarp.proposals.tito_torsion.TorsionTito.set_basin_populations`)."""
+
+    @torch.jit.export
+    def set_basin_populations(self, populations: Tensor) -> None:
+        """Equilibrium populations (residues, 4) of the basins beta, alpha_R, alpha_L, PII_L; an
+        empty (0, 4) tensor switches the basin-level correction off."""
+        self.kernel.set_basin_populations(populations)
+
+    @torch.jit.export
+    def basin_populations(self) -> Tensor:
+        """The populations set (empty if none)."""
+        return self.kernel.basin_populations()
+
+
 def recommended_settings(kernel: ProposalKernel, integrator_settings: Optional[Mapping[str, Any]] = None
                          ) -> Dict[str, Any]:
     """The ``timewarp.json`` entry of ``kernel``: ``needs_fast_coordinate_moves`` (no kernel with
@@ -186,7 +202,8 @@ def export_model(kernel: ProposalKernel, out: Union[str, os.PathLike], *, lag_ps
     for leaf in kernel.leaves():
         if leaf.float32_networks:
             leaf.float()
-    wrapper = ExportedTito if kernel.adjustable_lag else ExportedProposal
+    wrapper = ExportedBasinTito if kernel.balances_basins else ExportedTito if kernel.adjustable_lag \
+        else ExportedProposal
     settings = recommended_settings(kernel, integrator_settings)
     module = torch.jit.script(wrapper(kernel, lag_ps, temperature_K, dict(metadata or {})))
     save_model(module, out, settings)

@@ -70,6 +70,9 @@ class ProposalKernel(nn.Module):
         (a density that enters the ratio).
     adjustable_lag : bool
         Whether the exported file may change its lag (``set_lag_ps``, TITO).
+    balances_basins : bool
+        Whether the exported file takes equilibrium basin populations (``set_basin_populations``,
+        the torsion TITO model).
     supports_noise : bool
         Whether it implements the noise protocol of contract v2 (:meth:`topology`,
         :meth:`topology_axes`, :meth:`noise_counts`, :meth:`propose_noise`), so that a v2 file
@@ -82,6 +85,7 @@ class ProposalKernel(nn.Module):
     exact_density = True
     float32_networks = True
     adjustable_lag = False
+    balances_basins = False
     supports_noise = False
 
     def __init__(self) -> None:

@@ -24,6 +24,17 @@ chain neighbours and the molecule mean) read them:
 A move draws each residue's basin, integrates the field for ``candidates`` samples at once, and
 gives each residue the first sample in its basin (it keeps its torsions if none is).
 
+Thermodynamic consistency (optional, ``set_basin_populations``). The rare basin changes (phi > 0
+in most residues) are entered a handful of times in any affordable MD data, so the jump network
+learns them poorly, and a chain of its moves settles in wrong basin populations. Given each
+residue's equilibrium basin populations pi (from an exact sampler, e.g. a Timewarp run of the same
+peptide), a residue's basin change b -> b' is kept with probability
+min(1, pi(b') q(b | y') / (pi(b) q(b' | y))), q the jump network's probabilities at the torsions
+y before and y' after the move; a refused residue keeps its torsions. This is a Metropolis test
+on the basin labels with q as the proposal: the basin chain obeys detailed balance with respect
+to pi, each rate being the smaller of the learned one and the one the way back implies. It fixes
+the basin populations, not the exactness of the whole chain.
+
 Flow matching on the flat torus: y(0) = wrap(torsions at t + sigma * normal noise), the path
 y(s) = wrap(y0 + s * wrap(y1 - y0)) to the data y1 = torsions at t + lag, target velocity
 wrap(y1 - y0). Sampling integrates dy/ds with ``num_steps`` midpoint steps. A base centred on the
@@ -70,6 +81,7 @@ class TorsionTitoConfig(KernelConfig):
     lag_ps: float = 100.0
     base_scale_rad: float = 0.5
     jump_hidden: int = 32
+    candidates: int = 8
 
 
 class _ResidueNet(nn.Module):
@@ -131,6 +143,9 @@ class TorsionTito(ProposalKernel):
     jump_hidden
         Width of the jump network (small: rare jumps are few in any data set, and a wide network
         learns them by heart).
+    candidates
+        Samples of the field integrated at once per move, of which each residue takes the first in
+        its basin (more: fewer residues left where they were; fewer: a cheaper move).
     """
 
     kind = "tito-torsion"
@@ -138,14 +153,17 @@ class TorsionTito(ProposalKernel):
     changes_geometry = False
     exact_density = False
     adjustable_lag = True
+    balances_basins = True
     cached_molecule: List[Tensor]  # declared for TorchScript, which cannot type an empty list
 
     def __init__(self, elements: List[str], hidden: int = 128, layers: int = 4, min_lag_ps: float = 10.0,
                  max_lag_ps: float = 1000.0, num_steps: int = 20, lag_ps: float = 100.0,
-                 base_scale_rad: float = 0.5, jump_hidden: int = 32) -> None:
+                 base_scale_rad: float = 0.5, jump_hidden: int = 32, candidates: int = 8) -> None:
         super().__init__()
         if not 0 < min_lag_ps < max_lag_ps:
             raise ValueError(f"need 0 < min_lag_ps < max_lag_ps, got {min_lag_ps}, {max_lag_ps}")
+        if num_steps < 1 or candidates < 1:
+            raise ValueError(f"need at least one ODE step and one candidate, got {num_steps} and {candidates}")
         self.element_symbols: List[str] = list(elements)
         self.hidden, self.num_layers, self.num_steps = int(hidden), int(layers), int(num_steps)
         self.jump_hidden = int(jump_hidden)
@@ -160,15 +178,18 @@ class TorsionTito(ProposalKernel):
         # the torsions within those basins (the flow's field, told the target basins).
         self.jump = _ResidueNet(features + n + 2 * n + 8, jump_hidden, layers, NUM_BASINS)
         self.field = _ResidueNet(features + n + 4 * n + NUM_BASINS + 16, hidden, layers, n)
-        self.candidates = 8
+        self.candidates = int(candidates)
         self.num_basins = NUM_BASINS  # TorchScript reads no globals
         self.cached_molecule: List[Tensor] = []
         self.cached_graph = torch.zeros(0, 0, dtype=torch.bool)
+        # log pi (R, 4) of set_basin_populations; no rows: no basin-level correction.
+        self.basin_log_populations = torch.zeros(0, NUM_BASINS, dtype=torch.float64)
 
     def to_config(self) -> TorsionTitoConfig:
         """The model's settings, with the lag it proposes now."""
         return TorsionTitoConfig(self.element_symbols, self.hidden, self.num_layers, self.min_lag_ps,
-                                 self.max_lag_ps, self.num_steps, self.lag_ps, self.base_scale, self.jump_hidden)
+                                 self.max_lag_ps, self.num_steps, self.lag_ps, self.base_scale, self.jump_hidden,
+                                 self.candidates)
 
     @classmethod
     def from_config(cls, config: Any) -> "TorsionTito":
@@ -257,11 +278,52 @@ class TorsionTito(ProposalKernel):
             raise ValueError(f"lag {lag_ps} ps is outside the trained range [{self.min_lag_ps}, {self.max_lag_ps}] ps")
         self.lag_ps = float(lag_ps)
 
+    @torch.jit.export
+    def set_basin_populations(self, populations: Tensor) -> None:
+        """Equilibrium basin populations (R, 4) of the residues of the molecule to be moved, in the
+        order of :data:`~openmm_timewarp.analysis.basins.BASIN_NAMES` (beta, alpha_R, alpha_L, PII_L)
+        and of the residues along the chain; each row is normalised. Later moves keep a residue's
+        basin change only with the probability of the module docstring. An empty (0, 4)
+        tensor switches the correction off."""
+        if populations.dim() != 2 or populations.shape[1] != self.num_basins:
+            raise ValueError(f"basin populations must have shape (residues, {self.num_basins})")
+        p = populations.to(torch.float64)
+        if bool((p < 0).any()) or bool((p.sum(1) <= 0).any()) or not bool(torch.isfinite(p).all()):
+            raise ValueError("basin populations must be finite, non-negative, with a positive total per residue")
+        # A basin of population 0 is never entered; clamping keeps 0/0 out of the ratio.
+        self.basin_log_populations = torch.log((p / p.sum(1, keepdim=True)).clamp(min=1e-12))
+
+    @torch.jit.export
+    def basin_populations(self) -> Tensor:
+        """The populations of :meth:`set_basin_populations` (empty if none)."""
+        return torch.exp(self.basin_log_populations)
+
+    def balance_basins(self, now: Tensor, new: Tensor, features: Tensor, mask: Tensor, neighbours: Tensor,
+                       lag_ps: Tensor) -> Tensor:
+        """``new`` (B, R, 3) with each residue's basin change kept with probability
+        min(1, pi(b') q(b | new) / (pi(b) q(b' | now))); a refused residue keeps its torsions ``now``.
+
+        If the bond graph shows another number of residues than the populations were set for (a
+        close contact read as a bond makes a ring, and a residue's psi no longer turns), nothing
+        moves: ``now`` is returned. ``TitoIntegrator`` checks the count against the topology."""
+        if self.basin_log_populations.shape[0] != now.shape[1]:
+            return now
+        before, after = basins_of(now), basins_of(new)
+        log_pi = self.basin_log_populations.to(now.dtype)[None].expand(now.shape[0], -1, -1)
+        forward = self.jump_logits(now, features, mask, neighbours, lag_ps)
+        backward = self.jump_logits(new, features, mask, neighbours, lag_ps)
+        into, out_of = after[..., None], before[..., None]
+        log_ratio = (torch.gather(log_pi, -1, into) - torch.gather(log_pi, -1, out_of)
+                     + torch.gather(backward, -1, out_of) - torch.gather(forward, -1, into))[..., 0]
+        keep = (after == before) | (torch.log(torch.rand_like(log_ratio)) < log_ratio)
+        return torch.where(keep[..., None], new, now)
+
     def sample(self, now: Tensor, features: Tensor, mask: Tensor, neighbours: Tensor, lag_ps: Tensor) -> Tensor:
         """Torsions (B, R, 3) at t + lag given ``now`` (B, R, 3): each residue's basin from
         :meth:`jump_logits`, then the torsions by midpoint steps of the field from the base
         distribution, ``candidates`` at once; each residue takes the first candidate that lies in
-        its basin (if none does, it keeps its torsions). Torsions that do not exist keep theirs."""
+        its basin (if none does, it keeps its torsions). Torsions that do not exist keep theirs.
+        With basin populations set, :meth:`balance_basins` then tests each residue's basin change."""
         b, r, k = now.shape[0], now.shape[1], self.candidates
         probabilities = torch.exp(self.jump_logits(now, features, mask, neighbours, lag_ps))
         target = torch.multinomial(probabilities.reshape(b * r, probabilities.shape[-1]), 1).reshape(b, r)
@@ -271,7 +333,10 @@ class TorsionTito(ProposalKernel):
         first = torch.argmax(hit.to(torch.int64), 0)
         chosen = torch.gather(y, 0, first[None, :, :, None].expand(1, -1, -1, y.shape[-1]))[0]
         found = hit.any(0)[..., None]
-        return torch.where((mask > 0) & found, chosen, now)
+        new = torch.where((mask > 0) & found, chosen, now)
+        if self.basin_log_populations.shape[0] > 0:
+            new = self.balance_basins(now, new, features, mask, neighbours, lag_ps)
+        return new
 
     def integrate(self, now: Tensor, target: Tensor, features: Tensor, mask: Tensor, neighbours: Tensor,
                   lag_ps: Tensor) -> Tensor:

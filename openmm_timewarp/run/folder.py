@@ -103,6 +103,14 @@ def summary_text(summary: Dict) -> str:
                      f"(accepted {summary['hmc_acceptance']:.3g})")
         lines.append(f"moves kept {summary['acceptance']:.4g} ({summary['num_accepted']} of {summary['num_proposed']}; "
                      "the others raised the energy past the threshold or inverted a chiral centre)")
+        equilibrium = summary.get("equilibrium")
+        if equilibrium:
+            table = "; ".join(" ".join(f"{p:.3f}" for p in row) for row in summary["basin_populations"])
+            lines.append(f"basin populations kept (beta alpha_R alpha_L PII_L per residue: {table}) from an exact "
+                         f"chain: {equilibrium['source']}, {equilibrium['n_frames']} frames"
+                         + (f", {equilibrium['wall_time_s']:.1f} s" if equilibrium.get("wall_time_s") else ""))
+        else:
+            lines.append("basin populations: the model's own (no exact equilibrium run)")
     else:
         lines.append(f"Langevin MD, step {summary['step_fs']:g} fs, friction {summary['friction_per_ps']:g}/ps")
     lines.append(f"{summary.get('steps_done', summary['steps'])} steps ({summary['simulated_time_ps']:g} ps), "

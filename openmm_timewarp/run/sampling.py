@@ -60,7 +60,8 @@ def _integrator(model: ModelFile, topology: app.Topology, settings: Dict) -> Tim
         if settings["command"] == "tito":
             try:
                 integrator = TitoIntegrator(model, topology, settings["temperature_K"],
-                                            settings["lag_ps"] * unit.picosecond, random_seed=settings["seed"], **hmc)
+                                            settings["lag_ps"] * unit.picosecond, random_seed=settings["seed"],
+                                            basin_populations=settings.get("basin_populations"), **hmc)
             except ValueError as error:  # not a TITO model, or a lag outside its range
                 raise InputError(str(error).replace("TitoIntegrator: ", "")) from None
         else:

@@ -7,32 +7,89 @@
 Same preparation, folder, checkpoints and ``resume`` as :func:`~openmm_timewarp.run.sample`; each
 step is one move of the lag, followed by the model's relaxation (hybrid Monte Carlo in the same
 Context), and the folder gets the implied timescales of each residue's basin Markov state model.
+
+Thermodynamics come from an exact sampler, kinetics from the model: before the TITO run, an exact
+Timewarp chain of the same peptide (``equilibrium_steps`` steps of the default model, or an earlier
+``sample`` run folder) gives each residue's basin populations, and the TITO model keeps basin
+changes with the probability that makes them its own (``docs/tito.md``).
 """
 from __future__ import annotations
 
+import math
 import os
-from typing import Optional, Union
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from openmm import unit
 
+from ..analysis import BASIN_NAMES
 from ..errors import InputError
 from ..integrator import _value_in
-from ..model_file import DEFAULT_TITO_MODEL, ModelLike
+from ..model_file import DEFAULT_MODEL, DEFAULT_TITO_MODEL, ModelLike
+from .folder import load_run
 from .recording import check_request, kelvin
 from .results import SamplingResult
-from .sampling import _open_model, _settings, run_sampling
+from .sampling import _open_model, _settings, run_sampling, sample
 
-__all__ = ["tito"]
+__all__ = ["tito", "basin_table", "equilibrium_populations"]
 
 PathLike = Union[str, os.PathLike]
+
+BASINS = BASIN_NAMES[:4]
+"""The basins a TITO model jumps among (beta, alpha_R, alpha_L, PII_L)."""
+
+
+def basin_table(populations: Sequence[Dict[str, Sequence[float]]], n_frames: int) -> List[List[float]]:
+    """Each residue's populations of :data:`BASINS` from a run's ``populations`` over ``n_frames``
+    frames, with half a frame added to every basin: a basin the run never entered keeps a small
+    population (about 1/(2 n_frames)) instead of being closed to the TITO chain for good."""
+    if n_frames < 1:
+        raise InputError("the equilibrium run recorded no frames: no basin populations")
+    return [[(float(row[name][0]) * n_frames + 0.5) / (n_frames + 2.0) for name in BASINS] for row in populations]
+
+
+def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], steps: int, seed: int,
+                            temperature_K: float, strip_solvent: bool, cap_termini: bool, platform: str,
+                            threads: int, progress: bool) -> Tuple[List[List[float]], Dict]:
+    """Basin populations (:func:`basin_table`) of the peptide of ``pdb`` from an exact Timewarp run:
+    the ``sample`` run folder ``equilibrium``, or else a new in-memory chain of ``steps`` steps of
+    the default model, a frame every step. Returns them and a record of where they come from.
+
+    Raises
+    ------
+    InputError
+        For a folder that is not a finished, exact (Metropolis-Hastings) ``sample`` run of the same
+        sequence and temperature.
+    """
+    if equilibrium is not None:
+        summary, _ = load_run(equilibrium)
+        if summary.get("command") != "sample" or summary.get("mode") != "metropolis-hastings":
+            raise InputError(f"{equilibrium}: the equilibrium populations must come from an exact 'sample' run "
+                             f"(Metropolis-Hastings); this is a {summary.get('mode') or summary.get('command')} run")
+        if not math.isclose(float(summary["temperature_K"]), temperature_K, abs_tol=1e-6):
+            raise InputError(f"{equilibrium}: sampled at {summary['temperature_K']:g} K, the TITO run is at "
+                             f"{temperature_K:g} K")
+        record = dict(source=os.path.abspath(os.fspath(equilibrium)), sequence=summary.get("sequence"),
+                      n_frames=summary["n_frames"], steps=summary.get("steps_done"),
+                      wall_time_s=summary.get("wall_time_s"))
+        return basin_table(summary["populations"], int(summary["n_frames"])), record
+    began = time.perf_counter()
+    result = sample(pdb, model=DEFAULT_MODEL, steps=steps, frame_every=1, seed=seed, temperature=temperature_K,
+                    strip_solvent=strip_solvent, cap_termini=cap_termini, platform=platform, threads=threads,
+                    progress=progress)
+    record = dict(source=f"sample, {DEFAULT_MODEL} model, {steps} steps", sequence=result.summary.get("sequence"),
+                  n_frames=result.summary["n_frames"], steps=steps, wall_time_s=time.perf_counter() - began,
+                  acceptance=result.acceptance)
+    return basin_table(result.populations, int(result.summary["n_frames"])), record
 
 
 def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_000,
          lag: Optional[Union[float, unit.Quantity]] = None, out: Optional[PathLike] = None, seed: int = 1,
          temperature: Union[float, unit.Quantity] = 310.0, frame_every: int = 1, strip_solvent: bool = False,
          overwrite: bool = False, progress: bool = False, threads: int = 1, platform: str = "Reference",
-         hmc_steps: Optional[int] = None, cap_termini: bool = False,
-         checkpoint_every_s: float = 300.0) -> SamplingResult:
+         hmc_steps: Optional[int] = None, cap_termini: bool = False, checkpoint_every_s: float = 300.0,
+         equilibrium: Optional[PathLike] = None, equilibrium_steps: int = 20_000) -> SamplingResult:
     """Generate a TITO trajectory of a peptide: one learned move of ``lag`` per step.
 
     Parameters
@@ -48,6 +105,12 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
         Lag of each step (ps if a float), within the model's trained range; by default the model's.
     hmc_steps
         Leapfrog steps of the relaxation after each move; by default the model's recommendation.
+    equilibrium, equilibrium_steps
+        Where each residue's equilibrium basin populations come from: the folder of an earlier
+        exact ``sample`` run of the same peptide, or else a new exact chain of
+        ``equilibrium_steps`` steps with the default Timewarp model (0: none; the TITO chain then
+        keeps the model's own populations, which are poor for basins its data rarely entered).
+        They are stored with the run's settings, so ``resume`` does not recompute them.
 
     Returns
     -------
@@ -69,9 +132,17 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
         raise InputError(f"the lag must be positive (got {lag_ps:g} ps)")
     if hmc_steps is not None and hmc_steps < 1:
         raise InputError(f"hmc_steps must be at least 1 (got {hmc_steps})")
+    if not (isinstance(equilibrium_steps, int) and equilibrium_steps >= 0):
+        raise InputError(f"equilibrium_steps must be a whole number >= 0 (got {equilibrium_steps})")
+    if not hasattr(model_file.module, "set_basin_populations"):
+        equilibrium, equilibrium_steps = None, 0  # a model that takes none (the Cartesian one)
     settings = _settings(pdb, model_file, steps, frame_every, temperature_K, seed, False, strip_solvent, cap_termini,
                          platform, None, threads)
     settings.update(command="tito", lag_ps=lag_ps)
     if hmc_steps is not None:
         settings["hmc_steps"] = hmc_steps
+    if equilibrium is not None or equilibrium_steps > 0:
+        table, record = equilibrium_populations(pdb, equilibrium, equilibrium_steps, seed, temperature_K,
+                                                strip_solvent, cap_termini, platform, threads, progress)
+        settings.update(basin_populations=table, equilibrium=record)
     return run_sampling(settings, os.fspath(pdb), model_file, out, overwrite, progress, threads, checkpoint_every_s)

@@ -11,7 +11,7 @@ import torch
 from openmm import app, unit
 
 from kernel_cli import run_cli
-from openmm_timewarp import TitoIntegrator, systems
+from openmm_timewarp import TimewarpIntegrator, TitoIntegrator, systems
 from openmm_timewarp.data.storage import write_shard
 from openmm_timewarp.errors import InputError
 from openmm_timewarp.proposals.export import export_model, load_checkpoint
@@ -125,6 +125,45 @@ def test_training_learns_the_lag_dependence_of_a_known_transfer_operator(trained
         run_cli(argv)
 
 
+def chain_beta_fraction(model, populations, chains=300, steps=40, burn_in=15, seed=4):
+    """Fraction of beta among the last steps of ``chains`` torsion chains of ``model``'s moves at
+    100 ps (half of them started in each of the two basins), with ``populations`` set (or none)."""
+    _, x, types = molecule("A")
+    features, mask, neighbours, quads, _, _ = model.molecule(x, types)
+    now = model.torsions(x, quads).float()[None].repeat(chains, 1, 1)
+    now[:, 0, 0] = torch.tensor(PHI_STATES)[torch.arange(chains) % 2]
+    model.set_basin_populations(torch.zeros(0, 4) if populations is None else torch.tensor([populations]))
+    torch.manual_seed(seed)
+    beta = []
+    with torch.no_grad():
+        for step in range(steps):
+            now = model.sample(now, features.float()[None].expand(chains, -1, -1),
+                               mask.float()[None].expand(chains, -1, -1), neighbours[None].expand(chains, -1, -1),
+                               torch.full((chains,), 100.0))
+            if step >= burn_in:
+                beta.append((now[:, 0, 0] < 0).float().mean().item())
+    return float(np.mean(beta))
+
+
+def test_basin_populations_become_the_chain_s_populations(trained):
+    # The synthetic process flips phi symmetrically: its own chain is 50/50 between beta and PII_L.
+    # Told populations, the Metropolis test on the basin labels must make them the chain's: with
+    # q(flip) 0.33 per 100 ps both ways, a chain kept at 0.8/0.2 relaxes at about 0.4 per step, so
+    # 25 steps of 300 chains give about 3,000 independent samples (standard error 0.007).
+    root, _ = trained
+    model, _ = load_checkpoint(root / "run" / "best.pt")
+    own = chain_beta_fraction(model, None)
+    kept = {target: chain_beta_fraction(model, [target, 0.0, 0.0, 1.0 - target]) for target in (0.8, 0.3)}
+    assert abs(own - 0.5) < 0.06, own
+    assert abs(kept[0.8] - 0.8) < 0.05 and abs(kept[0.3] - 0.3) < 0.05, kept
+    # A basin of population 0 is never entered.
+    assert chain_beta_fraction(model, [1.0, 0.0, 0.0, 0.0]) > 0.99
+    with pytest.raises(ValueError, match="shape"):
+        model.set_basin_populations(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="non-negative"):
+        model.set_basin_populations(torch.tensor([[0.5, -0.1, 0.3, 0.3]]))
+
+
 def test_train_tito_refuses_an_option_of_the_other_model(tmp_path):
     with pytest.raises(InputError, match="--base-scale-nm does not apply to the torsion model"):
         run_cli(["train-tito", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--base-scale-nm", "0.1"])
@@ -153,6 +192,40 @@ def test_export_and_integrator_relax_after_every_move(trained, tmp_path):
         TitoIntegrator(str(path), topology, lag=5000.0)
 
 
+def test_export_sets_the_sampling_of_a_move(trained, tmp_path):
+    from openmm_timewarp.model_file import ModelFile
+
+    root, _ = trained
+    out = tmp_path / "coarse.pt"
+    assert run_cli(["export", str(root / "run" / "best.pt"), str(out), "--tito-sampling", "5", "2"]) == 0
+    kernel = json.loads(ModelFile.open(str(out)).module.metadata_json())["kernel"]
+    assert kernel["num_steps"] == 5 and kernel["candidates"] == 2
+    with pytest.raises(InputError, match="--tito-sampling: need at least one ODE step"):
+        run_cli(["export", str(root / "run" / "best.pt"), str(tmp_path / "x.pt"), "--tito-sampling", "0", "2"])
+
+
+def test_basin_populations_travel_in_the_integrator_and_its_xml(trained, tmp_path):
+    from openmm_timewarp.model_file import ModelFile
+
+    root, _ = trained
+    model, info = load_checkpoint(root / "run" / "best.pt")
+    path = tmp_path / "tito.pt"
+    export_model(model, path, lag_ps=100.0, temperature_K=310.0, metadata=info,
+                 integrator_settings={"hmc_interval": 1, "hmc_steps": 5})
+    topology, _ = systems.peptide_from_sequence("A")
+    integrator = TitoIntegrator(str(path), topology, basin_populations=[[0.6, 0.3, 0.08, 0.02]], random_seed=2)
+    deserialized = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(integrator))  # owns what cast() sees
+    for source in (integrator, TimewarpIntegrator.cast(deserialized)):
+        module = ModelFile.from_bytes(bytes(source.getModelData())).module
+        assert module.basin_populations()[0].tolist() == pytest.approx([0.6, 0.3, 0.08, 0.02])
+    # The file itself is unchanged, and a molecule with another number of residues is refused.
+    assert ModelFile.open(str(path)).module.basin_populations().shape == (0, 4)
+    with pytest.raises(ValueError, match="shape"):
+        TitoIntegrator(str(path), topology, basin_populations=[0.6, 0.3, 0.08, 0.02])
+    with pytest.raises(ValueError, match="for 2 residues, but the topology has 1 residues with both phi and psi"):
+        TitoIntegrator(str(path), topology, basin_populations=[[0.6, 0.3, 0.08, 0.02]] * 2)
+
+
 def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tmp_path, capsys):
     from openmm_timewarp.cli import main
 
@@ -161,9 +234,13 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
     export_model(model, tmp_path / "tito.pt", lag_ps=100.0, temperature_K=310.0, metadata=info,
                  integrator_settings={"hmc_interval": 1, "hmc_steps": 10})
     out = tmp_path / "run"
-    assert main(["tito", str(_ala_pdb()), "--model",
-                 str(tmp_path / "tito.pt"), "--steps", "60", "--lag-ps", "200", "--out", str(out), "--no-progress"]) == 0
+    assert main(["tito", str(_ala_pdb()), "--model", str(tmp_path / "tito.pt"), "--steps", "60", "--lag-ps", "200",
+                 "--equilibrium-steps", "200", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
+    # The basin populations the chain keeps come from an exact chain run first, recorded in the summary.
+    assert summary["equilibrium"]["n_frames"] == 200 and len(summary["basin_populations"]) == 1
+    assert sum(summary["basin_populations"][0]) == pytest.approx(1.0)
+    assert "basin populations kept" in (out / "summary.txt").read_text()
     assert summary["mode"] == "tito-surrogate" and summary["biased"] and summary["lag_time_ps"] == 200.0
     assert summary["simulated_time_ps"] == pytest.approx(12000.0) and summary["n_frames"] == 60
     assert summary["implied_timescales"]["lags_ps"] == [200.0, 400.0]
@@ -178,6 +255,17 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
                  str(tmp_path / "x"), "--no-progress"]) == 2
     assert main(["tito", str(_ala_pdb()), "--model", str(tmp_path / "tito.pt"), "--lag-ps", "9000", "--steps", "5",
                  "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    # Equilibrium populations from a run folder: an exact sample run is taken, a TITO run refused.
+    capsys.readouterr()
+    assert main(["tito", str(_ala_pdb()), "--model", str(tmp_path / "tito.pt"), "--equilibrium", str(out),
+                 "--steps", "5", "--out", str(tmp_path / "z"), "--no-progress"]) == 2
+    assert "must come from an exact 'sample' run" in capsys.readouterr().err
+    assert main(["sample", str(_ala_pdb()), "--model", "ace-ala-nme", "--steps", "100", "--out",
+                 str(tmp_path / "exact"), "--no-progress"]) == 0
+    assert main(["tito", str(_ala_pdb()), "--model", str(tmp_path / "tito.pt"), "--equilibrium",
+                 str(tmp_path / "exact"), "--steps", "5", "--out", str(tmp_path / "w"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert summary["equilibrium"]["source"] == str(tmp_path / "exact")
 
 
 def _ala_pdb():

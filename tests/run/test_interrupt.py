@@ -71,7 +71,7 @@ def walk(walk_model) -> str:
 def whole(walk, tmp_path_factory):
     """The uninterrupted run the interrupted ones must reproduce."""
     out = str(tmp_path_factory.mktemp("runs") / "whole")
-    process = start("sample", PDB, "--model", walk, "--steps", "4000", "--frame-every", "5", "--seed", "11",
+    process = start("sample", PDB, "--model", walk, "--steps", "20000", "--frame-every", "5", "--seed", "11",
                     "--out", out)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
@@ -79,14 +79,15 @@ def whole(walk, tmp_path_factory):
 
 
 def test_interrupted_sample_keeps_a_consistent_folder_and_resumes_bit_for_bit(walk, whole, tmp_path):
+    # 20,000 steps: with 4,000 the run could finish between the 40th log row and the signal.
     out = str(tmp_path / "stopped")
-    status, _, err = signal_after(start("sample", PDB, "--model", walk, "--steps", "4000", "--frame-every", "5",
+    status, _, err = signal_after(start("sample", PDB, "--model", walk, "--steps", "20000", "--frame-every", "5",
                                         "--seed", "11", "--out", out), out, 40, signal.SIGINT)
     assert status == 130 and "Traceback" not in err and f"--resume {out}" in err, err
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["status"] == "interrupted" and summary["interrupted_by"] == "SIGINT"
     n = summary["n_frames"]
-    assert 40 <= n < 800 and summary["steps_done"] == 5 * n and summary["num_proposed"] == 5 * n
+    assert 40 <= n < 4000 and summary["steps_done"] == 5 * n and summary["num_proposed"] == 5 * n
     assert len(frames(out)) == rows(out) == n and "INTERRUPTED" in open(os.path.join(out, "summary.txt")).read()
     assert os.path.isfile(os.path.join(out, "ramachandran_ALA2.png"))
     # The settings come from the folder: new ones are refused, not silently ignored.
@@ -104,7 +105,7 @@ def test_interrupted_sample_keeps_a_consistent_folder_and_resumes_bit_for_bit(wa
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(walk, whole, tmp_path):
     out = str(tmp_path / "killed")
-    status, _, _ = signal_after(start("sample", PDB, "--model", walk, "--steps", "4000", "--frame-every", "5",
+    status, _, _ = signal_after(start("sample", PDB, "--model", walk, "--steps", "20000", "--frame-every", "5",
                                       "--seed", "11", "--out", out, "--checkpoint-every", "0.002"),
                                 out, 60, signal.SIGKILL, need_checkpoint=True)
     assert status == -signal.SIGKILL and not os.path.exists(os.path.join(out, "summary.json"))
