@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from openmm import app, unit
 
+from .analysis import residues_with_phi_and_psi
 from .integrator import Energy, Mass, ModelLike, Temperature, TimewarpIntegrator, Time, _value_in
 from .model_file import ModelFile, save_model
 
@@ -81,17 +82,6 @@ def tito_model_at_lag(model: ModelLike, lag_ps: Optional[float] = None,
     return ModelFile.from_bytes(buffer.getvalue(), name=name), lag
 
 
-def _residues_with_phi_and_psi(topology: app.Topology) -> int:
-    """How many residues have both backbone torsions: the rows of a run's basin populations."""
-    import mdtraj
-
-    trajectory = mdtraj.Trajectory(np.zeros((1, topology.getNumAtoms(), 3)), mdtraj.Topology.from_openmm(topology))
-    phi, _ = mdtraj.compute_phi(trajectory)
-    psi, _ = mdtraj.compute_psi(trajectory)
-    return len({trajectory.topology.atom(int(q[2])).residue.index for q in phi}
-               & {trajectory.topology.atom(int(q[1])).residue.index for q in psi})
-
-
 class TitoIntegrator(TimewarpIntegrator):
     """Generate a trajectory with a TITO transfer operator: each step is one move of lag ``lag``.
 
@@ -141,12 +131,13 @@ class TitoIntegrator(TimewarpIntegrator):
 
     def __init__(self, model: ModelLike, topology: Union[app.Topology, Sequence[str]],
                  temperature: Temperature = 310.0 * unit.kelvin, lag: Optional[Time] = None, *,
-                 basin_populations: Optional[BasinPopulations] = None, energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
+                 basin_populations: Optional[BasinPopulations] = None,
+                 energy_threshold: Energy = 300.0 * unit.kilojoule_per_mole, random_seed: int = 0,
                  chiral_centers: Optional[Iterable[Tuple[int, int, int, int]]] = None,
                  hmc_interval: Optional[int] = None, hmc_steps: Optional[int] = None,
                  hmc_step_size: Optional[Time] = None, hmc_minimum_mass: Optional[Mass] = None):
         if basin_populations is not None and isinstance(topology, app.Topology):
-            rows, expected = np.asarray(basin_populations).shape[0], _residues_with_phi_and_psi(topology)
+            rows, expected = np.shape(basin_populations)[0], len(residues_with_phi_and_psi(topology)[0])
             if np.ndim(basin_populations) == 2 and rows != expected:
                 raise ValueError(f"TitoIntegrator: basin populations for {rows} residues, but the topology has "
                                  f"{expected} residues with both phi and psi")

@@ -5,7 +5,7 @@ The references' reader lives in :mod:`openmm_timewarp.reference.io` and is re-ex
 """
 
 from .basins import BASIN_NAMES, PHI_POSITIVE, assign_basins, basin_indicators
-from .dihedrals import backbone_dihedral_indices, backbone_dihedrals, to_mdtraj
+from .dihedrals import backbone_dihedral_indices, backbone_dihedrals, residues_with_phi_and_psi, to_mdtraj
 from .ess import (basin_entries, basin_populations, dihedral_features, effective_sample_size,
                   ess_report, fit_tica, observables, statistical_inefficiency)
 from .histogram import BIN_EDGES, N_BINS, jensen_shannon, ramachandran_histogram
@@ -14,7 +14,7 @@ from ..reference.io import REFERENCE_DIR, Reference, available_references, load_
 
 __all__ = [
     "BASIN_NAMES", "PHI_POSITIVE", "assign_basins", "basin_indicators",
-    "backbone_dihedral_indices", "backbone_dihedrals", "to_mdtraj",
+    "backbone_dihedral_indices", "backbone_dihedrals", "residues_with_phi_and_psi", "to_mdtraj",
     "basin_entries", "basin_populations", "dihedral_features", "effective_sample_size",
     "ess_report", "fit_tica", "observables", "statistical_inefficiency",
     "BIN_EDGES", "N_BINS", "jensen_shannon", "ramachandran_histogram",

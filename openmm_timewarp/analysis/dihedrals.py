@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import List, Tuple, Union
 
 import mdtraj as md
 import numpy as np
 from openmm import app, unit
 
-__all__ = ["backbone_dihedral_indices", "backbone_dihedrals", "to_mdtraj"]
+__all__ = ["backbone_dihedral_indices", "backbone_dihedrals", "residues_with_phi_and_psi", "to_mdtraj"]
 
 
 def _md_topology(topology: Union[app.Topology, md.Topology]) -> md.Topology:
@@ -36,6 +36,24 @@ def backbone_dihedral_indices(topology: Union[app.Topology, md.Topology]
     if len(phi) == 0 or len(phi) != len(psi):
         raise ValueError(f"found {len(phi)} phi and {len(psi)} psi dihedrals: is this a capped peptide?")
     return np.asarray(phi, dtype=np.int64), np.asarray(psi, dtype=np.int64)
+
+
+def residues_with_phi_and_psi(topology: Union[app.Topology, md.Topology]
+                              ) -> Tuple[List[md.core.topology.Residue], np.ndarray, np.ndarray]:
+    """The residues that have both backbone dihedrals, in chain order, and their phi and psi
+    quadruplets (n, 4).
+
+    For a capped peptide these are the residues between the caps; with charged termini the first
+    residue has no phi and the last no psi, so they are left out.
+    """
+    top = _md_topology(topology)
+    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
+    # A phi's second atom (N) and a psi's first (N) belong to the residue the angle describes.
+    phi_of = {top.atom(int(q[1])).residue.index: q for q in md.compute_phi(dummy)[0]}
+    psi_of = {top.atom(int(q[0])).residue.index: q for q in md.compute_psi(dummy)[0]}
+    both = [r for r in top.residues if r.index in phi_of and r.index in psi_of]
+    return both, *(np.array([table[r.index] for r in both], dtype=np.int64).reshape(-1, 4)
+                   for table in (phi_of, psi_of))
 
 
 def to_mdtraj(positions: Union[np.ndarray, unit.Quantity],

@@ -7,7 +7,7 @@ from typing import Dict, List, Tuple
 import mdtraj as md
 import numpy as np
 
-from ..analysis import basin_populations
+from ..analysis import basin_populations, residues_with_phi_and_psi
 
 __all__ = ["RunResult", "SamplingResult", "MDResult", "residue_labels", "residue_dihedrals", "residue_populations"]
 
@@ -92,15 +92,9 @@ def residue_dihedrals(trajectory: md.Trajectory) -> Tuple[List[str], np.ndarray,
     :func:`~openmm_timewarp.analysis.backbone_dihedrals` computes them); with charged termini the
     first residue has no phi and the last no psi, so they are left out.
     """
-    top = trajectory.topology
-    dummy = md.Trajectory(np.zeros((1, top.n_atoms, 3), dtype=np.float32), top)
-    # A phi's second atom (N) and a psi's first (N) belong to the residue the angle describes.
-    phi_of = {top.atom(int(q[1])).residue.index: q for q in md.compute_phi(dummy)[0]}
-    psi_of = {top.atom(int(q[0])).residue.index: q for q in md.compute_psi(dummy)[0]}
-    both = [r for r in top.residues if r.index in phi_of and r.index in psi_of]
+    both, *quadruplets = residues_with_phi_and_psi(trajectory.topology)
     angles = []
-    for table in (phi_of, psi_of):
-        indices = np.array([table[r.index] for r in both], dtype=np.int64).reshape(-1, 4)
+    for indices in quadruplets:
         degrees = np.degrees(md.compute_dihedrals(trajectory, indices, periodic=False)) if len(both) else \
             np.zeros((trajectory.n_frames, 0))
         angles.append((degrees + 180.0) % 360.0 - 180.0)

@@ -59,8 +59,9 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
     Raises
     ------
     InputError
-        For a folder that is not a finished, exact (Metropolis-Hastings) ``sample`` run of the same
-        sequence and temperature.
+        For a folder that is not a finished, exact (Metropolis-Hastings) ``sample`` run at the same
+        temperature (a run of another peptide is refused later by ``TitoIntegrator`` only if its
+        number of residues differs).
     """
     if equilibrium is not None:
         summary, _ = load_run(equilibrium)
