@@ -8,12 +8,11 @@ import argparse
 import sys
 
 from ..model_file import DEFAULT_TITO_MODEL
+from ..run.tito import EQUILIBRIUM_STEPS
 from .sample import add_run_options, check_resume, report, run_options
 
 __all__ = ["add_parsers"]
 
-EQUILIBRIUM_STEPS = 20_000
-"""Steps of the exact chain whose basin populations a new TITO run keeps (``--equilibrium-steps``)."""
 _DEFAULTS = dict(steps=2_000, frame_every=1, temperature=310.0, seed=1, out="tito-run", platform="Reference")
 
 
@@ -41,8 +40,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                              "of the same peptide (default: run an exact chain first, see --equilibrium-steps)")
     parser.add_argument("--equilibrium-steps", type=int,
                         help="steps of the exact Timewarp chain (default model) run first for the basin populations "
-                             "the TITO chain is made to keep (default 20000, a frame every step; 0: none, the "
-                             "model's own populations)")
+                             f"the TITO chain is made to keep (default {EQUILIBRIUM_STEPS}, a frame every step, for a "
+                             "model that keeps them; 0: none, the model's own populations)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     parser.set_defaults(run=_run)
 
@@ -57,6 +56,6 @@ def _run(args: argparse.Namespace) -> int:
     print("TITO: surrogate dynamics from a learned transfer operator; not an exact sampler", file=sys.stderr)
     result = tito(args.input, model=args.model or DEFAULT_TITO_MODEL, lag=args.lag_ps, hmc_steps=args.hmc_steps,
                   threads=args.threads, equilibrium=args.equilibrium,
-                  equilibrium_steps=EQUILIBRIUM_STEPS if args.equilibrium_steps is None else args.equilibrium_steps,
+                  equilibrium_steps=args.equilibrium_steps,
                   **run_options(args, _DEFAULTS))
     return report(result)

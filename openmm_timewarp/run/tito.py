@@ -27,12 +27,16 @@ from ..analysis import BASIN_NAMES
 from ..errors import InputError
 from ..integrator import _value_in
 from ..model_file import DEFAULT_MODEL, DEFAULT_TITO_MODEL, ModelLike
+from ..peptide import prepare_peptide
 from .folder import load_run
 from .recording import check_request, kelvin
 from .results import SamplingResult
 from .sampling import _open_model, _settings, run_sampling, sample
 
-__all__ = ["tito", "basin_table", "equilibrium_populations"]
+__all__ = ["tito", "basin_table", "equilibrium_populations", "EQUILIBRIUM_STEPS"]
+
+EQUILIBRIUM_STEPS = 20_000
+"""Steps of the exact chain run before a TITO run whose model keeps basin populations, by default."""
 
 PathLike = Union[str, os.PathLike]
 
@@ -59,9 +63,8 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
     Raises
     ------
     InputError
-        For a folder that is not a finished, exact (Metropolis-Hastings) ``sample`` run at the same
-        temperature (a run of another peptide is refused later by ``TitoIntegrator`` only if its
-        number of residues differs).
+        For a folder that is not a finished, exact (Metropolis-Hastings) ``sample`` run of the same
+        peptide (sequence, termini and atoms, as ``pdb`` is prepared) at the same temperature.
     """
     if equilibrium is not None:
         summary, _ = load_run(equilibrium)
@@ -71,6 +74,12 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
         if not math.isclose(float(summary["temperature_K"]), temperature_K, abs_tol=1e-6):
             raise InputError(f"{equilibrium}: sampled at {summary['temperature_K']:g} K, the TITO run is at "
                              f"{temperature_K:g} K")
+        prepared = prepare_peptide(pdb, strip_solvent=strip_solvent, seed=seed, cap_termini=cap_termini)
+        here = (prepared.sequence, "ACE/NME caps" if prepared.capped else "charged", prepared.topology.getNumAtoms())
+        there = (summary.get("sequence"), summary.get("termini", "ACE/NME caps"), summary.get("n_atoms"))
+        if here != there:
+            raise InputError(f"{equilibrium}: that run sampled another peptide ({there[0]}, {there[1]}, {there[2]} "
+                             f"atoms) than {os.fspath(pdb)} ({here[0]}, {here[1]}, {here[2]} atoms)")
         record = dict(source=os.path.abspath(os.fspath(equilibrium)), sequence=summary.get("sequence"),
                       n_frames=summary["n_frames"], steps=summary.get("steps_done"),
                       wall_time_s=summary.get("wall_time_s"))
@@ -90,7 +99,7 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
          temperature: Union[float, unit.Quantity] = 310.0, frame_every: int = 1, strip_solvent: bool = False,
          overwrite: bool = False, progress: bool = False, threads: int = 1, platform: str = "Reference",
          hmc_steps: Optional[int] = None, cap_termini: bool = False, checkpoint_every_s: float = 300.0,
-         equilibrium: Optional[PathLike] = None, equilibrium_steps: int = 20_000) -> SamplingResult:
+         equilibrium: Optional[PathLike] = None, equilibrium_steps: Optional[int] = None) -> SamplingResult:
     """Generate a TITO trajectory of a peptide: one learned move of ``lag`` per step.
 
     Parameters
@@ -109,9 +118,11 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
     equilibrium, equilibrium_steps
         Where each residue's equilibrium basin populations come from: the folder of an earlier
         exact ``sample`` run of the same peptide, or else a new exact chain of
-        ``equilibrium_steps`` steps with the default Timewarp model (0: none; the TITO chain then
-        keeps the model's own populations, which are poor for basins its data rarely entered).
-        They are stored with the run's settings, so ``resume`` does not recompute them.
+        ``equilibrium_steps`` steps with the default Timewarp model (None: :data:`EQUILIBRIUM_STEPS`
+        for a model that keeps basin populations, none for one that does not, such as the Cartesian
+        model; 0: none, and the TITO chain keeps the model's own populations, which are poor for
+        basins its data rarely entered). They are stored with the run's settings, so ``resume``
+        does not recompute them.
 
     Returns
     -------
@@ -122,8 +133,9 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
     Raises
     ------
     InputError
-        As :func:`~openmm_timewarp.run.sample`, and for a model that is not a TITO model or a lag
-        outside its trained range.
+        As :func:`~openmm_timewarp.run.sample`, for a model that is not a TITO model or a lag
+        outside its trained range, and for ``equilibrium`` or ``equilibrium_steps`` > 0 with a model
+        that takes no basin populations.
     """
     temperature_K = kelvin(temperature)
     check_request(pdb, out, overwrite, steps, frame_every, temperature_K, platform, checkpoint_every_s, seed)
@@ -133,10 +145,14 @@ def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_00
         raise InputError(f"the lag must be positive (got {lag_ps:g} ps)")
     if hmc_steps is not None and hmc_steps < 1:
         raise InputError(f"hmc_steps must be at least 1 (got {hmc_steps})")
-    if not (isinstance(equilibrium_steps, int) and equilibrium_steps >= 0):
+    if not (equilibrium_steps is None or (isinstance(equilibrium_steps, int) and equilibrium_steps >= 0)):
         raise InputError(f"equilibrium_steps must be a whole number >= 0 (got {equilibrium_steps})")
-    if not hasattr(model_file.module, "set_basin_populations"):
-        equilibrium, equilibrium_steps = None, 0  # a model that takes none (the Cartesian one)
+    keeps_populations = hasattr(model_file.module, "set_basin_populations")
+    if not keeps_populations and (equilibrium is not None or (equilibrium_steps or 0) > 0):
+        raise InputError(f"the TITO model {model_file.name} takes no basin populations (it moves Cartesian "
+                         f"coordinates, not torsions between basins): leave out the equilibrium run or folder")
+    if equilibrium_steps is None:
+        equilibrium_steps = EQUILIBRIUM_STEPS if keeps_populations and equilibrium is None else 0
     settings = _settings(pdb, model_file, steps, frame_every, temperature_K, seed, False, strip_solvent, cap_termini,
                          platform, None, threads)
     settings.update(command="tito", lag_ps=lag_ps)

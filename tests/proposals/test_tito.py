@@ -164,3 +164,19 @@ def test_integrator_steps_one_lag_per_step_and_checks_its_model(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot load model file"):
         TitoIntegrator(str(tmp_path / "broken.pt"), topology)
+
+
+def test_cartesian_model_refuses_basin_populations(tmp_path):
+    """The Cartesian model takes no basin populations: asking for them is an error, not ignored."""
+    from pathlib import Path
+
+    from openmm_timewarp.run import tito
+
+    model = small_model(min_lag_ps=10.0, max_lag_ps=1000.0, lag_ps=100.0).float()
+    export_model(model, tmp_path / "tito.pt", lag_ps=100.0, temperature_K=310.0)
+    pdb = Path(__file__).resolve().parents[2] / "examples" / "data" / "ace-ala-nme.pdb"
+    for request in (dict(equilibrium=str(tmp_path)), dict(equilibrium_steps=100)):
+        with pytest.raises(InputError, match="takes no basin populations"):
+            tito(pdb, model=str(tmp_path / "tito.pt"), steps=2, out=str(tmp_path / "run"), **request)
+    assert not (tmp_path / "run").exists()
+

@@ -266,6 +266,18 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
                  str(tmp_path / "exact"), "--steps", "5", "--out", str(tmp_path / "w"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "w" / "summary.json").read_text())
     assert summary["equilibrium"]["source"] == str(tmp_path / "exact")
+    # An exact run of another peptide is refused, though it has as many residues.
+    import shutil
+
+    shutil.copytree(tmp_path / "exact", tmp_path / "other")
+    other = json.loads((tmp_path / "other" / "summary.json").read_text())
+    other["sequence"] = "G"
+    (tmp_path / "other" / "summary.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    assert main(["tito", str(_ala_pdb()), "--model", str(tmp_path / "tito.pt"), "--equilibrium",
+                 str(tmp_path / "other"), "--steps", "5", "--out", str(tmp_path / "v"), "--no-progress"]) == 2
+    assert "sampled another peptide (G, ACE/NME caps" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
 
 
 def _ala_pdb():
