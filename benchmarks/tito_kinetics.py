@@ -18,7 +18,9 @@ For every peptide of ``--sequences`` (amber14 + built-in OBC2, no constraints, 3
 
 MD kinetics come from the MD trajectories of ``--md-data/SEQUENCE`` (shards of ``generate-data``:
 trajectories started in every basin, the same force field, temperature, friction and hydrogen
-mass as the TITO training data), on the same discretisation and MSM lags. They start out of
+mass as the TITO training data; several folders are pooled, e.g. a second set started only at
+phi > 0 with ``--start-basins alpha_L PII_L``, so that MD sees enough exits from those basins to
+fix their rates), on the same discretisation and MSM lags. They start out of
 equilibrium and rarely return to the phi > 0 basins they leave, so the MD MSM has the reference's
 basin populations as its stationary distribution (with detailed balance, the exits MD observes fix
 the rates). MD's uncertainty: the standard deviation over ``--bootstrap`` resamplings of its
@@ -55,15 +57,15 @@ PASSAGES = (("beta", "alpha_R"), ("alpha_R", "beta"), ("beta", "alpha_L"), ("alp
 """Mean first passage times reported: within phi < 0, and the phi flip both ways."""
 
 
-def md_data(folder: str, topology) -> Dict:
-    """Basin-label trajectories of the MD shards in ``folder``, their frame interval and length."""
-    paths = list(iter_shards(folder))
+def md_data(folders: List[str], topology) -> Dict:
+    """Basin-label trajectories of the MD shards in ``folders`` (pooled), their frame interval and length."""
+    paths = [p for folder in folders for p in iter_shards(folder)]
     if not paths:
-        raise SystemExit(f"no traj_*.npz shards in {folder}")
+        raise SystemExit(f"no traj_*.npz shards in {', '.join(folders)}")
     shards = [read_shard(p) for p in paths]
     frame_ps = {float(s["metadata"]["frame_interval_ps"]) for s in shards}
     if len(frame_ps) != 1:
-        raise SystemExit(f"the shards of {folder} have different frame intervals {sorted(frame_ps)}")
+        raise SystemExit(f"the shards of {', '.join(folders)} have different frame intervals {sorted(frame_ps)}")
     step = frame_ps.pop()
     return {"labels": [basin_labels(s["frames"], topology) for s in shards], "frame_ps": step,
             "ns": sum(len(s["frames"]) - 1 for s in shards) * step / 1000.0}
@@ -133,7 +135,8 @@ def bootstrap_timescales(labels: List[np.ndarray], step_ps: float, lag_ps: float
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="dipeptides-tito", help="TITO model (shipped name or file)")
-    parser.add_argument("--md-data", required=True, help="folder with one folder of MD shards per sequence")
+    parser.add_argument("--md-data", required=True, nargs="+",
+                        help="folders with one folder of MD shards per sequence (several: pooled)")
     parser.add_argument("--sequences", nargs="+", default=["A", "AC", "PS", "TT", "GM"])
     parser.add_argument("--lag-ps", type=float, default=1000.0, help="TITO lag of the production run")
     parser.add_argument("--kinetics-lag-ps", type=float, default=50.0, help="TITO lag of the kinetics run")
@@ -185,7 +188,7 @@ def main() -> None:
                      "equilibrium": {"seconds": equilibrium_s, "basin_populations": pi},
                      "populations": [analysis.basin_populations(phi[:, r], psi[:, r]) for r in range(phi.shape[1])],
                      "residues": []}
-        md = md_data(os.path.join(args.md_data, sequence), topology)
+        md = md_data([os.path.join(folder, sequence) for folder in args.md_data], topology)
         row["md_data_ns"] = md["ns"]
         tito_labels = [basin_labels(runs["kinetics"]["frames"], topology)]
         print(f"\n{sequence}: simulated ns per second MD {speed['md']:.3f}, MD HBonds+HMR 4 fs {speed['md-hmr']:.3f} "

@@ -66,6 +66,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     add_md_options(parser)
     parser.add_argument("--restraint-ps", type=float, default=20.0)
     parser.add_argument("--equilibrate-ps", type=float, default=20.0)
+    parser.add_argument("--start-basins", nargs="+", metavar="BASIN",
+                        help="restrain the starts only to these basin centres (default all: "
+                             "beta PPII alpha_R C7eq alpha_L C7ax PII_L; proline takes the phi < 0 ones)")
     parser.add_argument("--workers", type=int, help="local Dask worker processes (default: one per CPU "
                         "core; 1 runs in this process, without Dask)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler (e.g. tcp://HOST:8786) to "
@@ -106,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                          trajectory_ps=args.trajectory_ns * 1000.0, temperature_K=args.temperature,
                          friction_per_ps=args.friction, timestep_fs=args.timestep_fs,
                          hydrogen_mass_amu=args.hmr, restraint_ps=args.restraint_ps,
-                         equilibrate_ps=args.equilibrate_ps, seed=args.seed, pdb=pdb)
+                         equilibrate_ps=args.equilibrate_ps, seed=args.seed, pdb=pdb,
+                         start_basins=args.start_basins)
                 for sequence, _, pdb in jobs]
     workers = args.workers or default_workers()
     manifests = generate_many([(s, out) for s, (_, out, _) in zip(settings, jobs)], args.pairs, workers,

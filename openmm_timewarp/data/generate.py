@@ -12,7 +12,8 @@ to a basin centre of :data:`START_CENTERS` (the first residue cycles through all
 place that depends on the sequence, so that alpha_L, C7ax and PII_L, which plain MD at 310 K
 rarely reaches, get their share even in a data set of many peptides with few trajectories each), runs
 ``restraint_ps`` of restrained MD, then ``equilibrate_ps`` of free MD before frames are
-recorded.  Proline cannot reach phi > 0 and only gets the phi < 0 centres.  A trajectory that
+recorded.  ``start_basins`` narrows the centres (e.g. to the phi > 0 ones, for data on how long
+residues stay there).  Proline cannot reach phi > 0 and only gets the phi < 0 centres.  A trajectory that
 blows up (:func:`check_frame`) is rerun with fresh seeds, at most ``MAX_ATTEMPTS`` times.
 
 Each trajectory writes one shard (:mod:`openmm_timewarp.data.storage`); a run skips shards that
@@ -108,6 +109,15 @@ class Settings:
     equilibrate_ps: float = 20.0
     seed: int = 1
     pdb: Optional[str] = None
+    start_basins: Optional[List[str]] = None
+
+    def __post_init__(self) -> None:
+        if self.start_basins is not None:
+            unknown = sorted(set(self.start_basins) - set(START_CENTERS))
+            if unknown or not self.start_basins:
+                raise InputError(f"--start-basins: unknown basin {', '.join(unknown) or '(none given)'}; "
+                                 f"choose from {', '.join(START_CENTERS)}")
+            object.__setattr__(self, "start_basins", list(self.start_basins))
 
     def steps(self, ps: float) -> int:
         """Number of time steps in ``ps`` picoseconds, which must be a whole number."""
@@ -132,17 +142,21 @@ def _wrap_rad(deg: float) -> float:
     return math.radians((deg + 180.0) % 360.0 - 180.0)
 
 
-def start_targets(topology: app.Topology, trajectory: int,
-                  rng: np.random.Generator) -> List[Tuple[str, float, float]]:
-    """Basin centre (name, phi, psi) that trajectory ``trajectory`` restrains each residue to."""
+def start_targets(topology: app.Topology, trajectory: int, rng: np.random.Generator,
+                  basins: Optional[Sequence[str]] = None) -> List[Tuple[str, float, float]]:
+    """Basin centre (name, phi, psi) that trajectory ``trajectory`` restrains each residue to, among
+    ``basins`` (names of :data:`START_CENTERS`; default all).  Proline takes only centres with
+    phi < 0: those of ``basins``, or all of them if ``basins`` has none."""
     residues = [r for r in topology.residues() if r.name not in ("ACE", "NME")]
-    names = list(START_CENTERS)
+    names = list(basins or START_CENTERS)
     # The cycle starts at a place fixed by the sequence, so that a data set of many peptides with a
     # few trajectories each still starts its first residues in every basin.
     shift = zlib.crc32("-".join(r.name for r in residues).encode())
     targets = []
     for k, residue in enumerate(residues):
         allowed = [n for n in names if residue.name != "PRO" or START_CENTERS[n][0] < 0]
+        if not allowed:
+            allowed = [n for n in START_CENTERS if START_CENTERS[n][0] < 0]
         name = allowed[(trajectory + shift) % len(allowed)] if k == 0 else allowed[rng.integers(len(allowed))]
         targets.append((name, *START_CENTERS[name]))
     return targets
@@ -228,7 +242,7 @@ def _sample_frames(settings: Settings, topology: app.Topology, positions, trajec
                    seed: int) -> Tuple[np.ndarray, List[Tuple[str, float, float]]]:
     """Restrained relaxation into the chosen basins, free equilibration, then the recorded frames."""
     rng = np.random.default_rng(seed)
-    targets = start_targets(topology, trajectory, rng)
+    targets = start_targets(topology, trajectory, rng, settings.start_basins)
     system = create_system(topology, hydrogen_mass=settings.hydrogen_mass_amu)
     restrained = copy.deepcopy(system)
     restrained.addForce(_restraint(topology, targets))
@@ -413,7 +427,10 @@ def _open_folder(settings: Settings, out: str) -> Tuple[str, Dict]:
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             previous = json.load(f).get("settings")
-        if previous != manifest_settings["settings"]:
+        # A folder written before a setting existed has that setting's default.
+        defaults = {f.name: f.default for f in dataclasses.fields(Settings)
+                    if f.default is not dataclasses.MISSING}
+        if previous is None or {**defaults, **previous} != manifest_settings["settings"]:
             raise InputError(f"{out} holds data made with other settings {previous}; "
                              "choose another folder")
     write_manifest(out, manifest_settings)

@@ -75,6 +75,33 @@ def test_resume_skips_finished_and_refuses_other_settings(dataset):
         generate(Settings(**dict(TINY, seed=4)), out, n_pairs=60, progress=False)
 
 
+def test_start_basins_narrow_the_starts_and_old_folders_still_resume(dataset):
+    from openmm_timewarp import systems
+    from openmm_timewarp.data.generate import start_targets
+
+    topology, _ = systems.peptide_from_sequence("APG")
+    phi_positive = ["alpha_L", "C7ax", "PII_L"]
+    for trajectory in range(10):
+        names = [n for n, _, _ in start_targets(topology, trajectory, np.random.default_rng(trajectory),
+                                                phi_positive)]
+        # Proline cannot turn phi: it takes a phi < 0 centre; the others only the chosen centres.
+        assert names[0] in phi_positive and names[2] in phi_positive
+        assert START_CENTERS[names[1]][0] < 0
+    with pytest.raises(ValueError, match="unknown basin alpha_X"):
+        Settings(**dict(TINY, start_basins=["alpha_L", "alpha_X"]))
+    # A folder written before the setting existed (no start_basins in its manifest) still resumes.
+    out, _ = dataset
+    path = os.path.join(out, "manifest.json")
+    with open(path) as f:
+        manifest = json.load(f)
+    del manifest["settings"]["start_basins"]
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    assert generate(Settings(**TINY), out, n_pairs=60, progress=False)["n_trajectories"] == 7
+    with pytest.raises(ValueError, match="other settings"):
+        generate(Settings(**dict(TINY, start_basins=["alpha_L"])), out, n_pairs=60, progress=False)
+
+
 def test_unstable_frames_are_refused_with_their_place():
     from openmm_timewarp.data.generate import check_frame
 
