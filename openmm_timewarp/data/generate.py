@@ -11,7 +11,8 @@ Starts are spread over the metastable basins: trajectory i restrains every backb
 to a basin centre of :data:`START_CENTERS` (the first residue cycles through all of them, from a
 place that depends on the sequence, so that alpha_L, C7ax and PII_L, which plain MD at 310 K
 rarely reaches, get their share even in a data set of many peptides with few trajectories each), runs
-``restraint_ps`` of restrained MD, then ``equilibrate_ps`` of free MD before frames are
+``restraint_ps`` of restrained MD (after turning the torsions rigidly to the centres,
+:func:`turn_to_targets`), then ``equilibrate_ps`` of free MD before frames are
 recorded.  ``start_basins`` narrows the centres (e.g. to the phi > 0 ones, for data on how long
 residues stay there).  Proline cannot reach phi > 0 and only gets the phi < 0 centres.  A trajectory that
 blows up (:func:`check_frame`) is rerun with fresh seeds, at most ``MAX_ATTEMPTS`` times.
@@ -57,7 +58,7 @@ from .cluster import run_tasks
 from .storage import is_complete, shard_path, write_manifest, write_shard
 
 __all__ = ["START_CENTERS", "Settings", "UnstableMD", "chirality_restraint", "check_frame", "code_version",
-           "start_targets", "run_trajectory", "generate", "generate_many"]
+           "start_targets", "turn_to_targets", "run_trajectory", "generate", "generate_many"]
 
 log = logging.getLogger("openmm_timewarp.data")
 
@@ -178,11 +179,62 @@ def chirality_restraint(topology: app.Topology) -> openmm.Force:
     to a phi > 0 target. The improper N-CA-C-CB is about -125 degrees for L and +125 for D; the
     penalty starts at -150 and -30 degrees (sin = -0.5), so both ways through a planar centre cost
     at least CHIRALITY_K / 4. It makes inversion rare, not impossible (the stiff minimization can
-    still step through), so :func:`check_frame` refuses D frames and the trajectory is retried."""
+    still step through), so :func:`check_frame` refuses D frames and the trajectory is retried.
+    :func:`turn_to_targets` runs first, so the restraints start close to satisfied."""
     force = openmm.CustomTorsionForce(f"{CHIRALITY_K}*max(0, sin(theta) + 0.5)^2")
     for ca, n, c, cb in chiral_centers(topology):
         force.addTorsion(n, ca, c, cb, [])
     return force
+
+
+def _dihedral(p: np.ndarray) -> float:
+    """Dihedral angle (rad, IUPAC sign) of four points (4, 3)."""
+    b0, b1, b2 = p[0] - p[1], p[2] - p[1], p[3] - p[2]
+    b1 = b1 / np.linalg.norm(b1)
+    v, w = b0 - np.dot(b0, b1) * b1, b2 - np.dot(b2, b1) * b1
+    return float(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
+
+
+def _far_side(neighbours: List[List[int]], near: int, far: int) -> Optional[np.ndarray]:
+    """Atoms reached from ``far`` without crossing the bond near-far; None if the bond is in a ring."""
+    seen, stack = {far}, [far]
+    while stack:
+        i = stack.pop()
+        for j in neighbours[i]:
+            if i == far and j == near:
+                continue
+            if j == near:
+                return None  # back at ``near`` another way: a ring (proline's N-CA)
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return np.array(sorted(seen))
+
+
+def turn_to_targets(topology: app.Topology, positions: np.ndarray,
+                    targets: Sequence[Tuple[str, float, float]]) -> np.ndarray:
+    """``positions`` (nm) with every residue's phi and psi turned rigidly to its target (degrees),
+    the C-terminal side of N-CA and of CA-C turning; a torsion whose bond lies in a ring (proline's
+    phi) keeps its value. Turning before the restrained minimization leaves the restraints little
+    to pull, so the minimization has no reason to step a C-alpha through inversion."""
+    x = np.array(positions, dtype=np.float64)
+    neighbours: List[List[int]] = [[] for _ in range(topology.getNumAtoms())]
+    for bond in topology.bonds():
+        neighbours[bond[0].index].append(bond[1].index)
+        neighbours[bond[1].index].append(bond[0].index)
+    for (_, phi, psi), phi_idx, psi_idx in zip(targets, *backbone_dihedral_indices(topology)):
+        for quad, target in ((phi_idx, phi), (psi_idx, psi)):
+            a, b, c, d = (int(i) for i in quad)
+            side = _far_side(neighbours, b, c)
+            if side is None:
+                continue
+            delta = math.radians(target) - _dihedral(x[[a, b, c, d]])
+            axis = (x[c] - x[b]) / np.linalg.norm(x[c] - x[b])
+            # Rodrigues' rotation of the far side about b -> c by delta.
+            r = x[side] - x[b]
+            cos, sin = math.cos(delta), math.sin(delta)
+            x[side] = x[b] + r * cos + np.cross(axis, r) * sin + np.outer(r @ axis, axis) * (1 - cos)
+    return x
 
 
 def _context(system: openmm.System, settings: Settings, seed: int) -> openmm.Context:
@@ -248,7 +300,7 @@ def _sample_frames(settings: Settings, topology: app.Topology, positions, trajec
     restrained.addForce(_restraint(topology, targets))
     restrained.addForce(chirality_restraint(topology))
     prep = _context(restrained, settings, seed)
-    prep.setPositions(positions)
+    prep.setPositions(turn_to_targets(topology, np.asarray(positions.value_in_unit(unit.nanometer)), targets))
     openmm.LocalEnergyMinimizer.minimize(prep)
     prep.setVelocitiesToTemperature(settings.temperature_K * unit.kelvin, seed)
     prep.getIntegrator().step(settings.steps(settings.restraint_ps))
