@@ -48,10 +48,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import openmm
+import torch
 from openmm import app, unit
 
 from ..analysis.dihedrals import backbone_dihedral_indices
 from ..errors import InputError
+from ..proposals.geometry import dihedral, far_side
+from ..proposals.side_chains import turn_torsion_rows
 from ..systems import (FORCEFIELD_FILES, chiral_centers, create_system, inverted_centers, load_pdb,
                        peptide_from_sequence, sequence_of)
 from .cluster import run_tasks
@@ -187,54 +190,27 @@ def chirality_restraint(topology: app.Topology) -> openmm.Force:
     return force
 
 
-def _dihedral(p: np.ndarray) -> float:
-    """Dihedral angle (rad, IUPAC sign) of four points (4, 3)."""
-    b0, b1, b2 = p[0] - p[1], p[2] - p[1], p[3] - p[2]
-    b1 = b1 / np.linalg.norm(b1)
-    v, w = b0 - np.dot(b0, b1) * b1, b2 - np.dot(b2, b1) * b1
-    return float(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
-
-
-def _far_side(neighbours: List[List[int]], near: int, far: int) -> Optional[np.ndarray]:
-    """Atoms reached from ``far`` without crossing the bond near-far; None if the bond is in a ring."""
-    seen, stack = {far}, [far]
-    while stack:
-        i = stack.pop()
-        for j in neighbours[i]:
-            if i == far and j == near:
-                continue
-            if j == near:
-                return None  # back at ``near`` another way: a ring (proline's N-CA)
-            if j not in seen:
-                seen.add(j)
-                stack.append(j)
-    return np.array(sorted(seen))
-
-
 def turn_to_targets(topology: app.Topology, positions: np.ndarray,
                     targets: Sequence[Tuple[str, float, float]]) -> np.ndarray:
     """``positions`` (nm) with every residue's phi and psi turned rigidly to its target (degrees),
     the C-terminal side of N-CA and of CA-C turning; a torsion whose bond lies in a ring (proline's
     phi) keeps its value. Turning before the restrained minimization leaves the restraints little
     to pull, so the minimization has no reason to step a C-alpha through inversion."""
-    x = np.array(positions, dtype=np.float64)
-    neighbours: List[List[int]] = [[] for _ in range(topology.getNumAtoms())]
+    x = torch.tensor(np.asarray(positions, dtype=np.float64))
+    adjacency = torch.zeros(topology.getNumAtoms(), topology.getNumAtoms(), dtype=torch.bool)
     for bond in topology.bonds():
-        neighbours[bond[0].index].append(bond[1].index)
-        neighbours[bond[1].index].append(bond[0].index)
+        adjacency[bond[0].index, bond[1].index] = adjacency[bond[1].index, bond[0].index] = True
     for (_, phi, psi), phi_idx, psi_idx in zip(targets, *backbone_dihedral_indices(topology)):
         for quad, target in ((phi_idx, phi), (psi_idx, psi)):
             a, b, c, d = (int(i) for i in quad)
-            side = _far_side(neighbours, b, c)
-            if side is None:
+            side = far_side(adjacency, b, c)
+            if not bool(side.any()):
                 continue
-            delta = math.radians(target) - _dihedral(x[[a, b, c, d]])
-            axis = (x[c] - x[b]) / np.linalg.norm(x[c] - x[b])
-            # Rodrigues' rotation of the far side about b -> c by delta.
-            r = x[side] - x[b]
-            cos, sin = math.cos(delta), math.sin(delta)
-            x[side] = x[b] + r * cos + np.cross(axis, r) * sin + np.outer(r @ axis, axis) * (1 - cos)
-    return x
+            # geometry.dihedral has the Z-matrix sign, the opposite of IUPAC's phi and psi.
+            delta = math.radians(target) + float(dihedral(x[a], x[b], x[c], x[d]))
+            x = turn_torsion_rows(x[None], torch.tensor([[b, c]]), side[None],
+                                  torch.tensor([delta], dtype=x.dtype))[0]
+    return x.numpy()
 
 
 def _context(system: openmm.System, settings: Settings, seed: int) -> openmm.Context:
