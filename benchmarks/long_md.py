@@ -10,7 +10,8 @@ constraints), with 4 amu hydrogens (masses do not change the configurational dis
 Each chunk (``chunk_NNNNN.npz``: positions in nm as float32, and an OpenMM checkpoint) is written
 atomically; rerunning the command resumes from the last complete chunk exactly as an uninterrupted
 run would continue. ``--report`` reads the chunks and prints :func:`side_chain_check.describe`
-for the residue, with the spread of the region's share over ``--blocks`` blocks.
+for the residue, with the spread of the region's share over ``--blocks`` blocks, and every
+residue's basin populations (standard errors from the blocks) and JSD to the shipped reference.
 
     OPENMM_CPU_THREADS=1 nohup nice -n 10 python -u benchmarks/long_md.py --sequence CHRN \\
         --work runs/longmd/CHRN --ns 200 --max-wall-minutes 150 >> runs/longmd/CHRN.log 2>&1 &
@@ -28,7 +29,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
-from openmm_timewarp import systems
+from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import TEMPERATURE
 from openmm_timewarp.reference.production import chunk_paths
 from openmm_timewarp.reference.simulation import save_atomic
@@ -108,9 +109,38 @@ def report(args: argparse.Namespace) -> None:
                      for k in sorted(result) if k.startswith("chi") and k != "chi_halves")
     print(f"{result['simulated_ns']:.0f} ns, {result['frames']} frames: region {result['region']:.3f} "
           f"+- {result['region_standard_error']:.3f} (blocks {', '.join(f'{b:.3f}' for b in blocks)});  g-/t/g+: {chis}")
+    result["basins"] = basin_report(frames, topology, args.sequence, args.blocks)
+    for r, row in enumerate(result["basins"]):
+        print(f"residue {r + 1}: " + ", ".join(f"{name} {row['populations'][name]:.3f} +- {row['errors'][name]:.3f}"
+                                               for name in analysis.BASIN_NAMES)
+              + (f"; JSD to the shipped reference {row['jsd_reference']:.3f}" if "jsd_reference" in row else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def basin_report(frames: np.ndarray, topology, sequence: str, blocks: int) -> list:
+    """Every residue's basin populations with the standard errors of ``blocks`` contiguous blocks,
+    and the JSD of its (phi, psi) histogram to the shipped reference where there is one."""
+    phi, psi = analysis.backbone_dihedrals(frames, topology)
+    try:
+        reference = analysis.load_reference(analysis.reference_name(sequence))
+    except FileNotFoundError:
+        reference = None
+    rows = []
+    for r in range(phi.shape[1]):
+        labels = analysis.assign_basins(phi[:, r], psi[:, r])
+        shares = np.array([[np.mean(b == i) for i in range(len(analysis.BASIN_NAMES))]
+                           for b in np.array_split(labels, blocks)])
+        row = {"populations": {n: float(np.mean(labels == i)) for i, n in enumerate(analysis.BASIN_NAMES)},
+               "errors": {n: float(shares[:, i].std(ddof=1) / np.sqrt(blocks))
+                          for i, n in enumerate(analysis.BASIN_NAMES)},
+               "block_populations": shares.tolist()}
+        if reference is not None:
+            row["jsd_reference"] = analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]),
+                                                           reference.histograms[r])
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":

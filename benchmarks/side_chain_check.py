@@ -20,8 +20,8 @@ import numpy as np
 import openmm as mm
 import torch
 
-from openmm_timewarp import analysis, systems
-from openmm_timewarp.benchmarking import TEMPERATURE, USER_PRACTICE_STEP_FS, md_run, timewarp_run
+from openmm_timewarp import analysis
+from openmm_timewarp.benchmarking import USER_PRACTICE_STEP_FS, md_run, thermalized_peptide, timewarp_run
 
 CHI_FUNCTIONS = (md.compute_chi1, md.compute_chi2, md.compute_chi3, md.compute_chi4)
 
@@ -70,9 +70,7 @@ def describe(frames: np.ndarray, topology, residue: int, args: argparse.Namespac
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    topology, positions = systems.peptide_from_sequence(args.sequence, seed=args.seed)
-    system = systems.create_system(topology)
-    start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
+    topology, system, start = thermalized_peptide(args.sequence, args.seed)
     launch = {"md-hmr": lambda: md_run(topology, start, args.seconds, USER_PRACTICE_STEP_FS, 1.0,
                                        mm.Platform.getPlatformByName("CPU"), args.seed, True),
               "timewarp": lambda: timewarp_run(args.model, topology, system, start, args.seconds, args.seed)}

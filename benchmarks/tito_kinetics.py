@@ -16,7 +16,8 @@ For every peptide of ``--sequences`` (amber14 + built-in OBC2, no constraints, 3
 * MD at 1 fs (the System TITO runs on) and MD with HBonds + hydrogen mass 4 amu at 4 fs (what a
   practitioner runs) for ``--md-seconds`` each on the faster platform: simulated ns per second.
 
-MD kinetics come from the MD trajectories of ``--md-data/SEQUENCE`` (shards of ``generate-data``:
+Without ``--md-data`` only the stationary distribution and the speed are measured. MD kinetics
+come from the MD trajectories of ``--md-data/SEQUENCE`` (shards of ``generate-data``:
 trajectories started in every basin, the same force field, temperature, friction and hydrogen
 mass as the TITO training data; several folders are pooled, e.g. a second set started only at
 phi > 0 with ``--start-basins alpha_L PII_L``, so that MD sees enough exits from those basins to
@@ -45,13 +46,14 @@ import openmm as mm
 import torch
 from openmm import unit
 
-from openmm_timewarp import TitoIntegrator, analysis, systems
+from openmm_timewarp import TitoIntegrator, analysis
 from openmm_timewarp.analysis.msm import implied_timescales, mean_first_passage_ps, plot_implied_timescales
-from openmm_timewarp.benchmarking import TEMPERATURE, basin_labels, fastest_platform, md_run, run_for, timewarp_run
+from openmm_timewarp.benchmarking import (TEMPERATURE, basin_labels, fastest_platform, md_run, run_for,
+                                         thermalized_peptide, timewarp_run)
 from openmm_timewarp.data.storage import iter_shards, read_shard
 from openmm_timewarp.model_file import DEFAULT_MODEL
 from openmm_timewarp.run.results import residue_populations
-from openmm_timewarp.run.tito import basin_table
+from openmm_timewarp.run.tito import basin_table, largest_population_error
 
 PASSAGES = (("beta", "alpha_R"), ("alpha_R", "beta"), ("beta", "alpha_L"), ("alpha_L", "beta"))
 """Mean first passage times reported: within phi < 0, and the phi flip both ways."""
@@ -76,8 +78,17 @@ def equilibrium_run(topology, system, positions, seconds: float, seed: int) -> D
     basin populations as ``openmm-timewarp tito`` takes them (:func:`~openmm_timewarp.run.tito.basin_table`)."""
     run = timewarp_run(DEFAULT_MODEL, topology, system, positions, seconds, seed, hmc_interval=None)
     phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
-    run["basin_populations"] = basin_table(residue_populations(phi, psi), len(run["frames"]))
+    populations = residue_populations(phi, psi)
+    run["basin_populations"] = basin_table(populations, len(run["frames"]))
+    run["largest_error"] = largest_population_error(populations)
     return run
+
+
+def histogram_jsds(frames: np.ndarray, topology, reference) -> List[float]:
+    """JSD of every residue's (phi, psi) histogram of ``frames`` to the reference's."""
+    phi, psi = analysis.backbone_dihedrals(frames, topology)
+    return [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
+            for r in range(phi.shape[1])]
 
 
 def jsd_floor(histogram: np.ndarray, frames: int, seed: int, draws: int = 20) -> float:
@@ -135,8 +146,9 @@ def bootstrap_timescales(labels: List[np.ndarray], step_ps: float, lag_ps: float
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="dipeptides-tito", help="TITO model (shipped name or file)")
-    parser.add_argument("--md-data", required=True, nargs="+",
-                        help="folders with one folder of MD shards per sequence (several: pooled)")
+    parser.add_argument("--md-data", nargs="+", default=[],
+                        help="folders with one folder of MD shards per sequence (several: pooled); without it "
+                             "no kinetics are compared: stationary distribution and speed only")
     parser.add_argument("--sequences", nargs="+", default=["A", "AC", "PS", "TT", "GM"])
     parser.add_argument("--lag-ps", type=float, default=1000.0, help="TITO lag of the production run")
     parser.add_argument("--kinetics-lag-ps", type=float, default=50.0, help="TITO lag of the kinetics run")
@@ -160,20 +172,21 @@ def main() -> None:
         os.makedirs(args.plots, exist_ok=True)
     results: Dict = {"settings": vars(args), "peptides": {}}
     for sequence in args.sequences:
-        topology, positions = systems.peptide_from_sequence(sequence, seed=args.seed)
-        system = systems.create_system(topology)
-        start = systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=args.seed)
+        topology, system, start = thermalized_peptide(sequence, args.seed)
         reference = analysis.load_reference(analysis.reference_name(sequence))
-        platform = fastest_platform(system, positions)
+        platform = fastest_platform(system, start)
         runs = {"md": md_run(topology, start, args.md_seconds, 1.0, 1.0, platform, args.seed, False),
                 "md-hmr": md_run(topology, start, args.md_seconds, 4.0, 1.0, platform, args.seed, True)}
-        pi, equilibrium_s = None, 0.0
+        pi, equilibrium_s, equilibrium_jsd, equilibrium_error = None, 0.0, None, None
         if args.equilibrium_seconds > 0:
             equilibrium = equilibrium_run(topology, system, start, args.equilibrium_seconds, args.seed)
             pi, equilibrium_s = equilibrium["basin_populations"], equilibrium["seconds"]
+            equilibrium_jsd = histogram_jsds(equilibrium["frames"], topology, reference)
+            equilibrium_error = equilibrium["largest_error"]
         runs["production"] = tito_run(args.model, topology, system, start, args.tito_seconds, args.lag_ps, args.seed, pi)
-        runs["kinetics"] = tito_run(args.model, topology, system, start, args.kinetics_seconds, args.kinetics_lag_ps,
-                                    args.seed + 1, pi)
+        if args.md_data:
+            runs["kinetics"] = tito_run(args.model, topology, system, start, args.kinetics_seconds,
+                                        args.kinetics_lag_ps, args.seed + 1, pi)
         speed = {name: runs[name]["simulated_ns"] / runs[name]["seconds"] for name in ("md", "md-hmr")}
         production = runs["production"]
         speed["tito"] = production["simulated_ns"] / (production["seconds"] + production["load_s"] + equilibrium_s)
@@ -181,23 +194,29 @@ def main() -> None:
         row: Dict = {"speed_ns_per_s": speed, "speed_ratio": speed["tito"] / max(speed["md"], speed["md-hmr"]),
                      "md_platform": platform.getName(), "tito_steps": len(production["frames"]),
                      "tito_kept": production["acceptance"], "relaxation_acceptance": production["hmc_acceptance"],
-                     "jsd": [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]),
-                                                     reference.histograms[r]) for r in range(phi.shape[1])],
+                     "jsd": histogram_jsds(production["frames"], topology, reference),
                      "jsd_perfect_sampler": [jsd_floor(reference.histograms[r], len(phi), args.seed)
                                              for r in range(phi.shape[1])],
-                     "equilibrium": {"seconds": equilibrium_s, "basin_populations": pi},
+                     "equilibrium": {"seconds": equilibrium_s, "basin_populations": pi, "jsd": equilibrium_jsd,
+                                     "largest_error": equilibrium_error},
                      "populations": [analysis.basin_populations(phi[:, r], psi[:, r]) for r in range(phi.shape[1])],
                      "residues": []}
-        md = md_data([os.path.join(folder, sequence) for folder in args.md_data], topology)
-        row["md_data_ns"] = md["ns"]
-        tito_labels = [basin_labels(runs["kinetics"]["frames"], topology)]
         print(f"\n{sequence}: simulated ns per second MD {speed['md']:.3f}, MD HBonds+HMR 4 fs {speed['md-hmr']:.3f} "
               f"({platform.getName()}), TITO {speed['tito']:.1f} at {args.lag_ps:g} ps per step with loading: "
               f"{row['speed_ratio']:.0f}x (goal 1000x); moves kept {production['acceptance']:.3f}, relaxation "
               f"accepted {production['hmc_acceptance']:.3f}; JSD {np.round(row['jsd'], 4).tolist()} (goal <= 0.03; a "
               f"perfect sampler with {len(phi)} independent frames: {np.round(row['jsd_perfect_sampler'], 4).tolist()})"
-              f"; exact chain for the basin populations {equilibrium_s:.1f} s: {np.round(pi, 3).tolist() if pi else '-'}",
+              f"; exact chain for the basin populations {equilibrium_s:.1f} s: {np.round(pi, 3).tolist() if pi else '-'}"
+              + (f", its JSD {np.round(equilibrium_jsd, 4).tolist()}, largest standard error "
+                 f"{equilibrium_error['standard_error']:.3f}" if equilibrium_jsd else ""),
               flush=True)
+        results["peptides"][sequence] = row
+        if not args.md_data:
+            write_json(args.json, results)
+            continue
+        md = md_data([os.path.join(folder, sequence) for folder in args.md_data], topology)
+        row["md_data_ns"] = md["ns"]
+        tito_labels = [basin_labels(runs["kinetics"]["frames"], topology)]
         curves = {}
         for r, populations in enumerate(reference.residue_populations):
             stationary = np.array([populations[name][0] for name in analysis.BASIN_NAMES])
@@ -224,10 +243,14 @@ def main() -> None:
             plot_implied_timescales(os.path.join(args.plots, f"its_{sequence}.png"), args.msm_lags_ps, curves,
                                     title=f"ACE-{sequence}-NME: MD ({md['ns']:.0f} ns from every basin) and TITO "
                                           f"(lag {args.kinetics_lag_ps:g} ps)")
-        results["peptides"][sequence] = row
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1, default=float)
+        write_json(args.json, results)
+
+
+def write_json(path, results: Dict) -> None:
+    """Write the results so far (after every peptide, so an interrupted run keeps them)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1, default=float)
 
 
 if __name__ == "__main__":

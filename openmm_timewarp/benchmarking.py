@@ -17,7 +17,7 @@ from openmm import app, unit
 
 from . import analysis, systems
 
-__all__ = ["TEMPERATURE", "fastest_platform", "run_for", "md_run", "temperature_ladder", "timewarp_temperature_ladder", "remd_run", "timewarp_remd_run",
+__all__ = ["TEMPERATURE", "thermalized_peptide", "fastest_platform", "run_for", "md_run", "temperature_ladder", "timewarp_temperature_ladder", "remd_run", "timewarp_remd_run",
            "replica_exchange", "timewarp_run",
            "generous_ess_per_second", "strongest_baseline", "MISSED_BASIN_ENTRIES", "basin_labels", "first_visit_all", "required_basins",
            "indicator_name", "evaluate_run", "bound"]
@@ -28,6 +28,14 @@ TEMPERATURE = 310.0 * unit.kelvin
 #: The practitioner's MD settings the HMR baselines and replica exchange use: HBonds, 4 amu hydrogens, 4 fs.
 USER_PRACTICE = {"constraints": app.HBonds, "hydrogen_mass": 4.0}
 USER_PRACTICE_STEP_FS = 4.0
+
+
+def thermalized_peptide(sequence: str, seed: int) -> Tuple[app.Topology, mm.System, np.ndarray]:
+    """Capped ``sequence`` as every benchmark starts it: topology, System (no constraints) and
+    positions after 20 ps of MD at :data:`TEMPERATURE`."""
+    topology, positions = systems.peptide_from_sequence(sequence, seed=seed)
+    system = systems.create_system(topology)
+    return topology, system, systems.thermalize(system, positions, TEMPERATURE, picoseconds=20.0, seed=seed)
 
 
 def fastest_platform(system: mm.System, positions) -> mm.Platform:

@@ -1,7 +1,7 @@
 """The exceptions and warnings the library raises for its users' input."""
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelDomainWarning", "NonErgodicWarning", "SlowSystemWarning"]
+__all__ = ["InputError", "ModelDomainWarning", "NonErgodicWarning", "SlowSystemWarning", "UncertainPopulationsWarning"]
 
 
 class InputError(ValueError):
@@ -28,3 +28,9 @@ class NonErgodicWarning(UserWarning):
 class SlowSystemWarning(UserWarning):
     """A System computes something much more slowly than an equivalent the package builds
     (implicit solvent as a ``CustomGBForce``); the message names the faster construction."""
+
+
+class UncertainPopulationsWarning(UserWarning):
+    """The exact run that gives a TITO run its basin populations was too short to know them: a
+    population's standard error exceeds :data:`~openmm_timewarp.run.tito.POPULATION_TOLERANCE`.
+    The TITO chain keeps whatever populations it is told, so their error becomes its error."""

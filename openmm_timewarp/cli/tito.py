@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ..model_file import DEFAULT_TITO_MODEL
-from ..run.tito import EQUILIBRIUM_STEPS
+from ..run.tito import EQUILIBRIUM_STEPS, POPULATION_TOLERANCE
 from .sample import add_run_options, check_resume, report, run_options
 
 __all__ = ["add_parsers"]
@@ -41,7 +41,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--equilibrium-steps", type=int,
                         help="steps of the exact Timewarp chain (default model) run first for the basin populations "
                              f"the TITO chain is made to keep (default {EQUILIBRIUM_STEPS}, a frame every step, for a "
-                             "model that keeps them; 0: none, the model's own populations)")
+                             "model that keeps them; 0: none, the model's own populations). A population whose "
+                             f"standard error exceeds {POPULATION_TOLERANCE:g} gets a warning: then run more steps")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     parser.set_defaults(run=_run)
 

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import os
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mdtraj as md
 import numpy as np
@@ -79,6 +79,15 @@ def _progress_line(summary: Dict) -> str:
             f"'openmm-timewarp {command} --resume {summary.get('folder', 'FOLDER')}'")
 
 
+def _largest_error_text(largest: Optional[Dict]) -> str:
+    """The equilibrium run's largest population error, as the summary states it (runs written before
+    it was recorded have none)."""
+    if not largest:
+        return ""
+    return (f"; largest standard error {largest['standard_error']:.3f} (residue {largest['residue']} "
+            f"{largest['basin']})")
+
+
 def summary_text(summary: Dict) -> str:
     """The human-readable ``summary.txt`` of a run's summary (as in ``summary.json``)."""
     lines = [f"openmm-timewarp {summary['command']}: {summary['input']} ({summary['sequence']}, "
@@ -108,7 +117,8 @@ def summary_text(summary: Dict) -> str:
             table = "; ".join(" ".join(f"{p:.3f}" for p in row) for row in summary["basin_populations"])
             lines.append(f"basin populations kept (beta alpha_R alpha_L PII_L per residue: {table}) from an exact "
                          f"chain: {equilibrium['source']}, {equilibrium['n_frames']} frames"
-                         + (f", {equilibrium['wall_time_s']:.1f} s" if equilibrium.get("wall_time_s") else ""))
+                         + (f", {equilibrium['wall_time_s']:.1f} s" if equilibrium.get("wall_time_s") else "")
+                         + _largest_error_text(equilibrium.get("largest_error")))
         else:
             lines.append("basin populations: the model's own (no exact equilibrium run)")
     else:

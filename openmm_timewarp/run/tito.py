@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 from openmm import unit
 
 from ..analysis import BASIN_NAMES
-from ..errors import InputError
+from ..errors import InputError, UncertainPopulationsWarning
 from ..integrator import _value_in
 from ..model_file import DEFAULT_MODEL, DEFAULT_TITO_MODEL, ModelLike
 from ..peptide import prepare_peptide
@@ -33,10 +33,16 @@ from .recording import check_request, kelvin
 from .results import SamplingResult
 from .sampling import _open_model, _settings, run_sampling, sample
 
-__all__ = ["tito", "basin_table", "equilibrium_populations", "EQUILIBRIUM_STEPS"]
+__all__ = ["tito", "basin_table", "equilibrium_populations", "largest_population_error", "EQUILIBRIUM_STEPS",
+           "POPULATION_TOLERANCE"]
 
 EQUILIBRIUM_STEPS = 20_000
 """Steps of the exact chain run before a TITO run whose model keeps basin populations, by default."""
+
+POPULATION_TOLERANCE = 0.03
+"""Largest standard error of an equilibrium basin population that a TITO run takes without an
+:class:`~openmm_timewarp.errors.UncertainPopulationsWarning`: the JSD goal of a TITO run is 0.03,
+and the default 20,000-step chain leaves 0.039 on ACE-LYS-MET-NME (docs/tito.md)."""
 
 PathLike = Union[str, os.PathLike]
 
@@ -53,12 +59,39 @@ def basin_table(populations: Sequence[Dict[str, Sequence[float]]], n_frames: int
     return [[(float(row[name][0]) * n_frames + 0.5) / (n_frames + 2.0) for name in BASINS] for row in populations]
 
 
+def largest_population_error(populations: Sequence[Dict[str, Sequence[float]]]) -> Dict:
+    """The largest standard error among the :data:`BASINS` populations of a run's ``populations``
+    (rows of basin name -> (population, standard error)): its value, residue (from 1) and basin.
+    Basins a run never entered have no error and are left out."""
+    worst = dict(standard_error=0.0, residue=1, basin=BASINS[0], population=float(populations[0][BASINS[0]][0]))
+    for r, row in enumerate(populations):
+        for name in BASINS:
+            population, error = float(row[name][0]), float(row[name][1])
+            if math.isfinite(error) and error > worst["standard_error"]:
+                worst = dict(standard_error=error, residue=r + 1, basin=name, population=population)
+    return worst
+
+
+def _check_uncertainty(populations: Sequence[Dict[str, Sequence[float]]], source: str) -> Dict:
+    """:func:`largest_population_error`, with an UncertainPopulationsWarning above the tolerance."""
+    worst = largest_population_error(populations)
+    if worst["standard_error"] > POPULATION_TOLERANCE:
+        warnings.warn(f"the basin populations from {source} are uncertain: residue {worst['residue']}'s "
+                      f"{worst['basin']} population {worst['population']:.3f} has a standard error of "
+                      f"{worst['standard_error']:.3f} (more than {POPULATION_TOLERANCE:g}), and the TITO chain keeps "
+                      "them as they are; run a longer exact chain (--equilibrium-steps) or pass a longer 'sample' "
+                      "run (--equilibrium FOLDER)", UncertainPopulationsWarning, stacklevel=4)
+    return worst
+
+
 def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], steps: int, seed: int,
                             temperature_K: float, strip_solvent: bool, cap_termini: bool, platform: str,
                             threads: int, progress: bool) -> Tuple[List[List[float]], Dict]:
     """Basin populations (:func:`basin_table`) of the peptide of ``pdb`` from an exact Timewarp run:
     the ``sample`` run folder ``equilibrium``, or else a new in-memory chain of ``steps`` steps of
-    the default model, a frame every step. Returns them and a record of where they come from.
+    the default model, a frame every step. Returns them and a record of where they come from,
+    with the largest standard error of a population (:func:`largest_population_error`); above
+    :data:`POPULATION_TOLERANCE` it warns (:class:`~openmm_timewarp.errors.UncertainPopulationsWarning`).
 
     Raises
     ------
@@ -82,7 +115,8 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
                              f"atoms) than {os.fspath(pdb)} ({here[0]}, {here[1]}, {here[2]} atoms)")
         record = dict(source=os.path.abspath(os.fspath(equilibrium)), sequence=summary.get("sequence"),
                       n_frames=summary["n_frames"], steps=summary.get("steps_done"),
-                      wall_time_s=summary.get("wall_time_s"))
+                      wall_time_s=summary.get("wall_time_s"),
+                      largest_error=_check_uncertainty(summary["populations"], f"the run {os.fspath(equilibrium)}"))
         return basin_table(summary["populations"], int(summary["n_frames"])), record
     began = time.perf_counter()
     result = sample(pdb, model=DEFAULT_MODEL, steps=steps, frame_every=1, seed=seed, temperature=temperature_K,
@@ -90,7 +124,8 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
                     progress=progress)
     record = dict(source=f"sample, {DEFAULT_MODEL} model, {steps} steps", sequence=result.summary.get("sequence"),
                   n_frames=result.summary["n_frames"], steps=steps, wall_time_s=time.perf_counter() - began,
-                  acceptance=result.acceptance)
+                  acceptance=result.acceptance,
+                  largest_error=_check_uncertainty(result.populations, f"the exact chain of {steps} steps"))
     return basin_table(result.populations, int(result.summary["n_frames"])), record
 
 

@@ -2,6 +2,7 @@
 ``TitoIntegrator`` with relaxation, and ``openmm-timewarp tito``."""
 import json
 import math
+import warnings
 
 import mdtraj as md
 import numpy as np
@@ -239,8 +240,13 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
     summary = json.loads((out / "summary.json").read_text())
     # The basin populations the chain keeps come from an exact chain run first, recorded in the summary.
     assert summary["equilibrium"]["n_frames"] == 200 and len(summary["basin_populations"]) == 1
+    # 200 steps cannot pin them: the run says so in one line and records the largest error.
+    largest = summary["equilibrium"]["largest_error"]
+    assert largest["standard_error"] > 0.03 and largest["residue"] == 1
+    assert "warning: the basin populations from the exact chain of 200 steps are uncertain" in capsys.readouterr().err
     assert sum(summary["basin_populations"][0]) == pytest.approx(1.0)
     assert "basin populations kept" in (out / "summary.txt").read_text()
+    assert f"largest standard error {largest['standard_error']:.3f} (residue 1" in (out / "summary.txt").read_text()
     assert summary["mode"] == "tito-surrogate" and summary["biased"] and summary["lag_time_ps"] == 200.0
     assert summary["simulated_time_ps"] == pytest.approx(12000.0) and summary["n_frames"] == 60
     assert summary["implied_timescales"]["lags_ps"] == [200.0, 400.0]
@@ -278,6 +284,25 @@ def test_tito_command_writes_a_trajectory_timescales_and_populations(trained, tm
                  str(tmp_path / "other"), "--steps", "5", "--out", str(tmp_path / "v"), "--no-progress"]) == 2
     assert "sampled another peptide (G, ACE/NME caps" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_uncertain_equilibrium_populations_are_reported():
+    from openmm_timewarp.errors import UncertainPopulationsWarning
+    from openmm_timewarp.run.tito import POPULATION_TOLERANCE, _check_uncertainty, largest_population_error
+
+    nan = float("nan")
+    rows = [{"beta": [0.6, 0.01], "alpha_R": [0.38, 0.012], "alpha_L": [0.02, 0.004], "PII_L": [0.0, nan],
+             "phi>0": [0.02, 0.5]},
+            {"beta": [0.3, 0.02], "alpha_R": [0.65, 0.021], "alpha_L": [0.05, 0.01], "PII_L": [0.0, nan],
+             "phi>0": [0.05, 0.5]}]
+    # phi>0 is not a basin the TITO chain keeps; a basin never entered has no error.
+    assert largest_population_error(rows) == dict(standard_error=0.021, residue=2, basin="alpha_R", population=0.65)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_uncertainty(rows, "a test")
+    rows[0]["beta"][1] = POPULATION_TOLERANCE + 0.001
+    with pytest.warns(UncertainPopulationsWarning, match="residue 1's beta population 0.600 has a standard error"):
+        _check_uncertainty(rows, "a test")
 
 
 def _ala_pdb():
