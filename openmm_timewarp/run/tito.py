@@ -113,20 +113,22 @@ def equilibrium_populations(pdb: PathLike, equilibrium: Optional[PathLike], step
         if here != there:
             raise InputError(f"{equilibrium}: that run sampled another peptide ({there[0]}, {there[1]}, {there[2]} "
                              f"atoms) than {os.fspath(pdb)} ({here[0]}, {here[1]}, {here[2]} atoms)")
+        table = basin_table(summary["populations"], int(summary["n_frames"]))
         record = dict(source=os.path.abspath(os.fspath(equilibrium)), sequence=summary.get("sequence"),
                       n_frames=summary["n_frames"], steps=summary.get("steps_done"),
                       wall_time_s=summary.get("wall_time_s"),
                       largest_error=_check_uncertainty(summary["populations"], f"the run {os.fspath(equilibrium)}"))
-        return basin_table(summary["populations"], int(summary["n_frames"])), record
+        return table, record
     began = time.perf_counter()
     result = sample(pdb, model=DEFAULT_MODEL, steps=steps, frame_every=1, seed=seed, temperature=temperature_K,
                     strip_solvent=strip_solvent, cap_termini=cap_termini, platform=platform, threads=threads,
                     progress=progress)
+    table = basin_table(result.populations, int(result.summary["n_frames"]))
     record = dict(source=f"sample, {DEFAULT_MODEL} model, {steps} steps", sequence=result.summary.get("sequence"),
                   n_frames=result.summary["n_frames"], steps=steps, wall_time_s=time.perf_counter() - began,
                   acceptance=result.acceptance,
                   largest_error=_check_uncertainty(result.populations, f"the exact chain of {steps} steps"))
-    return basin_table(result.populations, int(result.summary["n_frames"])), record
+    return table, record
 
 
 def tito(pdb: PathLike, model: ModelLike = DEFAULT_TITO_MODEL, steps: int = 2_000,

@@ -305,6 +305,17 @@ def test_uncertain_equilibrium_populations_are_reported():
         _check_uncertainty(rows, "a test")
 
 
+def test_an_equilibrium_run_without_frames_is_refused_in_one_line(monkeypatch):
+    import importlib
+
+    tito_module = importlib.import_module("openmm_timewarp.run.tito")  # the package exports the function tito
+    summary = {"command": "sample", "mode": "metropolis-hastings", "temperature_K": 310.0, "sequence": "A",
+               "termini": "ACE/NME caps", "n_atoms": 22, "n_frames": 0, "populations": []}
+    monkeypatch.setattr(tito_module, "load_run", lambda folder: (summary, None))
+    with pytest.raises(InputError, match="the equilibrium run recorded no frames"):
+        tito_module.equilibrium_populations(_ala_pdb(), "a-folder", 0, 1, 310.0, False, False, "Reference", 1, False)
+
+
 def _ala_pdb():
     from pathlib import Path
 
