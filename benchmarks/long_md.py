@@ -31,6 +31,7 @@ from openmm import unit
 
 from openmm_timewarp import analysis, systems
 from openmm_timewarp.benchmarking import TEMPERATURE
+from openmm_timewarp.reference.finalize import POPULATION_NAMES, block_populations
 from openmm_timewarp.reference.production import chunk_paths
 from openmm_timewarp.reference.simulation import save_atomic
 
@@ -120,7 +121,8 @@ def report(args: argparse.Namespace) -> None:
 
 
 def basin_report(frames: np.ndarray, topology, sequence: str, blocks: int) -> list:
-    """Every residue's basin populations with the standard errors of ``blocks`` contiguous blocks,
+    """Every residue's basin populations with the standard errors of ``blocks`` contiguous blocks
+    (:func:`~openmm_timewarp.reference.finalize.block_populations`),
     and the JSD of its (phi, psi) histogram to the shipped reference where there is one."""
     phi, psi = analysis.backbone_dihedrals(frames, topology)
     try:
@@ -129,13 +131,11 @@ def basin_report(frames: np.ndarray, topology, sequence: str, blocks: int) -> li
         reference = None
     rows = []
     for r in range(phi.shape[1]):
+        # The references' own block estimator, with every frame weighted alike.
         labels = analysis.assign_basins(phi[:, r], psi[:, r])
-        shares = np.array([[np.mean(b == i) for i in range(len(analysis.BASIN_NAMES))]
-                           for b in np.array_split(labels, blocks)])
-        row = {"populations": {n: float(np.mean(labels == i)) for i, n in enumerate(analysis.BASIN_NAMES)},
-               "errors": {n: float(shares[:, i].std(ddof=1) / np.sqrt(blocks))
-                          for i, n in enumerate(analysis.BASIN_NAMES)},
-               "block_populations": shares.tolist()}
+        total, errors, per_block = block_populations(labels, np.ones(len(labels)), blocks)
+        row = {"populations": dict(zip(POPULATION_NAMES, total.tolist())),
+               "errors": dict(zip(POPULATION_NAMES, errors.tolist())), "block_populations": per_block.tolist()}
         if reference is not None:
             row["jsd_reference"] = analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]),
                                                            reference.histograms[r])

@@ -75,18 +75,18 @@ def md_data(folders: List[str], topology) -> Dict:
 
 def equilibrium_run(topology, system, positions, seconds: float, seed: int) -> Dict:
     """An exact Timewarp chain of the default model for ``seconds`` (loading included): its frames'
-    basin populations as ``openmm-timewarp tito`` takes them (:func:`~openmm_timewarp.run.tito.basin_table`)."""
+    basin populations as ``openmm-timewarp tito`` takes them (:func:`~openmm_timewarp.run.tito.basin_table`),
+    their largest standard error, and the frames' ``phi`` and ``psi``."""
     run = timewarp_run(DEFAULT_MODEL, topology, system, positions, seconds, seed, hmc_interval=None)
-    phi, psi = analysis.backbone_dihedrals(run["frames"], topology)
-    populations = residue_populations(phi, psi)
+    run["phi"], run["psi"] = analysis.backbone_dihedrals(run["frames"], topology)
+    populations = residue_populations(run["phi"], run["psi"])
     run["basin_populations"] = basin_table(populations, len(run["frames"]))
     run["largest_error"] = largest_population_error(populations)
     return run
 
 
-def histogram_jsds(frames: np.ndarray, topology, reference) -> List[float]:
-    """JSD of every residue's (phi, psi) histogram of ``frames`` to the reference's."""
-    phi, psi = analysis.backbone_dihedrals(frames, topology)
+def histogram_jsds(phi: np.ndarray, psi: np.ndarray, reference) -> List[float]:
+    """JSD of every residue's (phi, psi) histogram (angles (frames, residues), degrees) to the reference's."""
     return [analysis.jensen_shannon(analysis.ramachandran_histogram(phi[:, r], psi[:, r]), reference.histograms[r])
             for r in range(phi.shape[1])]
 
@@ -181,7 +181,7 @@ def main() -> None:
         if args.equilibrium_seconds > 0:
             equilibrium = equilibrium_run(topology, system, start, args.equilibrium_seconds, args.seed)
             pi, equilibrium_s = equilibrium["basin_populations"], equilibrium["seconds"]
-            equilibrium_jsd = histogram_jsds(equilibrium["frames"], topology, reference)
+            equilibrium_jsd = histogram_jsds(equilibrium["phi"], equilibrium["psi"], reference)
             equilibrium_error = equilibrium["largest_error"]
         runs["production"] = tito_run(args.model, topology, system, start, args.tito_seconds, args.lag_ps, args.seed, pi)
         if args.md_data:
@@ -194,7 +194,7 @@ def main() -> None:
         row: Dict = {"speed_ns_per_s": speed, "speed_ratio": speed["tito"] / max(speed["md"], speed["md-hmr"]),
                      "md_platform": platform.getName(), "tito_steps": len(production["frames"]),
                      "tito_kept": production["acceptance"], "relaxation_acceptance": production["hmc_acceptance"],
-                     "jsd": histogram_jsds(production["frames"], topology, reference),
+                     "jsd": histogram_jsds(phi, psi, reference),
                      "jsd_perfect_sampler": [jsd_floor(reference.histograms[r], len(phi), args.seed)
                                              for r in range(phi.shape[1])],
                      "equilibrium": {"seconds": equilibrium_s, "basin_populations": pi, "jsd": equilibrium_jsd,
